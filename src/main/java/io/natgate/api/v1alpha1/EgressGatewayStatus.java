@@ -1,0 +1,43 @@
+package io.natgate.api.v1alpha1;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.kubernetes.api.model.Condition;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/** Observed state; equal objects mean no status write. */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class EgressGatewayStatus {
+  @JsonPropertyDescription("The source IPs that selected traffic leaves with: what external firewalls allowlist.")
+  public List<String> sourceIPs = new ArrayList<>();
+
+  @JsonPropertyDescription("Which node holds each egress IP now, and since when.")
+  public List<Assignment> assignments = new ArrayList<>();
+
+  @JsonPropertyDescription("Every candidate node (matching nodeSelector), with readiness and data-plane state.")
+  public List<NodeStatus> nodes = new ArrayList<>();
+
+  @JsonPropertyDescription("How many running or pending pods with an IP are selected.")
+  public int selectedPods;
+
+  @JsonPropertyDescription("The spec generation this status describes.")
+  public Long observedGeneration;
+
+  @JsonPropertyDescription("Ready, Programmed and Degraded, each with a CamelCase reason and a one-line message.")
+  public List<Condition> conditions = new ArrayList<>();
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof EgressGatewayStatus s && Objects.equals(sourceIPs, s.sourceIPs)
+        && Objects.equals(assignments, s.assignments) && Objects.equals(nodes, s.nodes)
+        && selectedPods == s.selectedPods && Objects.equals(observedGeneration, s.observedGeneration)
+        && Objects.equals(conditions, s.conditions);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(sourceIPs, assignments, nodes, selectedPods, observedGeneration, conditions);
+  }
+}

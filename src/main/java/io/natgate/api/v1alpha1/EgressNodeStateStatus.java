@@ -1,0 +1,26 @@
+package io.natgate.api.v1alpha1;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import java.util.Objects;
+
+/** Written by the node's agent. */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class EgressNodeStateStatus {
+  @JsonPropertyDescription("The metadata.generation of the spec the agent last applied successfully.")
+  public Long appliedGeneration;
+
+  @JsonPropertyDescription("Why the last apply failed; empty when it succeeded.")
+  public String error;
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof EgressNodeStateStatus s && Objects.equals(appliedGeneration, s.appliedGeneration)
+        && Objects.equals(error, s.error);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(appliedGeneration, error);
+  }
+}

@@ -1,0 +1,29 @@
+package io.natgate.plan;
+
+import io.fabric8.kubernetes.api.model.Pod;
+import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * What one gateway should look like now.
+ *
+ * @param candidates   nodes matching nodeSelector, sorted
+ * @param readyNodes   the ready ones among them
+ * @param assignments  one per usable egress IP; node is null when no ready node can hold it
+ * @param sourceIPs    what the status publishes for firewalls
+ * @param conflicts    egress IPs already claimed by an older gateway, with that gateway's name
+ * @param nodeStates   this gateway's entry in each involved node's EgressNodeState
+ * @param selectedPods the pods the sources select
+ * @param problems     spec errors the schema cannot catch (selector operators), each naming its field
+ */
+public record GatewayPlan(List<String> candidates, Set<String> readyNodes, List<Assignment> assignments,
+    List<String> sourceIPs, Map<String, String> conflicts, Map<String, NodeGatewayState> nodeStates,
+    List<Pod> selectedPods, List<String> problems) {
+
+  public List<Assignment> unassigned() {
+    return assignments.stream().filter(a -> a.node == null).toList();
+  }
+}

@@ -1,0 +1,162 @@
+package io.natgate.plan;
+
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressGatewaySpec;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+/** Decides, as a pure function of what was observed, everything about one gateway. */
+public final class GatewayPlanner {
+  private GatewayPlanner() {
+  }
+
+  public static GatewayPlan plan(EgressGateway gateway, ClusterSnapshot cluster, Instant now) {
+    EgressGatewaySpec spec = gateway.getSpec();
+    List<String> candidates = cluster.nodes().values().stream()
+        .filter(n -> n.getMetadata().getDeletionTimestamp() == null)
+        .filter(n -> LabelSelectors.matches(spec.nodeSelector, n.getMetadata().getLabels()))
+        .map(n -> n.getMetadata().getName()).sorted().toList();
+    Set<String> ready = candidates.stream().filter(n -> NodeReadiness.isReady(cluster.nodes().get(n)))
+        .filter(n -> NodeReadiness.internalIP(cluster.nodes().get(n)) != null)
+        .collect(Collectors.toCollection(TreeSet::new));
+
+    Map<String, String> conflicts = conflicts(gateway, cluster);
+    List<Assignment> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().assignments;
+    List<Assignment> assignments;
+    List<String> sourceIPs;
+    if (spec.egressIPs().isEmpty()) {
+      // No floating IP: one ready candidate SNATs to its own InternalIP. Firewalls must allow every candidate's.
+      String previousNode = previous.isEmpty() ? null : previous.get(0).node;
+      String node = IpAssignment.assign(List.of("node"), ready,
+          previousNode == null ? Map.of() : Map.of("node", previousNode)).get("node");
+      assignments = node == null ? List.of()
+          : List.of(new Assignment(NodeReadiness.internalIP(cluster.nodes().get(node)), node,
+              since(previous, null, node, now)));
+      sourceIPs = candidates.stream().map(n -> NodeReadiness.internalIP(cluster.nodes().get(n)))
+          .filter(Objects::nonNull).distinct().sorted(IpAddresses.ORDER).toList();
+    } else {
+      List<String> usable = spec.egressIPs().stream().filter(ip -> !conflicts.containsKey(ip)).toList();
+      Map<String, String> previousByIP = new HashMap<>();
+      previous.stream().filter(a -> a.egressIP != null && a.node != null).forEach(a -> previousByIP.put(a.egressIP, a.node));
+      Map<String, String> placed = IpAssignment.assign(usable, ready, previousByIP);
+      assignments = placed.entrySet().stream()
+          .map(e -> new Assignment(e.getKey(), e.getValue(), e.getValue() == null ? null
+              : since(previous, e.getKey(), e.getValue(), now)))
+          .toList();
+      sourceIPs = usable.stream().sorted(IpAddresses.ORDER).toList();
+    }
+
+    List<Pod> selected = PodSelection.select(spec.sources, cluster.pods(), cluster.namespaceLabels());
+    Map<String, NodeGatewayState> nodeStates = nodeStates(spec, assignments, selected, cluster);
+    List<String> problems = new ArrayList<>(LabelSelectors.problems("spec.nodeSelector", spec.nodeSelector));
+    problems.addAll(LabelSelectors.problems("spec.sources.namespaceSelector", spec.sources.namespaceSelector));
+    problems.addAll(LabelSelectors.problems("spec.sources.podSelector", spec.sources.podSelector));
+    return new GatewayPlan(candidates, ready, assignments, sourceIPs, conflicts, nodeStates, selected, problems);
+  }
+
+  /** Egress IPs of this gateway that an older live gateway also lists. */
+  static Map<String, String> conflicts(EgressGateway gateway, ClusterSnapshot cluster) {
+    Map<String, String> conflicts = new TreeMap<>(IpAddresses.ORDER);
+    for (EgressGateway other : cluster.liveGateways()) {
+      if (other.getMetadata().getName().equals(gateway.getMetadata().getName())
+          || ClusterSnapshot.SENIORITY.compare(other, gateway) > 0) {
+        continue;
+      }
+      other.getSpec().egressIPs().stream().filter(gateway.getSpec().egressIPs()::contains)
+          .forEach(ip -> conflicts.putIfAbsent(ip, other.getMetadata().getName()));
+    }
+    return conflicts;
+  }
+
+  private static String since(List<Assignment> previous, String egressIP, String node, Instant now) {
+    return previous.stream()
+        .filter(a -> node.equals(a.node) && (egressIP == null || egressIP.equals(a.egressIP)) && a.since != null)
+        .map(a -> a.since).findFirst().orElse(now.toString());
+  }
+
+  /**
+   * Each assigned node SNATs the pods mapped to its IP; every other node with selected pods steers them to the
+   * holder, or, with no holder, applies the failure policy (a steer entry without gatewayNode).
+   */
+  static Map<String, NodeGatewayState> nodeStates(EgressGatewaySpec spec, List<Assignment> assignments,
+      List<Pod> selected, ClusterSnapshot cluster) {
+    List<String> egressIPs = assignments.stream().map(a -> a.egressIP).filter(Objects::nonNull).toList();
+    Map<String, Assignment> byIP = new LinkedHashMap<>();
+    assignments.stream().filter(a -> a.egressIP != null).forEach(a -> byIP.put(a.egressIP, a));
+    boolean holdAddress = !spec.egressIPs().isEmpty();
+
+    Map<String, List<String>> sourcesByIP = new TreeMap<>();
+    // node -> egress IP ("" when there is none) -> local pod IPs to steer
+    Map<String, Map<String, List<String>>> steering = new TreeMap<>();
+    for (Pod pod : selected) {
+      String podIP = pod.getStatus().getPodIP();
+      String egressIP = IpAddresses.egressIPFor(podIP, egressIPs);
+      Assignment holder = egressIP == null ? null : byIP.get(egressIP);
+      if (egressIP != null) {
+        sourcesByIP.computeIfAbsent(egressIP, k -> new ArrayList<>()).add(podIP);
+      }
+      String podNode = pod.getSpec() == null ? null : pod.getSpec().getNodeName();
+      if (podNode != null && (holder == null || !podNode.equals(holder.node))) {
+        steering.computeIfAbsent(podNode, k -> new TreeMap<>())
+            .computeIfAbsent(egressIP == null ? "" : egressIP, k -> new ArrayList<>()).add(podIP);
+      }
+    }
+
+    List<String> excluded = excludedCidrs(spec, cluster);
+    Map<String, NodeGatewayState> states = new TreeMap<>();
+    for (Assignment a : assignments) {
+      if (a.node != null) {
+        List<String> sources = sorted(sourcesByIP.getOrDefault(a.egressIP, List.of()));
+        entry(states, a.node, spec, excluded).snat.add(new NodeGatewayState.Snat(a.egressIP, holdAddress, sources));
+      }
+    }
+    steering.forEach((node, byEgressIP) -> byEgressIP.forEach((egressIP, podIPs) -> {
+      Assignment holder = byIP.get(egressIP);
+      String gatewayNode = holder == null ? null : holder.node;
+      String gatewayNodeIP = gatewayNode == null ? null : NodeReadiness.internalIP(cluster.nodes().get(gatewayNode));
+      entry(states, node, spec, excluded).steer.add(new NodeGatewayState.Steer(
+          egressIP.isEmpty() ? null : egressIP, gatewayNode, gatewayNodeIP, sorted(podIPs)));
+    }));
+    return states;
+  }
+
+  private static NodeGatewayState entry(Map<String, NodeGatewayState> states, String node, EgressGatewaySpec spec,
+      List<String> excluded) {
+    return states.computeIfAbsent(node, n -> {
+      NodeGatewayState s = new NodeGatewayState();
+      s.failurePolicy = spec.failurePolicy();
+      s.cidrs = List.copyOf(spec.destinations().cidrs());
+      s.excludedCidrs = excluded;
+      return s;
+    });
+  }
+
+  /** The spec's exclusions plus the cluster's own networks, deduplicated and sorted. */
+  static List<String> excludedCidrs(EgressGatewaySpec spec, ClusterSnapshot cluster) {
+    Set<String> all = new TreeSet<>(spec.destinations().excludedCidrs());
+    all.addAll(cluster.clusterCidrs());
+    for (Node node : cluster.nodes().values()) {
+      if (node.getSpec() != null && node.getSpec().getPodCIDRs() != null) {
+        node.getSpec().getPodCIDRs().stream().filter(c -> c.indexOf(':') < 0).forEach(all::add);
+      }
+    }
+    return List.copyOf(all);
+  }
+
+  private static List<String> sorted(List<String> ips) {
+    return ips.stream().sorted(IpAddresses.ORDER).toList();
+  }
+}

@@ -1,0 +1,117 @@
+package io.natgate.plan;
+
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.ConditionBuilder;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressGatewayStatus;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.api.v1alpha1.NodeStatus;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.stream.Collectors;
+
+/** Status as a pure function of the plan and the agents' reports. */
+public final class StatusCalculator {
+  public static final String READY = "Ready";
+  public static final String PROGRAMMED = "Programmed";
+  public static final String DEGRADED = "Degraded";
+
+  private StatusCalculator() {
+  }
+
+  /** @param nodeStates every observed EgressNodeState, by node name */
+  public static EgressGatewayStatus compute(EgressGateway gateway, GatewayPlan plan,
+      Map<String, EgressNodeState> nodeStates, Instant now) {
+    String name = gateway.getMetadata().getName();
+    EgressGatewayStatus status = new EgressGatewayStatus();
+    status.sourceIPs = plan.sourceIPs();
+    status.assignments = plan.assignments().stream().filter(a -> a.node != null).toList();
+    status.selectedPods = plan.selectedPods().size();
+    status.observedGeneration = gateway.getMetadata().getGeneration();
+
+    List<String> pending = new ArrayList<>();
+    List<String> failed = new ArrayList<>();
+    List<String> involved = new ArrayList<>(plan.nodeStates().keySet());
+    plan.candidates().stream().filter(n -> !involved.contains(n)).forEach(involved::add);
+    for (String node : involved) {
+      var state = ProgrammedState.of(name, plan.nodeStates().get(node), nodeStates.get(node));
+      if (state == ProgrammedState.PENDING) {
+        pending.add(node);
+      } else if (state == ProgrammedState.FAILED) {
+        failed.add(node + ": " + nodeStates.get(node).getStatus().error);
+      }
+    }
+    status.nodes = plan.candidates().stream()
+        .map(n -> new NodeStatus(n, plan.readyNodes().contains(n),
+            !pending.contains(n) && failed.stream().noneMatch(f -> f.startsWith(n + ": "))))
+        .toList();
+
+    List<Condition> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().conditions;
+    long generation = Objects.requireNonNullElse(gateway.getMetadata().getGeneration(), 0L);
+    status.conditions = List.of(
+        condition(READY, ready(plan), previous, generation, now),
+        condition(PROGRAMMED, programmed(plan, pending, failed), previous, generation, now),
+        condition(DEGRADED, degraded(plan), previous, generation, now));
+    return status;
+  }
+
+  record Verdict(boolean status, String reason, String message) {
+  }
+
+  static Verdict ready(GatewayPlan plan) {
+    if (!plan.problems().isEmpty()) {
+      return new Verdict(false, "InvalidSelector", String.join("; ", plan.problems()));
+    }
+    if (plan.candidates().isEmpty()) {
+      return new Verdict(false, "NoMatchingNodes", "no node matches spec.nodeSelector");
+    }
+    if (plan.readyNodes().isEmpty()) {
+      return new Verdict(false, "NoReadyNode", "none of the candidate nodes is ready: " + String.join(", ", plan.candidates()));
+    }
+    if (!plan.conflicts().isEmpty()) {
+      return new Verdict(false, "EgressIPConflict", conflictMessage(plan));
+    }
+    return new Verdict(true, "Ready", plan.assignments().stream().map(a -> a.egressIP + " on " + a.node)
+        .collect(Collectors.joining(", ")));
+  }
+
+  static Verdict programmed(GatewayPlan plan, List<String> pending, List<String> failed) {
+    if (!failed.isEmpty()) {
+      return new Verdict(false, "ApplyFailed", "agent failed on " + String.join("; ", failed));
+    }
+    if (!pending.isEmpty()) {
+      return new Verdict(false, "NotProgrammed", "waiting for the agents on " + String.join(", ", pending));
+    }
+    return new Verdict(true, "Programmed", "agents applied the desired state on " + plan.nodeStates().size() + " node(s)");
+  }
+
+  static Verdict degraded(GatewayPlan plan) {
+    Verdict ready = ready(plan);
+    if (!ready.status()) {
+      return new Verdict(true, ready.reason(), ready.message());
+    }
+    List<String> notReady = plan.candidates().stream().filter(n -> !plan.readyNodes().contains(n)).toList();
+    if (!notReady.isEmpty()) {
+      return new Verdict(true, "NodesNotReady", "candidate nodes not ready: " + String.join(", ", notReady));
+    }
+    return new Verdict(false, "AsExpected", "all candidate nodes ready, all egress IPs held");
+  }
+
+  private static String conflictMessage(GatewayPlan plan) {
+    return plan.conflicts().entrySet().stream()
+        .map(e -> e.getKey() + " is already claimed by the older EgressGateway " + e.getValue())
+        .collect(Collectors.joining("; "));
+  }
+
+  /** Keeps lastTransitionTime when the status of a condition did not change. */
+  private static Condition condition(String type, Verdict v, List<Condition> previous, long generation, Instant now) {
+    String status = v.status() ? "True" : "False";
+    String since = previous.stream().filter(c -> type.equals(c.getType()) && status.equals(c.getStatus()))
+        .map(Condition::getLastTransitionTime).filter(Objects::nonNull).findFirst().orElse(now.toString());
+    return new ConditionBuilder().withType(type).withStatus(status).withReason(v.reason()).withMessage(v.message())
+        .withObservedGeneration(generation).withLastTransitionTime(since).build();
+  }
+}

@@ -1,0 +1,206 @@
+package io.natgate.reconcile;
+
+import io.fabric8.kubernetes.api.model.Namespace;
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
+import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import io.javaoperatorsdk.operator.processing.event.ResourceID;
+import io.javaoperatorsdk.operator.processing.event.source.EventSource;
+import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressGatewayStatus;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.plan.ClusterSnapshot;
+import io.natgate.plan.GatewayPlan;
+import io.natgate.plan.GatewayPlanner;
+import io.natgate.plan.NodeLabels;
+import io.natgate.plan.NodeReadiness;
+import io.natgate.plan.StatusCalculator;
+import io.natgate.plan.StatusEvents;
+import jakarta.inject.Inject;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Collectors;
+
+/**
+ * Observe (informer caches) → decide ({@link GatewayPlanner}, pure) → apply (node labels and node states, only what
+ * differs) → report (status, only when it differs; Events on assignment changes and conflicts).
+ */
+@ControllerConfiguration(name = EgressGatewayReconciler.NAME)
+public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Cleaner<EgressGateway> {
+  public static final String NAME = "egressgateway";
+
+  private final OperatorSettings settings;
+  private InformerEventSource<Node, EgressGateway> nodes;
+  private InformerEventSource<Pod, EgressGateway> pods;
+  private InformerEventSource<Namespace, EgressGateway> namespaces;
+  private InformerEventSource<EgressNodeState, EgressGateway> nodeStates;
+  /**
+   * The status this operator last wrote, by gateway uid. Only the operator writes status, so this is the truth
+   * while the informer cache may still hold the previous one: planning from it keeps assignments sticky and Events
+   * single.
+   */
+  private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
+
+  @Inject
+  public EgressGatewayReconciler(OperatorSettings settings) {
+    this.settings = settings;
+  }
+
+  @Override
+  public List<EventSource<?, EgressGateway>> prepareEventSources(EventSourceContext<EgressGateway> context) {
+    IndexerResourceCache<EgressGateway> gateways = context.getPrimaryCache();
+    // Nodes and namespaces are few and change rarely in the fields that matter: any such change replans all.
+    nodes = new InformerEventSource<>(InformerEventSourceConfiguration.from(Node.class, EgressGateway.class)
+        .withName("nodes")
+        .withSecondaryToPrimaryMapper(n -> all(gateways))
+        .withOnUpdateFilter((n, old) -> !Objects.equals(nodeFacts(n), nodeFacts(old)))
+        .build(), context);
+    namespaces = new InformerEventSource<>(InformerEventSourceConfiguration.from(Namespace.class, EgressGateway.class)
+        .withName("namespaces")
+        .withSecondaryToPrimaryMapper(ns -> all(gateways))
+        .withOnUpdateFilter((ns, old) -> !Objects.equals(ns.getMetadata().getLabels(), old.getMetadata().getLabels()))
+        .build(), context);
+    pods = new InformerEventSource<>(InformerEventSourceConfiguration.from(Pod.class, EgressGateway.class)
+        .withName("pods")
+        .withWatchAllNamespaces()
+        .withSecondaryToPrimaryMapper(p -> all(gateways))
+        .withOnUpdateFilter((p, old) -> !Objects.equals(podFacts(p), podFacts(old)))
+        .build(), context);
+    nodeStates = new InformerEventSource<>(InformerEventSourceConfiguration.from(EgressNodeState.class, EgressGateway.class)
+        .withName("nodestates")
+        .withSecondaryToPrimaryMapper(s -> s.getSpec() == null ? Set.of()
+            : s.getSpec().gateways.keySet().stream().map(ResourceID::new).collect(Collectors.toSet()))
+        .build(), context);
+    // Another gateway's change can free or take an egress IP this one wants: replan those that share one.
+    var peers = new InformerEventSource<>(InformerEventSourceConfiguration.from(EgressGateway.class, EgressGateway.class)
+        .withName("peers")
+        .withSecondaryToPrimaryMapper(g -> gateways.list()
+            .filter(o -> !o.getMetadata().getName().equals(g.getMetadata().getName()))
+            .filter(o -> o.getSpec() != null && g.getSpec() != null
+                && o.getSpec().egressIPs().stream().anyMatch(g.getSpec().egressIPs()::contains))
+            .map(ResourceID::fromResource).collect(Collectors.toSet()))
+        .withOnUpdateFilter((g, old) -> !Objects.equals(g.getSpec(), old.getSpec())
+            || !Objects.equals(g.getMetadata().getDeletionTimestamp(), old.getMetadata().getDeletionTimestamp()))
+        .build(), context);
+    return List.of(nodes, namespaces, pods, nodeStates, peers);
+  }
+
+  @Override
+  public UpdateControl<EgressGateway> reconcile(EgressGateway gateway, Context<EgressGateway> context) {
+    Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+    String uid = gateway.getMetadata().getUid();
+    if (context.getRetryInfo().isPresent()) {
+      written.remove(uid); // the last attempt failed, maybe while writing that status: trust the API again
+    }
+    if (written.containsKey(uid)) {
+      gateway.setStatus(written.get(uid));
+    }
+    ClusterSnapshot cluster = snapshot(context);
+    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, now);
+    String name = gateway.getMetadata().getName();
+    var client = context.getClient();
+
+    var labeler = new NodeLabeler(client);
+    Set<String> labelled = new HashSet<>(plan.candidates());
+    cluster.nodes().values().stream().filter(n -> name.equals(NodeLabels.currentGateway(n)))
+        .forEach(n -> labelled.add(n.getMetadata().getName()));
+    for (String node : labelled) {
+      Node n = cluster.nodes().get(node);
+      labeler.ensure(n, NodeLabels.desiredGateway(n, cluster.liveGateways()));
+    }
+
+    Map<String, EgressNodeState> states = nodeStatesByName();
+    var writer = new NodeStateWriter(client);
+    Set<String> involved = new HashSet<>(plan.nodeStates().keySet());
+    states.values().stream().filter(s -> s.getSpec() != null && s.getSpec().gateways.containsKey(name))
+        .forEach(s -> involved.add(s.getMetadata().getName()));
+    for (String node : involved) {
+      writer.ensure(node, name, plan.nodeStates().get(node), states.get(node));
+    }
+
+    EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, now);
+    if (status.equals(gateway.getStatus())) {
+      return UpdateControl.noUpdate();
+    }
+    var events = new EventRecorder(client, settings.eventNamespace());
+    for (var e : StatusEvents.between(gateway.getStatus(), status, plan)) {
+      if (e.warning()) {
+        events.warning(gateway, e.reason(), e.message());
+      } else {
+        events.normal(gateway, e.reason(), e.message());
+      }
+    }
+    written.put(uid, status);
+    gateway.setStatus(status);
+    // The status is whole and recomputed on every event: apply it without an optimistic lock.
+    gateway.getMetadata().setResourceVersion(null);
+    return UpdateControl.patchStatus(gateway);
+  }
+
+  /** Removes this gateway's entries from every node state and hands its node labels to the next gateway, if any. */
+  @Override
+  public DeleteControl cleanup(EgressGateway gateway, Context<EgressGateway> context) {
+    String name = gateway.getMetadata().getName();
+    ClusterSnapshot cluster = snapshot(context);
+    var writer = new NodeStateWriter(context.getClient());
+    nodeStatesByName().values().stream().filter(s -> s.getSpec() != null && s.getSpec().gateways.containsKey(name))
+        .forEach(s -> writer.ensure(s.getMetadata().getName(), name, null, s));
+    var labeler = new NodeLabeler(context.getClient());
+    List<EgressGateway> others = cluster.liveGateways().stream()
+        .filter(g -> !g.getMetadata().getName().equals(name)).toList();
+    cluster.nodes().values().stream().filter(n -> name.equals(NodeLabels.currentGateway(n)))
+        .forEach(n -> labeler.ensure(n, NodeLabels.desiredGateway(n, others)));
+    written.remove(gateway.getMetadata().getUid());
+    return DeleteControl.defaultDelete();
+  }
+
+  private ClusterSnapshot snapshot(Context<EgressGateway> context) {
+    Map<String, Node> nodesByName = new HashMap<>();
+    nodes.list(n -> true).forEach(n -> nodesByName.put(n.getMetadata().getName(), n));
+    Map<String, Map<String, String>> namespaceLabels = new HashMap<>();
+    namespaces.list(n -> true).forEach(n -> namespaceLabels.put(n.getMetadata().getName(),
+        n.getMetadata().getLabels() == null ? Map.of() : n.getMetadata().getLabels()));
+    return new ClusterSnapshot(nodesByName, pods.list(p -> true).toList(), namespaceLabels,
+        context.getPrimaryCache().list().toList(), settings.clusterCidrs());
+  }
+
+  private Map<String, EgressNodeState> nodeStatesByName() {
+    Map<String, EgressNodeState> m = new HashMap<>();
+    nodeStates.list(s -> true).forEach(s -> m.put(s.getMetadata().getName(), s));
+    return m;
+  }
+
+  private static Set<ResourceID> all(IndexerResourceCache<EgressGateway> gateways) {
+    return gateways.list().map(ResourceID::fromResource).collect(Collectors.toSet());
+  }
+
+  /** The parts of a Node the plan reads; kubelet heartbeats that change nothing else are ignored. */
+  static List<Object> nodeFacts(Node n) {
+    return List.of(Objects.requireNonNullElse(n.getMetadata().getLabels(), Map.of()), NodeReadiness.isReady(n),
+        Objects.requireNonNullElse(NodeReadiness.internalIP(n), ""),
+        n.getSpec() == null || n.getSpec().getPodCIDRs() == null ? List.of() : n.getSpec().getPodCIDRs());
+  }
+
+  /** The parts of a Pod the plan reads; container status churn is ignored. */
+  static List<Object> podFacts(Pod p) {
+    var s = p.getStatus();
+    return java.util.Arrays.asList(p.getMetadata().getLabels(), p.getSpec() == null ? null : p.getSpec().getNodeName(),
+        s == null ? null : s.getPodIP(), s == null ? null : s.getPhase());
+  }
+}

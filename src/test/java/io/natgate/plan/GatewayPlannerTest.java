@@ -1,0 +1,156 @@
+package io.natgate.plan;
+
+import static io.natgate.plan.Fixtures.cluster;
+import static io.natgate.plan.Fixtures.egressNode;
+import static io.natgate.plan.Fixtures.gateway;
+import static io.natgate.plan.Fixtures.node;
+import static io.natgate.plan.Fixtures.pod;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressGatewayStatus;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class GatewayPlannerTest {
+  private static final Instant NOW = Instant.parse("2026-11-25T12:00:00Z");
+  private static final String OLD = "2026-11-20T00:00:00Z";
+
+  private final List<io.fabric8.kubernetes.api.model.Node> nodes = List.of(
+      egressNode("e1", "198.18.0.11", true), egressNode("e2", "198.18.0.12", true),
+      node("w1", "198.18.0.13", true, Map.of()));
+
+  @Test
+  void gatewayNodeSnatsAllSelectedPodsAndDirectorsSteerTheirOwn() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
+    var pods = List.of(
+        pod("pay", "a", "w1", "198.19.1.2", "Running", Map.of()),
+        pod("pay", "b", "e2", "198.19.2.2", "Running", Map.of()),
+        pod("pay", "c", "w1", "198.19.1.3", "Succeeded", Map.of()),
+        pod("ops", "d", "w1", "198.19.1.4", "Running", Map.of()));
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, pods, List.of(gw)), NOW);
+
+    assertThat(plan.candidates()).containsExactly("e1", "e2");
+    assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e2", OLD));
+    assertThat(plan.selectedPods()).extracting(p -> p.getMetadata().getName()).containsExactly("a", "b");
+    assertThat(plan.nodeStates()).containsOnlyKeys("e2", "w1");
+    NodeGatewayState gateway = plan.nodeStates().get("e2");
+    assertThat(gateway.snat).containsExactly(new NodeGatewayState.Snat("198.18.0.100", true,
+        List.of("198.19.1.2", "198.19.2.2")));
+    assertThat(gateway.steer).isEmpty();
+    assertThat(gateway.cidrs).containsExactly("0.0.0.0/0");
+    assertThat(gateway.excludedCidrs).containsExactly("10.96.0.0/12");
+    assertThat(gateway.failurePolicy).isEqualTo(FailurePolicy.Drop);
+    assertThat(plan.nodeStates().get("w1").steer).containsExactly(
+        new NodeGatewayState.Steer("198.18.0.100", "e2", "198.18.0.12", List.of("198.19.1.2")));
+  }
+
+  @Test
+  void podsSpreadOverSeveralEgressIPsAndEachHolderSnatsItsShare() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100", "198.18.0.101");
+    var pods = java.util.stream.IntStream.range(2, 40)
+        .mapToObj(i -> pod("pay", "p" + i, "w1", "198.19.1." + i, "Running", Map.of())).toList();
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, pods, List.of(gw)), NOW);
+
+    assertThat(plan.assignments()).extracting(a -> a.node).containsExactlyInAnyOrder("e1", "e2");
+    var perIP = plan.nodeStates().values().stream().flatMap(s -> s.snat.stream()).toList();
+    assertThat(perIP).hasSize(2);
+    assertThat(perIP.get(0).sources).isNotEmpty().doesNotContainAnyElementsOf(perIP.get(1).sources);
+    assertThat(perIP.get(0).sources.size() + perIP.get(1).sources.size()).isEqualTo(38);
+    // Directors steer each pod to the holder of its own IP.
+    assertThat(plan.nodeStates().get("w1").steer).hasSize(2);
+  }
+
+  @Test
+  void withoutEgressIPsOneReadyNodeUsesItsOwnIPAndEveryCandidateIPIsPublished() {
+    EgressGateway gw = gateway("pay", OLD);
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes,
+        List.of(pod("pay", "a", "w1", "198.19.1.2", "Running", Map.of())), List.of(gw)), NOW);
+
+    assertThat(plan.sourceIPs()).containsExactly("198.18.0.11", "198.18.0.12");
+    assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.11", "e1", NOW.toString()));
+    assertThat(plan.nodeStates().get("e1").snat.get(0).holdAddress).isFalse();
+    assertThat(plan.nodeStates().get("w1").steer.get(0).gatewayNodeIP).isEqualTo("198.18.0.11");
+  }
+
+  @Test
+  void noReadyGatewayLeavesDirectorsWithAGatewaylessSteerEntry() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    var down = List.of(egressNode("e1", "198.18.0.11", false), node("w1", "198.18.0.13", true, Map.of()));
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(down,
+        List.of(pod("pay", "a", "w1", "198.19.1.2", "Running", Map.of())), List.of(gw)), NOW);
+
+    assertThat(plan.readyNodes()).isEmpty();
+    assertThat(plan.unassigned()).hasSize(1);
+    assertThat(plan.nodeStates()).containsOnlyKeys("w1");
+    assertThat(plan.nodeStates().get("w1").steer).containsExactly(
+        new NodeGatewayState.Steer("198.18.0.100", null, null, List.of("198.19.1.2")));
+  }
+
+  @Test
+  void theOlderGatewayWinsAContestedIPWhateverTheOrderOfTheList() {
+    EgressGateway older = gateway("b-older", "2026-11-01T00:00:00Z", "198.18.0.100");
+    EgressGateway newer = gateway("a-newer", "2026-11-02T00:00:00Z", "198.18.0.100", "198.18.0.101");
+    var snapshot = cluster(nodes, List.of(), List.of(newer, older));
+
+    assertThat(GatewayPlanner.plan(older, snapshot, NOW).conflicts()).isEmpty();
+    GatewayPlan plan = GatewayPlanner.plan(newer, snapshot, NOW);
+    assertThat(plan.conflicts()).containsExactly(Map.entry("198.18.0.100", "b-older"));
+    assertThat(plan.sourceIPs()).containsExactly("198.18.0.101");
+    assertThat(plan.assignments()).extracting(a -> a.egressIP).containsExactly("198.18.0.101");
+  }
+
+  @Test
+  void aGatewayBeingDeletedNoLongerHoldsItsIPs() {
+    EgressGateway older = gateway("older", "2026-11-01T00:00:00Z", "198.18.0.100");
+    older.getMetadata().setDeletionTimestamp(OLD);
+    EgressGateway newer = gateway("newer", "2026-11-02T00:00:00Z", "198.18.0.100");
+    assertThat(GatewayPlanner.plan(newer, cluster(nodes, List.of(), List.of(older, newer)), NOW).conflicts()).isEmpty();
+  }
+
+  @Test
+  void sinceChangesOnlyWhenTheNodeChanges() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e1", OLD)));
+    var e1Down = List.of(egressNode("e1", "198.18.0.11", false), egressNode("e2", "198.18.0.12", true));
+    assertThat(GatewayPlanner.plan(gw, cluster(e1Down, List.of(), List.of(gw)), NOW).assignments())
+        .containsExactly(new Assignment("198.18.0.100", "e2", NOW.toString()));
+    assertThat(GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), NOW).assignments())
+        .containsExactly(new Assignment("198.18.0.100", "e1", OLD));
+  }
+
+  @Test
+  void hostNetworkPendingWithoutIPAndIPv6PodsAreNotSelected() {
+    var hostNet = pod("pay", "h", "w1", "198.18.0.13", "Running", Map.of());
+    hostNet.getSpec().setHostNetwork(true);
+    var pods = List.of(hostNet, pod("pay", "noip", "w1", null, "Pending", Map.of()),
+        pod("pay", "v6", "w1", "fd00::1", "Running", Map.of()),
+        pod("pay", "pending", "w1", "198.19.1.9", "Pending", Map.of()),
+        pod("pay", "failed", "w1", "198.19.1.8", "Failed", Map.of()));
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    assertThat(GatewayPlanner.plan(gw, cluster(nodes, pods, List.of(gw)), NOW).selectedPods())
+        .extracting(p -> p.getMetadata().getName()).containsExactly("pending");
+  }
+
+  @Test
+  void nodeLabelGoesToTheOldestMatchingGateway() {
+    EgressGateway older = gateway("older", "2026-11-01T00:00:00Z", "198.18.0.100");
+    EgressGateway newer = gateway("newer", "2026-11-02T00:00:00Z", "198.18.0.101");
+    assertThat(NodeLabels.desiredGateway(nodes.get(0), List.of(newer, older))).isEqualTo("older");
+    assertThat(NodeLabels.desiredGateway(nodes.get(2), List.of(newer, older))).isNull();
+  }
+
+  private static EgressGatewayStatus status(Assignment... assignments) {
+    EgressGatewayStatus s = new EgressGatewayStatus();
+    s.assignments = List.of(assignments);
+    return s;
+  }
+}

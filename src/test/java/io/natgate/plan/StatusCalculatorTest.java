@@ -1,0 +1,120 @@
+package io.natgate.plan;
+
+import static io.natgate.plan.Fixtures.cluster;
+import static io.natgate.plan.Fixtures.egressNode;
+import static io.natgate.plan.Fixtures.gateway;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
+import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressGatewayStatus;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+class StatusCalculatorTest {
+  private static final Instant T0 = Instant.parse("2026-11-25T12:00:00Z");
+  private static final String CREATED = "2026-11-20T00:00:00Z";
+
+  static Stream<Arguments> readiness() {
+    return Stream.of(
+        Arguments.of("no candidate", List.of(), "False", "NoMatchingNodes", "True"),
+        Arguments.of("no ready candidate", List.of(egressNode("e1", "198.18.0.11", false)), "False", "NoReadyNode", "True"),
+        Arguments.of("one of two down", List.of(egressNode("e1", "198.18.0.11", true),
+            egressNode("e2", "198.18.0.12", false)), "True", "Ready", "True"),
+        Arguments.of("all ready", List.of(egressNode("e1", "198.18.0.11", true)), "True", "Ready", "False"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("readiness")
+  void readyAndDegradedFollowTheNodes(String why, List<Node> nodes, String ready, String reason, String degraded) {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    EgressGatewayStatus status = compute(gw, nodes, Map.of());
+    assertThat(condition(status, "Ready")).extracting(Condition::getStatus, Condition::getReason)
+        .containsExactly(ready, reason);
+    assertThat(condition(status, "Degraded").getStatus()).isEqualTo(degraded);
+    assertThat(status.observedGeneration).isEqualTo(1L);
+  }
+
+  @Test
+  void invalidSelectorOperatorIsReportedWithItsField() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    gw.getSpec().sources.podSelector = new LabelSelectorBuilder().addNewMatchExpression().withKey("app")
+        .withOperator("Within").withValues("x").endMatchExpression().build();
+    Condition ready = condition(compute(gw, List.of(egressNode("e1", "198.18.0.11", true)), Map.of()), "Ready");
+    assertThat(ready.getReason()).isEqualTo("InvalidSelector");
+    assertThat(ready.getMessage()).contains("spec.sources.podSelector", "Within");
+  }
+
+  @Test
+  void programmedWaitsForTheAgentsAppliedGenerationAndReportsItsError() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true));
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0);
+    EgressNodeState state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName("e1").withGeneration(3L).build());
+    state.setSpec(new EgressNodeStateSpec());
+    state.getSpec().gateways.put("pay", plan.nodeStates().get("e1"));
+    state.setStatus(new EgressNodeStateStatus());
+    state.getStatus().appliedGeneration = 2L;
+
+    assertThat(condition(compute(gw, nodes, Map.of("e1", state)), "Programmed").getReason()).isEqualTo("NotProgrammed");
+    state.getStatus().appliedGeneration = 3L;
+    EgressGatewayStatus done = compute(gw, nodes, Map.of("e1", state));
+    assertThat(condition(done, "Programmed").getStatus()).isEqualTo("True");
+    assertThat(done.nodes).singleElement().satisfies(n -> assertThat(n.programmed).isTrue());
+    state.getStatus().error = "iptables-restore: line 3 failed";
+    Condition failed = condition(compute(gw, nodes, Map.of("e1", state)), "Programmed");
+    assertThat(failed.getReason()).isEqualTo("ApplyFailed");
+    assertThat(failed.getMessage()).contains("e1", "line 3 failed");
+  }
+
+  @Test
+  void recomputingAnUnchangedWorldGivesAnEqualStatusSoNothingIsWritten() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true));
+    EgressGatewayStatus first = compute(gw, nodes, Map.of());
+    gw.setStatus(first);
+    EgressGatewayStatus later = StatusCalculator.compute(gw,
+        GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0.plusSeconds(60)), Map.of(), T0.plusSeconds(60));
+    assertThat(later).isEqualTo(first);
+    assertThat(condition(later, "Ready").getLastTransitionTime()).isEqualTo(T0.toString());
+  }
+
+  @Test
+  void eventsTellWhereAnIPWentAndWhy() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    List<Node> both = List.of(egressNode("e1", "198.18.0.11", true), egressNode("e2", "198.18.0.12", true));
+    EgressGatewayStatus before = compute(gw, both, Map.of());
+    gw.setStatus(before);
+    List<Node> e1Down = List.of(egressNode("e1", "198.18.0.11", false), egressNode("e2", "198.18.0.12", true));
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(e1Down, List.of(), List.of(gw)), T0);
+    var after = StatusCalculator.compute(gw, plan, Map.of(), T0);
+    assertThat(StatusEvents.between(before, after, plan)).singleElement().satisfies(e -> {
+      assertThat(e.reason()).isEqualTo("EgressIPMoved");
+      assertThat(e.message()).contains("198.18.0.100", "from node e1 to node e2", "e1 is not ready");
+    });
+    assertThat(StatusEvents.between(after, after, plan)).isEmpty();
+  }
+
+  private static EgressGatewayStatus compute(EgressGateway gw, List<Node> nodes, Map<String, EgressNodeState> states) {
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0);
+    return StatusCalculator.compute(gw, plan, new HashMap<>(states), T0);
+  }
+
+  private static Condition condition(EgressGatewayStatus status, String type) {
+    return status.conditions.stream().filter(c -> type.equals(c.getType())).findFirst().orElseThrow();
+  }
+}

@@ -1,0 +1,101 @@
+package io.natgate.testing;
+
+import io.fabric8.kubeapitest.KubeAPIServer;
+import io.fabric8.kubeapitest.KubeAPIServerConfigBuilder;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+
+/**
+ * A real etcd + kube-apiserver (RBAC on), built by src/tools/controlplane and started by fabric8's kube-api-test,
+ * with the committed CRDs and config/rbac installed. One per test JVM; {@link ControlPlaneExtension} stops it.
+ */
+public final class ControlPlane implements AutoCloseable {
+  public static final String OPERATOR_NAMESPACE = "natgate-system";
+  public static final String OPERATOR_SERVICE_ACCOUNT = "natgate-operator";
+
+  private final KubeAPIServer server;
+  private final KubernetesClient admin;
+
+  ControlPlane() {
+    String dir = System.getenv().getOrDefault("KUBE_API_TEST_DIR",
+        Path.of(System.getProperty("user.home"), ".kubeapitest").toString());
+    String version = System.getProperty("natgate.kube.version", "1.34.4");
+    Path binaries = Path.of(dir, "k8s", version + "-linux-amd64", "kube-apiserver");
+    if (!Files.isExecutable(binaries)) {
+      throw new IllegalStateException("no control plane at " + binaries + ": run src/tools/controlplane/build.sh "
+          + "(make controlplane) first");
+    }
+    server = new KubeAPIServer(KubeAPIServerConfigBuilder.anAPIServerConfig()
+        .withTestDir(dir).withApiServerVersion(version).withUpdateKubeConfig(false).build());
+    server.start();
+    admin = new KubernetesClientBuilder().withConfig(Config.fromKubeconfig(server.getKubeConfigYaml())).build();
+    admin.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(OPERATOR_NAMESPACE).endMetadata()
+        .build()).serverSideApply();
+    applyDirectory(repo().resolve("crds"));
+    applyDirectory(repo().resolve("config/rbac"));
+  }
+
+  public static Path repo() {
+    return Path.of(System.getProperty("natgate.repo.dir", "."));
+  }
+
+  /** Cluster admin (system:masters). For test set-up and assertions only. */
+  public KubernetesClient admin() {
+    return admin;
+  }
+
+  public String kubeConfigYaml() {
+    return server.getKubeConfigYaml();
+  }
+
+  /** A client that authenticates as the operator's ServiceAccount: only config/rbac grants what it can do. */
+  public KubernetesClient operatorClient() {
+    return clientFor(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT);
+  }
+
+  public KubernetesClient clientFor(String namespace, String serviceAccount) {
+    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).endSpec().build();
+    String token = admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount).tokenRequest(request)
+        .getStatus().getToken();
+    Config adminConfig = admin.getConfiguration();
+    Config config = new ConfigBuilder().withMasterUrl(adminConfig.getMasterUrl())
+        .withCaCertData(adminConfig.getCaCertData()).withCaCertFile(adminConfig.getCaCertFile())
+        .withOauthToken(token).build();
+    return new KubernetesClientBuilder().withConfig(config).build();
+  }
+
+  /** Server-side applies every YAML file of a directory (not kustomization.yaml), as kubectl apply would. */
+  public void applyDirectory(Path dir) {
+    try (Stream<Path> files = Files.list(dir)) {
+      for (Path f : files.filter(p -> p.toString().matches(".*\\.ya?ml$"))
+          .filter(p -> !p.getFileName().toString().equals("kustomization.yaml")).sorted().toList()) {
+        try (InputStream in = Files.newInputStream(f)) {
+          admin.load(in).forceConflicts().serverSideApply();
+        }
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+    if (dir.endsWith("crds")) {
+      admin.apiextensions().v1().customResourceDefinitions().list().getItems().forEach(crd -> admin.apiextensions().v1()
+          .customResourceDefinitions().resource(crd).waitUntilCondition(c -> c.getStatus() != null
+              && c.getStatus().getConditions().stream().anyMatch(x -> "Established".equals(x.getType())
+                  && "True".equals(x.getStatus())), 30, java.util.concurrent.TimeUnit.SECONDS));
+    }
+  }
+
+  @Override
+  public void close() {
+    admin.close();
+    server.stop();
+  }
+}
