@@ -2,7 +2,6 @@ package io.natgate.plan;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -54,9 +53,5 @@ class IpAssignmentTest {
 
   private static String render(Map<String, String> assignment) {
     return String.join(" ", assignment.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).toList());
-  }
-
-  static List<String> list(String... s) {
-    return Arrays.asList(s);
   }
 }
