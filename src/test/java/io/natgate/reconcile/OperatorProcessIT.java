@@ -1,0 +1,66 @@
+package io.natgate.reconcile;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.natgate.testing.ControlPlane;
+import io.natgate.testing.ControlPlaneExtension;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** The packaged operator as its own process, as its ServiceAccount: health goes UP and it takes the leader Lease. */
+@ExtendWith(ControlPlaneExtension.class)
+class OperatorProcessIT {
+  @Test
+  void becomesReadyAndTakesTheLeaderLease(ControlPlane controlPlane) throws Exception {
+    Path jar = ControlPlane.repo().resolve("target/quarkus-app/quarkus-run.jar");
+    assertThat(jar).as("packaged operator (mvn package)").exists();
+    Path kubeconfig = Files.createTempFile("natgate-operator", ".kubeconfig");
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    io.fabric8.kubernetes.client.Config config;
+    try (var client = controlPlane.operatorClient()) {
+      config = client.getConfiguration();
+    }
+    Files.writeString(kubeconfig, """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: test, cluster: {server: %s, certificate-authority: %s}}]
+        users: [{name: operator, user: {token: %s}}]
+        contexts: [{name: test, context: {cluster: test, user: operator}}]
+        current-context: test
+        """.formatted(config.getMasterUrl(), config.getCaCertFile(), config.getOauthToken()));
+    var builder = new ProcessBuilder("java", "-Dquarkus.http.port=" + port,
+        "-Dnatgate.leader-election.namespace=" + ControlPlane.OPERATOR_NAMESPACE, "-jar", jar.toString()).inheritIO();
+    builder.environment().put("KUBECONFIG", kubeconfig.toString());
+    Process operator = builder.start();
+    try {
+      HttpClient http = HttpClient.newHttpClient();
+      URI ready = URI.create("http://127.0.0.1:" + port + "/q/health/ready");
+      await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(500)).ignoreExceptions()
+          .until(() -> http.send(HttpRequest.newBuilder(ready).build(), HttpResponse.BodyHandlers.ofString())
+              .statusCode() == 200);
+      var live = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/q/health/live")).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertThat(live.statusCode()).isEqualTo(200);
+      await().atMost(Duration.ofSeconds(30)).until(() -> controlPlane.admin().leases()
+          .inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName("natgate-operator-leader").get() != null);
+    } finally {
+      operator.destroy();
+      if (!operator.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
+        operator.destroyForcibly().waitFor();
+      }
+      Files.deleteIfExists(kubeconfig);
+    }
+  }
+}
