@@ -8,7 +8,7 @@ import java.util.List;
 
 /** Turns the typed configuration into what the operator SDK and the reconciler take. */
 public class OperatorBeans {
-  static final String LEASE_NAME = "natgate-operator-leader";
+  public static final String LEASE_NAME = "natgate-operator-leader";
 
   @Produces
   @Singleton

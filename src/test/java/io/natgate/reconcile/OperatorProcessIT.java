@@ -3,6 +3,7 @@ package io.natgate.reconcile;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.natgate.config.OperatorBeans;
 import io.natgate.testing.ControlPlane;
 import io.natgate.testing.ControlPlaneExtension;
 import java.net.ServerSocket;
@@ -23,38 +24,21 @@ class OperatorProcessIT {
   void becomesReadyAndTakesTheLeaderLease(ControlPlane controlPlane) throws Exception {
     Path jar = ControlPlane.repo().resolve("target/quarkus-app/quarkus-run.jar");
     assertThat(jar).as("packaged operator (mvn package)").exists();
-    Path kubeconfig = Files.createTempFile("natgate-operator", ".kubeconfig");
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
     }
-    io.fabric8.kubernetes.client.Config config;
-    try (var client = controlPlane.operatorClient()) {
-      config = client.getConfiguration();
-    }
-    Files.writeString(kubeconfig, """
-        apiVersion: v1
-        kind: Config
-        clusters: [{name: test, cluster: {server: %s, certificate-authority: %s}}]
-        users: [{name: operator, user: {token: %s}}]
-        contexts: [{name: test, context: {cluster: test, user: operator}}]
-        current-context: test
-        """.formatted(config.getMasterUrl(), config.getCaCertFile(), config.getOauthToken()));
+    Path kubeconfig = controlPlane.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE, ControlPlane.OPERATOR_SERVICE_ACCOUNT);
     var builder = new ProcessBuilder("java", "-Dquarkus.http.port=" + port,
         "-Dnatgate.leader-election.namespace=" + ControlPlane.OPERATOR_NAMESPACE, "-jar", jar.toString()).inheritIO();
     builder.environment().put("KUBECONFIG", kubeconfig.toString());
     Process operator = builder.start();
     try {
-      HttpClient http = HttpClient.newHttpClient();
-      URI ready = URI.create("http://127.0.0.1:" + port + "/q/health/ready");
       await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(500)).ignoreExceptions()
-          .until(() -> http.send(HttpRequest.newBuilder(ready).build(), HttpResponse.BodyHandlers.ofString())
-              .statusCode() == 200);
-      var live = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/q/health/live")).build(),
-          HttpResponse.BodyHandlers.ofString());
-      assertThat(live.statusCode()).isEqualTo(200);
+          .until(() -> status(port, "/q/health/ready") == 200);
+      assertThat(status(port, "/q/health/live")).isEqualTo(200);
       await().atMost(Duration.ofSeconds(30)).until(() -> controlPlane.admin().leases()
-          .inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName("natgate-operator-leader").get() != null);
+          .inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(OperatorBeans.LEASE_NAME).get() != null);
     } finally {
       operator.destroy();
       if (!operator.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
@@ -62,5 +46,10 @@ class OperatorProcessIT {
       }
       Files.deleteIfExists(kubeconfig);
     }
+  }
+
+  private static int status(int port, String path) throws Exception {
+    return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+        .build(), HttpResponse.BodyHandlers.discarding()).statusCode();
   }
 }

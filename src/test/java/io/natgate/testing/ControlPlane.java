@@ -63,14 +63,33 @@ public final class ControlPlane implements AutoCloseable {
   }
 
   public KubernetesClient clientFor(String namespace, String serviceAccount) {
-    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).endSpec().build();
-    String token = admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount).tokenRequest(request)
-        .getStatus().getToken();
     Config adminConfig = admin.getConfiguration();
     Config config = new ConfigBuilder().withMasterUrl(adminConfig.getMasterUrl())
         .withCaCertData(adminConfig.getCaCertData()).withCaCertFile(adminConfig.getCaCertFile())
-        .withOauthToken(token).build();
+        .withOauthToken(token(namespace, serviceAccount)).build();
     return new KubernetesClientBuilder().withConfig(config).build();
+  }
+
+  /** The same identity as {@link #clientFor}, as a kubeconfig file for a process of its own (caller deletes it). */
+  public Path kubeconfigFor(String namespace, String serviceAccount) throws IOException {
+    Config adminConfig = admin.getConfiguration();
+    Path file = Files.createTempFile("natgate-" + serviceAccount, ".kubeconfig");
+    Files.writeString(file, """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: test, cluster: {server: %s, certificate-authority: %s}}]
+        users: [{name: %s, user: {token: %s}}]
+        contexts: [{name: test, context: {cluster: test, user: %s}}]
+        current-context: test
+        """.formatted(adminConfig.getMasterUrl(), adminConfig.getCaCertFile(), serviceAccount,
+        token(namespace, serviceAccount), serviceAccount));
+    return file;
+  }
+
+  private String token(String namespace, String serviceAccount) {
+    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).endSpec().build();
+    return admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount).tokenRequest(request)
+        .getStatus().getToken();
   }
 
   /** Server-side applies every YAML file of a directory (not kustomization.yaml), as kubectl apply would. */
