@@ -13,7 +13,8 @@ public class OperatorBeans {
   @Produces
   @Singleton
   OperatorSettings settings(NatgateConfig config) {
-    return new OperatorSettings(config.clusterCidrs().orElse(List.of()), config.eventNamespace());
+    return new OperatorSettings(config.clusterCidrs().orElse(List.of()), config.eventNamespace(),
+        config.heartbeat().namespace(), config.heartbeat().timeout());
   }
 
   /** Only one replica reconciles at a time; the others wait on the Lease. */

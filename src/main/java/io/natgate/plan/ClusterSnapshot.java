@@ -8,6 +8,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * What the operator observed, as plain values: the only input of the planning functions.
@@ -17,9 +18,11 @@ import java.util.Objects;
  * @param namespaceLabels every Namespace's labels, by name
  * @param gateways        every EgressGateway (including the one being planned)
  * @param clusterCidrs    CIDRs always excluded from steering (configured pod and service networks)
+ * @param liveAgents      nodes whose agent renewed its Lease within the heartbeat timeout
  */
 public record ClusterSnapshot(Map<String, Node> nodes, Collection<Pod> pods,
-    Map<String, Map<String, String>> namespaceLabels, Collection<EgressGateway> gateways, List<String> clusterCidrs) {
+    Map<String, Map<String, String>> namespaceLabels, Collection<EgressGateway> gateways, List<String> clusterCidrs,
+    Set<String> liveAgents) {
 
   /** Older first: creation time, then name. The older of two gateways wins a contested IP or node label. */
   public static final Comparator<EgressGateway> SENIORITY = Comparator

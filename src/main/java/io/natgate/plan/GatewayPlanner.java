@@ -29,7 +29,7 @@ public final class GatewayPlanner {
         .filter(n -> n.getMetadata().getDeletionTimestamp() == null)
         .filter(n -> LabelSelectors.matches(spec.nodeSelector, n.getMetadata().getLabels()))
         .map(n -> n.getMetadata().getName()).sorted().toList();
-    Set<String> ready = candidates.stream().filter(n -> NodeReadiness.isReady(cluster.nodes().get(n)))
+    Set<String> ready = candidates.stream().filter(n -> NodeReadiness.isReady(cluster.nodes().get(n), cluster.liveAgents()))
         .filter(n -> NodeReadiness.internalIP(cluster.nodes().get(n)) != null)
         .collect(Collectors.toCollection(TreeSet::new));
 

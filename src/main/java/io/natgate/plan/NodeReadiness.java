@@ -1,13 +1,40 @@
 package io.natgate.plan;
 
 import io.fabric8.kubernetes.api.model.Node;
+import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Set;
 
-/** The one place that decides whether a node may hold egress IPs. */
+/**
+ * The one place that decides whether a node may hold egress IPs: its kubelet reports Ready, it is not being
+ * deleted, and its natgate agent renewed its Lease within the heartbeat timeout (far quicker to notice than
+ * the Node condition, which takes about 40 s).
+ */
 public final class NodeReadiness {
+  /** Each agent's Lease is {@code natgate-agent-<node>}, labelled with its node's name. */
+  public static final String LEASE_PREFIX = "natgate-agent-";
+  public static final String NODE_LABEL = "natgate.io/node";
+
   private NodeReadiness() {
   }
 
-  public static boolean isReady(Node node) {
+  public static boolean isReady(Node node, Set<String> liveAgents) {
+    return kubeletReady(node) && liveAgents.contains(node.getMetadata().getName());
+  }
+
+  /** Whether a node agent's Lease was renewed less than {@code timeout} before {@code now}. */
+  public static boolean agentAlive(Lease lease, Instant now, Duration timeout) {
+    var renewed = lease.getSpec() == null ? null : lease.getSpec().getRenewTime();
+    return renewed != null && renewed.toInstant().plus(timeout).isAfter(now);
+  }
+
+  /** When a live agent's Lease expires unless renewed. */
+  public static Instant agentExpiry(Lease lease, Duration timeout) {
+    return lease.getSpec().getRenewTime().toInstant().plus(timeout);
+  }
+
+  public static boolean kubeletReady(Node node) {
     if (node.getMetadata().getDeletionTimestamp() != null || node.getStatus() == null
         || node.getStatus().getConditions() == null) {
       return false;

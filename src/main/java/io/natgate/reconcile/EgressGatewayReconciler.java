@@ -3,6 +3,7 @@ package io.natgate.reconcile;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -26,6 +27,7 @@ import io.natgate.plan.NodeReadiness;
 import io.natgate.plan.StatusCalculator;
 import io.natgate.plan.StatusEvents;
 import jakarta.inject.Inject;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.HashMap;
@@ -50,6 +52,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
   private InformerEventSource<Pod, EgressGateway> pods;
   private InformerEventSource<Namespace, EgressGateway> namespaces;
   private InformerEventSource<EgressNodeState, EgressGateway> nodeStates;
+  private HeartbeatMonitor heartbeats;
   /**
    * The status this operator last wrote, by gateway uid. Only the operator writes status, so this is the truth
    * while the informer cache may still hold the previous one: planning from it keeps assignments sticky and Events
@@ -98,7 +101,15 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
         .withOnUpdateFilter((g, old) -> !Objects.equals(g.getSpec(), old.getSpec())
             || !Objects.equals(g.getMetadata().getDeletionTimestamp(), old.getMetadata().getDeletionTimestamp()))
         .build(), context);
-    return List.of(nodes, namespaces, pods, nodeStates, peers);
+    // Agents' Leases: renewals only fill the cache; the monitor triggers gateways when an agent dies or comes back.
+    var leases = new InformerEventSource<>(InformerEventSourceConfiguration.from(Lease.class, EgressGateway.class)
+        .withName("leases")
+        .withNamespaces(Set.of(settings.heartbeatNamespace()))
+        .withLabelSelector(NodeReadiness.NODE_LABEL)
+        .withSecondaryToPrimaryMapper(l -> Set.of())
+        .build(), context);
+    heartbeats = new HeartbeatMonitor(leases, gateways, settings.heartbeatTimeout(), Duration.ofMillis(25));
+    return List.of(nodes, namespaces, pods, nodeStates, peers, leases, heartbeats);
   }
 
   @Override
@@ -177,7 +188,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     namespaces.list(n -> true).forEach(n -> namespaceLabels.put(n.getMetadata().getName(),
         n.getMetadata().getLabels() == null ? Map.of() : n.getMetadata().getLabels()));
     return new ClusterSnapshot(nodesByName, pods.list(p -> true).toList(), namespaceLabels,
-        context.getPrimaryCache().list().toList(), settings.clusterCidrs());
+        context.getPrimaryCache().list().toList(), settings.clusterCidrs(), heartbeats.liveAgents());
   }
 
   private Map<String, EgressNodeState> nodeStatesByName() {
@@ -192,7 +203,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
 
   /** The parts of a Node the plan reads; kubelet heartbeats that change nothing else are ignored. */
   static List<Object> nodeFacts(Node n) {
-    return List.of(Objects.requireNonNullElse(n.getMetadata().getLabels(), Map.of()), NodeReadiness.isReady(n),
+    return List.of(Objects.requireNonNullElse(n.getMetadata().getLabels(), Map.of()), NodeReadiness.kubeletReady(n),
         Objects.requireNonNullElse(NodeReadiness.internalIP(n), ""),
         n.getSpec() == null || n.getSpec().getPodCIDRs() == null ? List.of() : n.getSpec().getPodCIDRs());
   }

@@ -1,5 +1,6 @@
 package io.natgate.reconcile;
 
+import java.time.Duration;
 import java.util.List;
 
 /**
@@ -8,9 +9,12 @@ import java.util.List;
  *
  * @param clusterCidrs   pod and service networks never steered to a gateway
  * @param eventNamespace namespace for the Events about cluster-scoped gateways
+ * @param heartbeatNamespace namespace of the agents' Leases
+ * @param heartbeatTimeout   a node whose agent has not renewed its Lease for this long may not hold egress IPs
  */
-public record OperatorSettings(List<String> clusterCidrs, String eventNamespace) {
+public record OperatorSettings(List<String> clusterCidrs, String eventNamespace, String heartbeatNamespace,
+    Duration heartbeatTimeout) {
   public static OperatorSettings defaults() {
-    return new OperatorSettings(List.of(), "default");
+    return new OperatorSettings(List.of(), "default", "natgate-system", Duration.ofMillis(900));
   }
 }

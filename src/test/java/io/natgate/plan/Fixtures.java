@@ -50,6 +50,6 @@ final class Fixtures {
     Map<String, Node> byName = new HashMap<>();
     nodes.forEach(n -> byName.put(n.getMetadata().getName(), n));
     return new ClusterSnapshot(byName, pods, Map.of("pay", Map.of("team", "pay"), "ops", Map.of("team", "ops")),
-        gateways, List.of("10.96.0.0/12"));
+        gateways, List.of("10.96.0.0/12"), byName.keySet());
   }
 }

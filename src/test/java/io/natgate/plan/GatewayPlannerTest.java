@@ -53,6 +53,20 @@ class GatewayPlannerTest {
   }
 
   @Test
+  void aNodeWhoseAgentStoppedRenewingLosesItsIPWhileItsKubeletStillSaysReady() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
+    var c = cluster(nodes, List.of(), List.of(gw));
+    var withoutE2 = new ClusterSnapshot(c.nodes(), c.pods(), c.namespaceLabels(), c.gateways(), c.clusterCidrs(),
+        java.util.Set.of("e1", "w1"));
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, withoutE2, NOW);
+
+    assertThat(plan.readyNodes()).containsExactly("e1");
+    assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e1", NOW.toString()));
+  }
+
+  @Test
   void podsSpreadOverSeveralEgressIPsAndEachHolderSnatsItsShare() {
     EgressGateway gw = gateway("pay", OLD, "198.18.0.100", "198.18.0.101");
     var pods = java.util.stream.IntStream.range(2, 40)

@@ -72,7 +72,7 @@ class EgressGatewayIT {
     await().atMost(TIMEOUT).until(() -> admin.resources(EgressGateway.class).list().getItems().isEmpty());
     assertThat(operator.failures()).as("failed reconciliations").isZero();
     operator.close();
-    nodes.forEach(n -> admin.nodes().withName(n).delete());
+    nodes.forEach(cluster::removeNode);
     admin.namespaces().withName(t).delete();
   }
 
@@ -185,6 +185,31 @@ class EgressGatewayIT {
     assertThat(get("gw").getStatus().assignments).isEmpty();
     await().atMost(TIMEOUT).untilAsserted(() -> assertThat(entry(nodeName("e1"), "gw").steer).singleElement()
         .satisfies(s -> assertThat(s.gatewayNode).isNull()));
+  }
+
+  @Test
+  void deadAgentLosesItsIPWithinTheHeartbeatTimeout() {
+    node("e1", true, "198.18.0.33");
+    node("e2", true, "198.18.0.34");
+    cluster.namespace(t, Map.of("team", t));
+    create(gateway("gw", List.of("198.18.0.105")));
+    String holder = awaitCondition("gw", "Ready", "True", "Ready").getStatus().assignments.get(0).node;
+    String other = otherOf(holder, "e1", "e2");
+
+    long killed = System.nanoTime();
+    cluster.stopAgent(holder); // the kubelet still reports Ready: only the Lease tells
+    await().atMost(TIMEOUT).pollInterval(Duration.ofMillis(10))
+        .until(() -> other.equals(entryOrNull(other, "gw") == null ? null
+            : entry(other, "gw").snat.isEmpty() ? null : other));
+    System.out.printf("agent stopped -> new holder's node state written: %d ms (heartbeat timeout 900 ms)%n",
+        (System.nanoTime() - killed) / 1_000_000);
+    assertThat(get("gw").getStatus().nodes).filteredOn(n -> n.name.equals(holder)).singleElement()
+        .satisfies(n -> assertThat(n.ready).isFalse());
+
+    cluster.startAgent(holder); // back: it may hold IPs again, but the IP stays where it is now (sticky)
+    await().atMost(TIMEOUT).untilAsserted(() -> assertThat(get("gw").getStatus().nodes)
+        .allSatisfy(n -> assertThat(n.ready).isTrue()));
+    assertThat(get("gw").getStatus().assignments.get(0).node).isEqualTo(other);
   }
 
   @Test

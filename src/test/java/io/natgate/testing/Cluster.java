@@ -6,12 +6,20 @@ import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.natgate.agent.Heartbeat;
+import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.Map;
 
-/** Writes Nodes, Namespaces and Pods the way a kubelet and a user would, for tests with no kubelet. */
-public final class Cluster {
+/**
+ * Writes Nodes, Namespaces and Pods the way a kubelet and a user would, for tests with no kubelet, and renews each
+ * node's agent Lease with the agent's own {@link Heartbeat} (no data plane), as a running agent would.
+ */
+public final class Cluster implements AutoCloseable {
   private final KubernetesClient admin;
+  private final Map<String, Heartbeat> agents = new ConcurrentHashMap<>();
 
   public Cluster(KubernetesClient admin) {
     this.admin = admin;
@@ -20,7 +28,33 @@ public final class Cluster {
   public Node node(String name, String internalIP, Map<String, String> labels) {
     admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(name).withLabels(labels).endMetadata()
         .withNewSpec().endSpec().build()).create();
+    startAgent(name);
     return setReady(name, internalIP, true);
+  }
+
+  /** Renews the node's agent Lease from now on. */
+  public void startAgent(String name) {
+    agents.computeIfAbsent(name, n -> new Heartbeat(admin, ControlPlane.OPERATOR_NAMESPACE, n, Duration.ofMillis(200),
+        Duration.ofMillis(900), Duration.ofMillis(600), () -> { }, () -> { }).start());
+  }
+
+  /** The node's agent stops renewing its Lease, as a killed agent would. */
+  public void stopAgent(String name) {
+    Heartbeat h = agents.remove(name);
+    if (h != null) {
+      h.close();
+    }
+  }
+
+  public void removeNode(String name) {
+    stopAgent(name);
+    admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(name)).delete();
+    admin.nodes().withName(name).delete();
+  }
+
+  @Override
+  public void close() {
+    List.copyOf(agents.keySet()).forEach(this::stopAgent);
   }
 
   /** The status a kubelet reports: Ready (or not) and the node's InternalIP. */

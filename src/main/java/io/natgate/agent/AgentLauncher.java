@@ -1,0 +1,71 @@
+package io.natgate.agent;
+
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.natgate.config.NatgateConfig;
+import io.natgate.dataplane.Kernel;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import java.util.List;
+import org.eclipse.microprofile.health.HealthCheck;
+import org.eclipse.microprofile.health.HealthCheckResponse;
+import org.eclipse.microprofile.health.Readiness;
+
+/**
+ * Starts the node agent when the application runs in agent mode ({@code QUARKUS_PROFILE=agent}); in operator mode
+ * it does nothing. Readiness: the agent has applied its node's current state.
+ */
+@ApplicationScoped
+@Readiness
+public class AgentLauncher implements HealthCheck {
+  @Inject
+  NatgateConfig config;
+  @Inject
+  KubernetesClient client;
+  @Inject
+  MeterRegistry metrics;
+  private volatile Agent agent;
+
+  void start(@Observes StartupEvent event) throws InterruptedException {
+    if (!"agent".equals(config.mode())) {
+      return;
+    }
+    var a = config.agent();
+    var h = config.heartbeat();
+    String node = a.nodeName().orElseThrow(() -> new IllegalStateException(
+        "natgate.agent.node-name (NATGATE_AGENT_NODE_NAME, from spec.nodeName) is required in agent mode"));
+    int timeoutMs = (int) h.fenceAfter().toMillis();
+    KubernetesClient heartbeatClient = new KubernetesClientBuilder().withConfig(new ConfigBuilder(client.getConfiguration())
+        .withRequestTimeout(timeoutMs).withConnectionTimeout(timeoutMs).withRequestRetryBackoffLimit(0).build()).build();
+    var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
+        h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
+        (int) (long) Long.decode(a.markMask()), a.tableBase(), a.rulePriority());
+    agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).start();
+  }
+
+  void stop(@Observes ShutdownEvent event) {
+    if (agent != null) {
+      agent.close(); // the kernel state stays: traffic keeps flowing while a new agent starts
+    }
+  }
+
+  @Override
+  public HealthCheckResponse call() {
+    var response = HealthCheckResponse.named("natgate-agent");
+    if (!"agent".equals(config.mode())) {
+      return response.up().withData("mode", "operator").build();
+    }
+    Agent a = agent;
+    boolean ready = a != null && a.ready();
+    response.status(ready).withData("mode", "agent");
+    if (a != null && a.lastError() != null) {
+      response.withData("error", a.lastError());
+    }
+    return response.build();
+  }
+}

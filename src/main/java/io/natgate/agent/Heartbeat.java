@@ -1,0 +1,147 @@
+package io.natgate.agent;
+
+import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.natgate.plan.NodeReadiness;
+import java.time.Duration;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.jboss.logging.Logger;
+
+/**
+ * Renews this node's Lease every few hundred milliseconds. When renewals stop succeeding for {@code fenceAfter}
+ * (shorter than the operator's timeout) it calls {@code onLost}, so that the agent drops its egress IPs before the
+ * operator may give them to another node; {@code onRegained} when a renewal succeeds again.
+ */
+public final class Heartbeat implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(Heartbeat.class);
+
+  private final KubernetesClient client;
+  private final String namespace;
+  private final String node;
+  private final Duration renewInterval;
+  private final Duration timeout;
+  private final Duration fenceAfter;
+  private final Runnable onLost;
+  private final Runnable onRegained;
+  private final ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> thread(r, "renew"));
+  private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(r -> thread(r, "fence"));
+  private volatile long lastRenewStarted = System.nanoTime(); // a fresh agent gets fenceAfter to renew the first time
+  private volatile boolean lost;
+  private volatile boolean renewedOnce;
+  private Lease lease;
+
+  public Heartbeat(KubernetesClient client, String namespace, String node, Duration renewInterval, Duration timeout,
+      Duration fenceAfter, Runnable onLost, Runnable onRegained) {
+    this.client = client;
+    this.namespace = namespace;
+    this.node = node;
+    this.renewInterval = renewInterval;
+    this.timeout = timeout;
+    this.fenceAfter = fenceAfter;
+    this.onLost = onLost;
+    this.onRegained = onRegained;
+  }
+
+  public static String leaseName(String node) {
+    return NodeReadiness.LEASE_PREFIX + node;
+  }
+
+  public Heartbeat start() {
+    renewer.scheduleWithFixedDelay(this::renew, 0, renewInterval.toMillis(), TimeUnit.MILLISECONDS);
+    watchdog.scheduleWithFixedDelay(this::checkFence, 0, Math.max(10, renewInterval.toMillis() / 4),
+        TimeUnit.MILLISECONDS);
+    return this;
+  }
+
+  /** Waits for the first successful renewal, so that the agent takes egress IPs only with a live Lease. */
+  public boolean awaitFirstRenewal(Duration max) throws InterruptedException {
+    return waitFor(() -> renewedOnce, max);
+  }
+
+  /** Seconds since the start of the last successful renewal. */
+  public double ageSeconds() {
+    return (System.nanoTime() - lastRenewStarted) / 1e9;
+  }
+
+  public boolean lost() {
+    return lost;
+  }
+
+  private void renew() {
+    long started = System.nanoTime();
+    // The Lease records when this attempt started: the operator counts its timeout from there, and so do we.
+    ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC);
+    try {
+      if (lease == null) {
+        lease = client.leases().inNamespace(namespace).withName(leaseName(node)).get();
+      }
+      if (lease == null) {
+        lease = client.leases().inNamespace(namespace).resource(new LeaseBuilder().withNewMetadata()
+            .withName(leaseName(node)).withNamespace(namespace).addToLabels(NodeReadiness.NODE_LABEL, node).endMetadata()
+            .withNewSpec().withHolderIdentity(node).withLeaseDurationSeconds((int) Math.max(1, timeout.toSeconds()))
+            .withAcquireTime(now).withRenewTime(now).endSpec().build()).create();
+      } else {
+        lease.getSpec().setRenewTime(now);
+        lease.getSpec().setHolderIdentity(node);
+        lease = client.leases().inNamespace(namespace).resource(lease).update();
+      }
+      lastRenewStarted = started;
+      renewedOnce = true;
+      if (lost) {
+        lost = false;
+        LOG.infof("Lease %s renewed again after %.1f s: taking egress IPs back", leaseName(node),
+            (System.nanoTime() - started) / 1e9);
+        onRegained.run();
+      }
+    } catch (KubernetesClientException e) {
+      lease = null; // conflict or gone: read it again next time
+      LOG.debugf("Lease renewal failed: %s", e.getMessage());
+    } catch (RuntimeException e) {
+      lease = null;
+      LOG.warnf("Lease renewal failed: %s", e.toString());
+    }
+  }
+
+  private void checkFence() {
+    if (!lost && System.nanoTime() - lastRenewStarted > fenceAfter.toNanos()) {
+      lost = true;
+      LOG.warnf("Lease %s not renewed for %d ms: releasing egress IPs before another node may take them",
+          leaseName(node), (System.nanoTime() - lastRenewStarted) / 1_000_000);
+      try {
+        onLost.run();
+      } catch (RuntimeException e) {
+        LOG.errorf(e, "Releasing egress IPs failed");
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    renewer.shutdownNow();
+    watchdog.shutdownNow();
+  }
+
+  static boolean waitFor(BooleanSupplier condition, Duration max) throws InterruptedException {
+    long deadline = System.nanoTime() + max.toNanos();
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        return false;
+      }
+      Thread.sleep(10);
+    }
+    return true;
+  }
+
+  private static Thread thread(Runnable r, String name) {
+    Thread t = new Thread(r, "heartbeat-" + name);
+    t.setDaemon(true);
+    return t;
+  }
+}

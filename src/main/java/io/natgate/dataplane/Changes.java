@@ -1,0 +1,178 @@
+package io.natgate.dataplane;
+
+import io.natgate.dataplane.KernelPlan.IpSet;
+import io.natgate.dataplane.KernelPlan.MarkRule;
+import io.natgate.dataplane.KernelPlan.Route;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * What to run to take a node's kernel from what was observed to the plan (pure). Each step is one process:
+ * <ol>
+ * <li>{@link #release}: {@code ip -batch} removing egress IPs this node must no longer hold (first: never two holders)
+ * <li>{@link #ipBefore}: {@code ip -batch} creating the tunnel and adding policy rules and routes
+ * <li>{@link #ipsetBefore}: {@code ipset -exist restore} creating and updating sets (new members, swaps)
+ * <li>{@link #iptables}: {@code iptables-restore --noflush} rewriting only our chains that differ, and their jumps
+ * <li>{@link #hold}: {@code ip -batch} adding egress IPs, once the rules that SNAT to them are in place
+ * <li>{@link #ipsetAfter} and {@link #ipAfter}: destroying what the rules no longer reference
+ * </ol>
+ * An empty string means there is nothing to do in that step.
+ */
+public record Changes(String release, String ipBefore, List<String> tunnelSysctls, String ipsetBefore,
+    String iptables, String hold, List<String> announce, String ipsetAfter, String ipAfter) {
+
+  /** VXLAN-GPE adds 36 bytes of headers (outer IPv4, UDP, VXLAN); leave some room for options. */
+  static final int TUNNEL_OVERHEAD = 50;
+  static final String SET_OPTIONS = "family inet hashsize 1024 maxelem 1048576";
+
+  public boolean isEmpty() {
+    return release.isEmpty() && ipBefore.isEmpty() && ipsetBefore.isEmpty() && iptables.isEmpty() && hold.isEmpty()
+        && ipsetAfter.isEmpty() && ipAfter.isEmpty();
+  }
+
+  public static Changes between(Observed now, KernelPlan plan, DataplaneSettings s) {
+    String uplink = s.uplink();
+    String tun = s.tunnelDevice();
+
+    var release = new StringBuilder();
+    Set<String> previouslyHeld = now.held() == null ? Set.of() : now.held();
+    for (String ip : new TreeSet<>(previouslyHeld)) {
+      if (!plan.held().contains(ip) && now.uplinkAddresses().contains(ip)) {
+        release.append("address del ").append(ip).append("/32 dev ").append(uplink).append('\n');
+      }
+    }
+
+    var ipBefore = new StringBuilder();
+    var ipAfter = new StringBuilder();
+    List<String> sysctls = List.of();
+    if (plan.tunnel() && !now.tunnel()) {
+      ipBefore.append("link add ").append(tun).append(" type vxlan gpe external dstport ").append(s.tunnelPort())
+          .append('\n')
+          .append("link set ").append(tun).append(" mtu ").append(now.uplinkMtu() - TUNNEL_OVERHEAD).append(" up\n")
+          .append("address add ").append(DataplaneSettings.TUNNEL_ADDRESS).append("/32 dev ").append(tun).append('\n');
+      // Loose reverse-path check: steered packets arrive on the tunnel from pods routed through the node network.
+      sysctls = List.of("net.ipv4.conf." + tun + ".rp_filter=2");
+    }
+    String proto = " proto " + DataplaneSettings.ROUTE_PROTOCOL;
+    for (MarkRule r : plan.markRules()) {
+      if (!now.markRules().contains(r)) {
+        ipBefore.append("rule add pref ").append(s.rulePriority()).append(" fwmark ").append(r.mark())
+            .append(" lookup ").append(r.table()).append(proto).append('\n');
+      }
+    }
+    for (Route r : plan.routes()) {
+      if (!now.routes().contains(r)) {
+        ipBefore.append("route replace ").append(routeSpec(r, tun)).append(proto).append('\n');
+      }
+    }
+    for (MarkRule r : now.markRules()) {
+      if (!plan.markRules().contains(r)) {
+        ipAfter.append("rule del pref ").append(s.rulePriority()).append(" fwmark ").append(r.mark())
+            .append(" lookup ").append(r.table()).append('\n');
+      }
+    }
+    for (Route r : now.routes()) {
+      boolean replaced = plan.routes().stream().anyMatch(p -> p.table() == r.table() && p.type().equals(r.type())
+          && p.dst().equals(r.dst()));
+      if (!plan.routes().contains(r) && !replaced) {
+        ipAfter.append("route del ").append(r.type().equals("throw") ? "throw " : "").append(r.dst())
+            .append(" table ").append(r.table()).append('\n');
+      }
+    }
+    if (!plan.tunnel() && now.tunnel()) {
+      ipAfter.append("link del ").append(tun).append('\n');
+    }
+
+    var ipsetBefore = new StringBuilder();
+    var ipsetAfter = new StringBuilder();
+    for (IpSet set : plan.sets().values()) {
+      Set<String> current = now.sets().get(set.name());
+      if (current == null) {
+        ipsetBefore.append("create ").append(set.name()).append(' ').append(set.type()).append(' ')
+            .append(SET_OPTIONS).append('\n');
+        set.members().forEach(m -> ipsetBefore.append("add ").append(set.name()).append(' ').append(m).append('\n'));
+      } else {
+        // Only the difference: a one-pod change costs one line, whatever the size of the set.
+        set.members().stream().filter(m -> !current.contains(m))
+            .forEach(m -> ipsetBefore.append("add ").append(set.name()).append(' ').append(m).append('\n'));
+        Set<String> wanted = Set.copyOf(set.members());
+        current.stream().filter(m -> !wanted.contains(m)).sorted()
+            .forEach(m -> ipsetBefore.append("del ").append(set.name()).append(' ').append(m).append('\n'));
+      }
+    }
+    String heldSet = DataplaneSettings.HELD_SET;
+    if (!plan.isEmpty() && now.held() == null) {
+      ipsetBefore.append("create ").append(heldSet).append(" hash:ip ").append(SET_OPTIONS).append('\n');
+    }
+    for (String ip : plan.held()) {
+      if (!previouslyHeld.contains(ip)) {
+        ipsetBefore.append("add ").append(heldSet).append(' ').append(ip).append('\n'); // recorded before it is added
+      }
+    }
+    new TreeSet<>(now.sets().keySet()).stream().filter(name -> !plan.sets().containsKey(name))
+        .forEach(name -> ipsetAfter.append("destroy ").append(name).append('\n'));
+    if (plan.isEmpty() && now.held() != null) {
+      ipsetAfter.append("destroy ").append(heldSet).append('\n');
+    } else {
+      new TreeSet<>(previouslyHeld).stream().filter(ip -> !plan.held().contains(ip))
+          .forEach(ip -> ipsetAfter.append("del ").append(heldSet).append(' ').append(ip).append('\n'));
+    }
+
+    var hold = new StringBuilder();
+    var announce = new ArrayList<String>();
+    for (String ip : plan.held()) {
+      if (!now.uplinkAddresses().contains(ip)) {
+        hold.append("address add ").append(ip).append("/32 dev ").append(uplink).append('\n');
+        announce.add(ip);
+      }
+    }
+    return new Changes(release.toString(), ipBefore.toString(), sysctls, ipsetBefore.toString(),
+        iptables(now, plan), hold.toString(), List.copyOf(announce), ipsetAfter.toString(), ipAfter.toString());
+  }
+
+  /** Only the tables where one of our chains or its jump differs; our chains are rewritten whole. */
+  static String iptables(Observed now, KernelPlan plan) {
+    var out = new StringBuilder();
+    for (String table : List.of("mangle", "nat", "filter")) {
+      var declarations = new StringBuilder(); // declaring a chain creates it, or flushes it when it exists
+      var commands = new StringBuilder();
+      for (Hook h : Hook.values()) {
+        if (!h.table.equals(table)) {
+          continue;
+        }
+        List<String> wanted = plan.rules().get(h);
+        List<String> existing = now.chains().get(h);
+        List<Integer> jumps = now.jumps().getOrDefault(h, List.of());
+        String deleteJumps = ("-D " + h.builtin + " -j " + h.chain + "\n").repeat(jumps.size());
+        if (wanted == null) {
+          commands.append(deleteJumps);
+          if (existing != null) {
+            declarations.append(':').append(h.chain).append(" - [0:0]\n");
+            commands.append("-X ").append(h.chain).append('\n');
+          }
+          continue;
+        }
+        if (!Objects.equals(existing, wanted)) {
+          declarations.append(':').append(h.chain).append(" - [0:0]\n");
+          wanted.forEach(r -> commands.append(r).append('\n'));
+        }
+        if (!jumps.equals(List.of(0))) {
+          commands.append(deleteJumps).append("-I ").append(h.builtin).append(" 1 -j ").append(h.chain).append('\n');
+        }
+      }
+      if (!declarations.isEmpty() || !commands.isEmpty()) {
+        out.append('*').append(table).append('\n').append(declarations).append(commands).append("COMMIT\n");
+      }
+    }
+    return out.toString();
+  }
+
+  static String routeSpec(Route r, String tunnelDevice) {
+    String where = r.type().equals("throw") ? "throw " + r.dst()
+        : r.dst() + " dev " + tunnelDevice + " encap ip id " + DataplaneSettings.TUNNEL_VNI + " dst " + r.remote();
+    return where + " table " + r.table();
+  }
+}

@@ -1,0 +1,46 @@
+package io.natgate.dataplane;
+
+/**
+ * How natgate's kernel objects on one node are named and numbered. Everything natgate adds is recognisable by
+ * these: chains {@code NATGATE-*}, sets {@code natgate-*}, the tunnel device, policy rules at {@link #rulePriority}
+ * and routes with protocol {@link #ROUTE_PROTOCOL} in tables from {@link #tableBase}.
+ *
+ * @param uplink       the interface that holds the node's InternalIP: egress IPs are added here, SNAT leaves here
+ * @param tunnelDevice VXLAN-GPE device (external mode) carrying steered traffic to whichever node holds an egress IP
+ * @param tunnelPort   its UDP port
+ * @param markMask     the fwmark bits natgate may use (one value per steered egress IP, the top one means drop)
+ * @param tableBase    routing table of mark value 1; mark value n uses tableBase + n
+ * @param rulePriority priority of natgate's policy rules (ahead of main at 32766)
+ */
+public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPort, int markMask, int tableBase,
+    int rulePriority) {
+  public static final int ROUTE_PROTOCOL = 78;
+  public static final int TUNNEL_VNI = 7400;
+  /** Link-local address on the tunnel device: reverse-path filtering refuses packets on a device with no address. */
+  public static final String TUNNEL_ADDRESS = "169.254.74.0";
+  /** Kernel record of the egress IPs this agent added to the uplink, so that it can remove them after a restart. */
+  public static final String HELD_SET = "natgate-held";
+
+  public DataplaneSettings {
+    if (markMask == 0) {
+      throw new IllegalArgumentException("markMask must have at least one bit");
+    }
+  }
+
+  public static DataplaneSettings defaults(String uplink) {
+    return new DataplaneSettings(uplink, "natgate0", 4790, 0x0ff00000, 7400, 7400);
+  }
+
+  int markShift() {
+    return Integer.numberOfTrailingZeros(markMask);
+  }
+
+  /** The highest mark value; reserved for selected traffic that has no gateway and must be dropped. */
+  int dropSlot() {
+    return markMask >>> markShift();
+  }
+
+  String mark(int slot) {
+    return "0x" + Integer.toHexString(slot << markShift()) + "/0x" + Integer.toHexString(markMask);
+  }
+}

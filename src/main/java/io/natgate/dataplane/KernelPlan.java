@@ -1,0 +1,61 @@
+package io.natgate.dataplane;
+
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SortedMap;
+import java.util.SortedSet;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * Everything natgate wants in one node's kernel, as values. Rules are written exactly as {@code iptables-save}
+ * prints them, so the kernel's copy can be compared line by line.
+ *
+ * @param sets  ipsets by name
+ * @param rules our chains' rules, in order ({@code -A NATGATE-... ...}); empty map: no chains at all
+ * @param held  egress IPs held as /32 addresses on the uplink
+ * @param routes routes in natgate's tables
+ * @param markRules policy rules sending a mark to its table
+ * @param tunnel whether the tunnel device exists
+ */
+public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> rules, SortedSet<String> held,
+    SortedSet<Route> routes, SortedSet<MarkRule> markRules, boolean tunnel) {
+
+  public static final KernelPlan EMPTY = new KernelPlan(new TreeMap<>(), new EnumMap<>(Hook.class), new TreeSet<>(),
+      new TreeSet<>(), new TreeSet<>(), false);
+
+  public boolean isEmpty() {
+    return rules.isEmpty() && sets.isEmpty() && held.isEmpty() && routes.isEmpty() && markRules.isEmpty() && !tunnel;
+  }
+
+  public int ruleCount() {
+    return rules.values().stream().mapToInt(List::size).sum();
+  }
+
+  public int setMembers() {
+    return sets.values().stream().mapToInt(s -> s.members().size()).sum();
+  }
+
+  /** @param type hash:ip or hash:net */
+  public record IpSet(String name, String type, List<String> members) {
+  }
+
+  /**
+   * A route in one of natgate's tables: the tunnel default route (type unicast, dst default, remote = the egress IP)
+   * or a throw route for the egress IP itself (remote null).
+   */
+  public record Route(int table, String type, String dst, String remote) implements Comparable<Route> {
+    @Override
+    public int compareTo(Route o) {
+      return toString().compareTo(o.toString());
+    }
+  }
+
+  public record MarkRule(String mark, int table) implements Comparable<MarkRule> {
+    @Override
+    public int compareTo(MarkRule o) {
+      return Integer.compare(table, o.table) != 0 ? Integer.compare(table, o.table) : mark.compareTo(o.mark);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+package io.natgate.dataplane;
+
+import java.util.List;
+import java.util.TreeSet;
+
+/**
+ * One node's data plane: applies plans with the fewest commands, trusting what it applied last until a repair looks
+ * at the kernel again. Thread-safe; every method is one consistent step.
+ */
+public final class NodeDataplane {
+  private final Kernel kernel;
+  private final DataplaneSettings settings;
+  private Observed trusted; // what the last successful apply left; null: look at the kernel first
+  private KernelPlan wanted = KernelPlan.EMPTY;
+  private boolean fenced;
+
+  public NodeDataplane(Kernel kernel, DataplaneSettings settings) {
+    this.kernel = kernel;
+    this.settings = settings;
+  }
+
+  /** Result of one apply: how many changes it made (0 = the kernel already matched). */
+  public record Result(boolean changed, List<String> announced) {
+  }
+
+  public synchronized Result apply(KernelPlan plan) {
+    wanted = plan;
+    return converge();
+  }
+
+  /** Looks at the kernel and puts back whatever someone else removed or changed. */
+  public synchronized Result repair() {
+    trusted = null;
+    return converge();
+  }
+
+  /** Releases every egress IP held here (self-fencing); rules stay. Kept until {@link #unfence()}. */
+  public synchronized void fence() {
+    fenced = true;
+    converge();
+  }
+
+  public synchronized Result unfence() {
+    fenced = false;
+    return converge();
+  }
+
+  public synchronized boolean fenced() {
+    return fenced;
+  }
+
+  public DataplaneSettings settings() {
+    return settings;
+  }
+
+  public synchronized KernelPlan wanted() {
+    return wanted;
+  }
+
+  private Result converge() {
+    KernelPlan target = fenced ? withoutHeld(wanted) : wanted;
+    try {
+      Observed now = trusted != null ? trusted : kernel.observe(settings);
+      Changes changes = Changes.between(now, target, settings);
+      if (!changes.isEmpty()) {
+        kernel.apply(changes);
+        for (String ip : changes.announce()) {
+          // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once.
+          kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "2", "-W", "0.2", ip);
+        }
+      }
+      trusted = Observed.after(target, now.uplinkMtu());
+      return new Result(!changes.isEmpty(), changes.announce());
+    } catch (RuntimeException e) {
+      trusted = null;
+      throw e;
+    }
+  }
+
+  private static KernelPlan withoutHeld(KernelPlan plan) {
+    return new KernelPlan(plan.sets(), plan.rules(), new TreeSet<>(), plan.routes(), plan.markRules(), plan.tunnel());
+  }
+}

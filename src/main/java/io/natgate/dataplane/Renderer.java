@@ -1,0 +1,162 @@
+package io.natgate.dataplane;
+
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.dataplane.KernelPlan.IpSet;
+import io.natgate.dataplane.KernelPlan.MarkRule;
+import io.natgate.dataplane.KernelPlan.Route;
+import io.natgate.plan.IpAddresses;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.HexFormat;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * Turns a node's desired state into the kernel objects that implement it (pure). Per gateway: a set of its
+ * destinations and one of its exclusions; per egress IP this node holds, a set of the pods SNATed to it; per egress
+ * IP local pods are steered to, a set of those pods, a mark, and a table whose default route is the tunnel with
+ * that egress IP as its remote end, so that a failover needs no change here.
+ */
+public final class Renderer {
+  private Renderer() {
+  }
+
+  public static KernelPlan render(EgressNodeStateSpec spec, DataplaneSettings s) {
+    if (spec == null || spec.gateways.isEmpty()) {
+      return KernelPlan.EMPTY;
+    }
+    List<String> tunnelled = spec.gateways.values().stream().flatMap(g -> g.steer.stream())
+        .filter(st -> st.gatewayNode != null && st.egressIP != null).map(st -> st.egressIP).distinct()
+        .sorted(IpAddresses.ORDER).toList();
+    if (tunnelled.size() >= s.dropSlot()) {
+      throw new IllegalArgumentException("this node steers to " + tunnelled.size()
+          + " egress IPs; the mark mask 0x" + Integer.toHexString(s.markMask()) + " has room for " + (s.dropSlot() - 1));
+    }
+
+    Map<String, Integer> slots = slots(tunnelled, s.dropSlot() - 1);
+    var sets = new TreeMap<String, IpSet>();
+    var mangle = new ArrayList<String>();
+    var snat = new ArrayList<String>();
+    var failClosed = new LinkedHashSet<String>();
+    var tunnelAccept = new ArrayList<String>();
+    var held = new TreeSet<String>();
+    boolean steering = false;
+    String tun = s.tunnelDevice();
+    for (Map.Entry<String, NodeGatewayState> e : spec.gateways.entrySet()) {
+      String gateway = e.getKey();
+      NodeGatewayState g = e.getValue();
+      String cidrs = "natgate-c-" + id(gateway);
+      String excluded = "natgate-x-" + id(gateway);
+      sets.put(cidrs, new IpSet(cidrs, "hash:net", netMembers(g.cidrs)));
+      sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
+      String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
+
+      for (NodeGatewayState.Snat sn : g.snat) {
+        String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
+        sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(sn.sources)));
+        String match = " -m set --match-set " + sources + " src" + destinations;
+        snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
+            + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
+        tunnelAccept.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -o " + s.uplink() + match + " -j RETURN");
+        if (sn.holdAddress) {
+          held.add(sn.egressIP);
+        }
+      }
+
+      for (NodeGatewayState.Steer st : g.steer) {
+        boolean hasGateway = st.gatewayNode != null && st.egressIP != null;
+        if (!hasGateway && g.failurePolicy == FailurePolicy.Allow) {
+          continue; // no gateway, and falling back to the node's own masquerade is allowed: leave the CNI path alone
+        }
+        int slot = hasGateway ? slots.get(st.egressIP) : s.dropSlot();
+        String sources = "natgate-d-" + id(gateway + "/" + Objects.requireNonNullElse(st.egressIP, ""));
+        sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(st.sources)));
+        mangle.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m set --match-set " + sources + " src" + destinations
+            + " -j MARK --set-xmark " + s.mark(slot));
+        if (g.failurePolicy == FailurePolicy.Drop) {
+          failClosed.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark --mark " + s.mark(slot)
+              + " -j DROP");
+        }
+        steering = true;
+      }
+    }
+
+    var nat = new ArrayList<String>();
+    if (steering) {
+      // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's masquerade.
+      nat.add("-A " + Hook.NAT_POSTROUTING.chain + " -m mark ! --mark " + s.mark(0) + " -j ACCEPT");
+    }
+    nat.addAll(snat);
+    var filter = new ArrayList<String>(failClosed);
+    filter.addAll(tunnelAccept);
+    // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is dropped.
+    filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");
+    var rules = new EnumMap<Hook, List<String>>(Hook.class);
+    rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
+    rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));
+    rules.put(Hook.FILTER_FORWARD, List.copyOf(filter));
+
+    var routes = new TreeSet<Route>();
+    var markRules = new TreeSet<MarkRule>();
+    for (String egressIP : tunnelled) {
+      int slot = slots.get(egressIP);
+      int table = s.tableBase() + slot;
+      routes.add(new Route(table, "unicast", "default", egressIP));
+      // The tunnel's own (outer) packet keeps the mark: send it back to the main table instead of into the tunnel.
+      routes.add(new Route(table, "throw", egressIP, null));
+      markRules.add(new MarkRule(s.mark(slot), table));
+    }
+    return new KernelPlan(sets, rules, held, routes, markRules, true);
+  }
+
+  /**
+   * Mark value (1..room) per tunnelled egress IP, from a hash of the IP (probing on collision), so that an egress
+   * IP keeps its mark and table while others come and go: no window where a mark points at another IP's tunnel.
+   */
+  static Map<String, Integer> slots(List<String> egressIPs, int room) {
+    Map<String, Integer> slots = new TreeMap<>();
+    Set<Integer> used = new java.util.HashSet<>();
+    for (String ip : egressIPs) {
+      int slot = Integer.remainderUnsigned(Integer.parseUnsignedInt(id(ip), 16), room) + 1;
+      while (!used.add(slot)) {
+        slot = slot % room + 1;
+      }
+      slots.put(ip, slot);
+    }
+    return slots;
+  }
+
+  /** ipset's hash:net cannot hold a /0: cover it with its two halves. */
+  static List<String> netMembers(List<String> cidrs) {
+    Set<String> members = new LinkedHashSet<>();
+    for (String cidr : cidrs) {
+      if (cidr.endsWith("/0")) {
+        members.add("0.0.0.0/1");
+        members.add("128.0.0.0/1");
+      } else {
+        members.add(cidr);
+      }
+    }
+    return List.copyOf(members);
+  }
+
+  /** Short stable id: kernel names are short (ipset 31, chains 28, devices 15 characters) and gateway names long. */
+  static String id(String key) {
+    try {
+      byte[] digest = MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(digest, 0, 4);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+package io.natgate.reconcile;
+
+import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import io.javaoperatorsdk.operator.processing.event.Event;
+import io.javaoperatorsdk.operator.processing.event.ResourceID;
+import io.javaoperatorsdk.operator.processing.event.source.AbstractEventSource;
+import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
+import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.plan.NodeReadiness;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Turns the agents' Leases into events. A dead agent writes nothing, so its Lease expiring is a moment in time,
+ * not a watch event: every {@code tick} this compares the set of live agents with the last one and, when a node
+ * died or came back, triggers every gateway. Renewals alone trigger nothing.
+ */
+final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
+  private final InformerEventSource<Lease, EgressGateway> leases;
+  private final IndexerResourceCache<EgressGateway> gateways;
+  private final Duration timeout;
+  private final Duration tick;
+  private ScheduledExecutorService timer;
+  private volatile Set<String> live = Set.of();
+
+  HeartbeatMonitor(InformerEventSource<Lease, EgressGateway> leases, IndexerResourceCache<EgressGateway> gateways,
+      Duration timeout, Duration tick) {
+    super(Void.class, "heartbeats");
+    this.leases = leases;
+    this.gateways = gateways;
+    this.timeout = timeout;
+    this.tick = tick;
+  }
+
+  /** Nodes whose agent renewed its Lease within the timeout, now. */
+  Set<String> liveAgents() {
+    Instant now = Instant.now();
+    Set<String> alive = new TreeSet<>();
+    leases.list(l -> l.getMetadata().getLabels() != null && l.getMetadata().getLabels().containsKey(NodeReadiness.NODE_LABEL))
+        .filter(l -> NodeReadiness.agentAlive(l, now, timeout))
+        .forEach(l -> alive.add(l.getMetadata().getLabels().get(NodeReadiness.NODE_LABEL)));
+    return alive;
+  }
+
+  @Override
+  public Set<Void> getSecondaryResources(EgressGateway primary) {
+    return Set.of();
+  }
+
+  @Override
+  public void start() {
+    super.start();
+    timer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "natgate-heartbeats");
+      t.setDaemon(true);
+      return t;
+    });
+    timer.scheduleWithFixedDelay(this::check, 0, tick.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  private void check() {
+    Set<String> now = liveAgents();
+    if (!now.equals(live)) {
+      live = now;
+      gateways.list().forEach(g -> getEventHandler().handleEvent(new Event(ResourceID.fromResource(g))));
+    }
+  }
+
+  @Override
+  public void stop() {
+    if (timer != null) {
+      timer.shutdownNow();
+    }
+    super.stop();
+  }
+}

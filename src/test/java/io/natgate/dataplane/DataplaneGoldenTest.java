@@ -1,0 +1,183 @@
+package io.natgate.dataplane;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
+import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The exact text natgate feeds to ip, ipset and iptables-restore, against files under src/test/resources/golden
+ * (review a diff there like code; {@code -Dnatgate.golden.update=true} rewrites them).
+ */
+class DataplaneGoldenTest {
+  static final DataplaneSettings SETTINGS = DataplaneSettings.defaults("eth0");
+  static final Observed NOTHING = Observed.parse("", "", "[]", "[{\"ifname\":\"eth0\",\"mtu\":1500}]", "", "[]",
+      SETTINGS);
+
+  /** node-1: gateway of payments, director for partners (gateway elsewhere), billing (no gateway, Drop), audit (Allow). */
+  static EgressNodeStateSpec node1() {
+    var spec = new EgressNodeStateSpec();
+    var payments = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of("198.19.0.0/16"));
+    payments.snat.add(new Snat("198.18.0.100", true, List.of("198.19.1.11", "198.19.2.11")));
+    spec.gateways.put("payments", payments);
+    var partners = state(FailurePolicy.Drop, List.of("203.0.113.0/24"), List.of("198.19.0.0/16", "203.0.113.128/25"));
+    partners.steer.add(new Steer("198.18.0.101", "node-2", "198.18.0.12", List.of("198.19.1.12")));
+    spec.gateways.put("partners", partners);
+    var billing = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of("198.19.0.0/16"));
+    billing.steer.add(new Steer("198.18.0.102", null, null, List.of("198.19.1.13")));
+    spec.gateways.put("billing", billing);
+    var audit = state(FailurePolicy.Allow, List.of("0.0.0.0/0"), List.of("198.19.0.0/16"));
+    audit.steer.add(new Steer("198.18.0.103", null, null, List.of("198.19.1.14")));
+    spec.gateways.put("audit", audit);
+    return spec;
+  }
+
+  static NodeGatewayState state(FailurePolicy policy, List<String> cidrs, List<String> excluded) {
+    var s = new NodeGatewayState();
+    s.failurePolicy = policy;
+    s.cidrs = cidrs;
+    s.excludedCidrs = excluded;
+    return s;
+  }
+
+  @Test
+  void fullApplyOnAnEmptyNode() throws IOException {
+    golden("full-apply.txt", Changes.between(NOTHING, Renderer.render(node1(), SETTINGS), SETTINGS));
+  }
+
+  @Test
+  void onePodMoreIsOneSetLineAndNothingElse() throws IOException {
+    KernelPlan before = Renderer.render(node1(), SETTINGS);
+    var spec = node1();
+    spec.gateways.get("payments").snat.get(0).sources = List.of("198.19.1.11", "198.19.2.11", "198.19.3.11");
+    golden("one-pod-added.txt", Changes.between(Observed.after(before, 1500), Renderer.render(spec, SETTINGS), SETTINGS));
+  }
+
+  @Test
+  void takeoverAndRelease() throws IOException {
+    KernelPlan gateway = Renderer.render(node1(), SETTINGS);
+    var spec = node1();
+    // payments' IP moved to node-2: this node now steers its local pod there instead of SNATing.
+    spec.gateways.get("payments").snat.clear();
+    spec.gateways.get("payments").steer.add(new Steer("198.18.0.100", "node-2", "198.18.0.12", List.of("198.19.1.11")));
+    golden("release-to-node-2.txt", Changes.between(Observed.after(gateway, 1500), Renderer.render(spec, SETTINGS),
+        SETTINGS));
+  }
+
+  @Test
+  void removingTheStateRemovesEverything() throws IOException {
+    KernelPlan plan = Renderer.render(node1(), SETTINGS);
+    golden("remove-all.txt", Changes.between(Observed.after(plan, 1500), KernelPlan.EMPTY, SETTINGS));
+  }
+
+  @Test
+  void applyingTheSamePlanAgainDoesNothing() {
+    KernelPlan plan = Renderer.render(node1(), SETTINGS);
+    assertThat(Changes.between(Observed.after(plan, 1500), plan, SETTINGS).isEmpty()).isTrue();
+    assertThat(Changes.between(Observed.after(KernelPlan.EMPTY, 1500), KernelPlan.EMPTY, SETTINGS).isEmpty()).isTrue();
+  }
+
+  @Test
+  void aJumpThatIsNoLongerFirstIsMovedBackWithoutTouchingTheChain() {
+    KernelPlan plan = Renderer.render(node1(), SETTINGS);
+    Observed after = Observed.after(plan, 1500);
+    var jumps = new java.util.EnumMap<>(after.jumps());
+    jumps.put(Hook.NAT_POSTROUTING, List.of(1, 3)); // someone inserted ahead of us, and a duplicate
+    var drifted = new Observed(after.chains(), jumps, after.sets(), after.held(), after.uplinkAddresses(),
+        after.routes(), after.markRules(), after.tunnel(), 1500);
+    assertThat(Changes.between(drifted, plan, SETTINGS).iptables()).isEqualTo("""
+        *nat
+        -D POSTROUTING -j NATGATE-POSTROUTING
+        -D POSTROUTING -j NATGATE-POSTROUTING
+        -I POSTROUTING 1 -j NATGATE-POSTROUTING
+        COMMIT
+        """);
+  }
+
+  @Test
+  void observedKernelOutputsParseToTheSameShape() {
+    String save = """
+        *nat
+        :POSTROUTING ACCEPT [0:0]
+        :LAB-CNI-MASQ - [0:0]
+        :NATGATE-POSTROUTING - [0:0]
+        -A POSTROUTING -j NATGATE-POSTROUTING
+        -A POSTROUTING -j LAB-CNI-MASQ
+        -A NATGATE-POSTROUTING -m mark ! --mark 0x0/0xff00000 -j ACCEPT
+        COMMIT
+        *filter
+        :FORWARD ACCEPT [0:0]
+        -A FORWARD -j KUBE-FORWARD
+        -A FORWARD -j NATGATE-FORWARD
+        COMMIT
+        """;
+    String sets = """
+        create natgate-held hash:ip family inet hashsize 1024 maxelem 1048576 bucketsize 12 initval 0x1
+        add natgate-held 198.18.0.100
+        create natgate-s-1 hash:ip family inet hashsize 1024 maxelem 1048576 bucketsize 12 initval 0x2
+        add natgate-s-1 198.19.1.11
+        create KUBE-X hash:ip family inet
+        add KUBE-X 10.0.0.1
+        """;
+    String routes = """
+        default encap ip id 7400 src 0.0.0.0 dst 198.18.0.101 ttl 0 tos 0 dev natgate0 table 7401 proto 78 scope link
+        throw 198.18.0.101 table 7401 proto 78
+        """;
+    String rules = "[{\"priority\":7400,\"src\":\"all\",\"fwmark\":\"0x100000\",\"fwmask\":\"0xff00000\",\"table\":\"7401\"},"
+        + "{\"priority\":32766,\"src\":\"all\",\"table\":\"main\"}]";
+    String addr = "[{\"ifname\":\"eth0\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"198.18.0.11\",\"prefixlen\":24},"
+        + "{\"family\":\"inet\",\"local\":\"198.18.0.100\",\"prefixlen\":32}]}]";
+    String links = "[{\"ifname\":\"eth0\",\"mtu\":9000},{\"ifname\":\"natgate0\",\"mtu\":8950}]";
+    Observed o = Observed.parse(save, sets, addr, links, routes, rules, SETTINGS);
+    assertThat(o.chains()).containsOnlyKeys(Hook.NAT_POSTROUTING);
+    assertThat(o.jumps()).containsEntry(Hook.NAT_POSTROUTING, List.of(0)).containsEntry(Hook.FILTER_FORWARD, List.of(1));
+    assertThat(o.sets()).containsOnlyKeys("natgate-s-1");
+    assertThat(o.held()).containsExactly("198.18.0.100");
+    assertThat(o.uplinkAddresses()).containsExactly("198.18.0.100");
+    assertThat(o.routes()).containsExactlyInAnyOrder(new KernelPlan.Route(7401, "unicast", "default", "198.18.0.101"),
+        new KernelPlan.Route(7401, "throw", "198.18.0.101", null));
+    assertThat(o.markRules()).containsExactly(new KernelPlan.MarkRule("0x100000/0xff00000", 7401));
+    assertThat(o.tunnel()).isTrue();
+    assertThat(o.uplinkMtu()).isEqualTo(9000);
+  }
+
+  @Test
+  void tooManyTunnelledEgressIPsForTheMarkMaskIsAClearError() {
+    var spec = new EgressNodeStateSpec();
+    var g = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of());
+    IntStream.range(1, 4).forEach(i -> g.steer.add(new Steer("198.18.0." + (100 + i), "node-2", "198.18.0.12",
+        List.of("198.19.1." + i))));
+    spec.gateways.put("many", g);
+    var tiny = new DataplaneSettings("eth0", "natgate0", 4790, 0x3, 7400, 7400);
+    assertThatThrownBy(() -> Renderer.render(spec, tiny)).hasMessageContaining("steers to 3 egress IPs")
+        .hasMessageContaining("room for 2");
+  }
+
+  static void golden(String name, Changes c) throws IOException {
+    List<String> parts = new ArrayList<>();
+    parts.add("# 1. ip -batch - (release)\n" + c.release());
+    parts.add("# 2. ip -batch - (tunnel, rules, routes)\n" + c.ipBefore() + String.join("\n", c.tunnelSysctls()));
+    parts.add("# 3. ipset -exist restore\n" + c.ipsetBefore());
+    parts.add("# 4. iptables-restore --noflush\n" + c.iptables());
+    parts.add("# 5. ip -batch - (hold), then arping " + c.announce() + "\n" + c.hold());
+    parts.add("# 6. ipset -exist restore\n" + c.ipsetAfter());
+    parts.add("# 7. ip -batch -\n" + c.ipAfter());
+    String text = String.join("\n", parts).replaceAll("\n+#", "\n\n#").strip() + "\n";
+    Path file = Path.of("src/test/resources/golden", name);
+    if (Boolean.getBoolean("natgate.golden.update") || !Files.exists(file)) {
+      Files.writeString(file, text);
+    }
+    assertThat(text).isEqualTo(Files.readString(file));
+  }
+}
