@@ -1,0 +1,60 @@
+package io.natgate.lab;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/**
+ * Connects from one pod to the external echo server at a fixed rate, in the background, recording what the server
+ * saw. Probes overlap rather than queue behind a failing one, so the records keep their rate through an outage.
+ */
+public final class Prober {
+  /**
+   * One connection attempt. A slow success is a packet the node held (waiting for ARP after its link came back)
+   * and sent later: for outage timing, count it as lost.
+   *
+   * @param at when it started
+   * @param took until the answer, or until it was given up
+   * @param source the address the external host reported; empty when no answer came
+   */
+  public record Probe(Instant at, Duration took, Optional<String> source) {
+  }
+
+  private final ScheduledExecutorService clock = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "lab-prober");
+    t.setDaemon(true);
+    return t;
+  });
+  private final List<CompletableFuture<Probe>> probes = new ArrayList<>();
+
+  Prober(Supplier<CompletableFuture<Probe>> probe, Duration every) {
+    clock.scheduleAtFixedRate(() -> {
+      synchronized (probes) {
+        probes.add(probe.get());
+      }
+    }, 0, every.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  /** Stops probing, waits for the probes in flight, and returns every record, oldest first. */
+  public List<Probe> stop() {
+    clock.shutdownNow();
+    try {
+      clock.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    List<CompletableFuture<Probe>> started;
+    synchronized (probes) {
+      started = List.copyOf(probes);
+    }
+    return started.stream().map(CompletableFuture::join).sorted(Comparator.comparing(Probe::at)).toList();
+  }
+}
