@@ -69,7 +69,8 @@ public final class Agent implements AutoCloseable {
     this.metrics = metrics;
   }
 
-  public Agent start() throws InterruptedException {
+  /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
+  public Agent start() {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
     DataplaneSettings dp = new DataplaneSettings(uplink, "natgate0", settings.tunnelPort(), settings.markMask(),
         settings.tableBase(), settings.rulePriority());
@@ -84,33 +85,47 @@ public final class Agent implements AutoCloseable {
           dataplane.unfence();
           applyLater();
         })).start();
-    if (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(30))) {
-      LOG.warn("No Lease renewal within 30 s: starting anyway, fenced (no egress IPs) until one succeeds");
+    Thread connect = new Thread(this::connect, "natgate-agent-connect");
+    connect.setDaemon(true);
+    connect.start();
+    return this;
+  }
+
+  private void connect() {
+    try {
+      while (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))) {
+        LOG.warn("no Lease renewal yet: waiting for the API server before taking any egress IP");
+      }
+      informer = client.resources(EgressNodeState.class).withName(settings.nodeName()).inform(handler());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
     }
-    informer = client.resources(EgressNodeState.class).withName(settings.nodeName())
-        .inform(new ResourceEventHandler<>() {
-          @Override
-          public void onAdd(EgressNodeState s) {
-            applyLater();
-          }
-
-          @Override
-          public void onUpdate(EgressNodeState old, EgressNodeState s) {
-            if (!Objects.equals(old.getMetadata().getGeneration(), s.getMetadata().getGeneration())) {
-              applyLater();
-            }
-          }
-
-          @Override
-          public void onDelete(EgressNodeState s, boolean unknown) {
-            applyLater();
-          }
-        });
     synced = true;
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
-    return this;
+  }
+
+  private ResourceEventHandler<EgressNodeState> handler() {
+    return new ResourceEventHandler<>() {
+      @Override
+      public void onAdd(EgressNodeState s) {
+        applyLater();
+      }
+
+      @Override
+      public void onUpdate(EgressNodeState old, EgressNodeState s) {
+        if (!Objects.equals(old.getMetadata().getGeneration(), s.getMetadata().getGeneration())) {
+          applyLater();
+        }
+      }
+
+      @Override
+      public void onDelete(EgressNodeState s, boolean unknown) {
+        applyLater();
+      }
+    };
   }
 
   /** True once the agent has applied its node's current state (or its absence) without error. */

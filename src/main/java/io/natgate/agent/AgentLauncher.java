@@ -31,7 +31,7 @@ public class AgentLauncher implements HealthCheck {
   MeterRegistry metrics;
   private volatile Agent agent;
 
-  void start(@Observes StartupEvent event) throws InterruptedException {
+  void start(@Observes StartupEvent event) {
     if (!"agent".equals(config.mode())) {
       return;
     }

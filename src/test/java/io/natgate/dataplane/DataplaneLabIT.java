@@ -1,0 +1,218 @@
+package io.natgate.dataplane;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
+import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
+import io.natgate.lab.KernelState;
+import io.natgate.lab.LabNode;
+import io.natgate.lab.LabPod;
+import io.natgate.lab.NetworkLab;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * The data plane with real packets: node namespaces on a bridge, pods behind them, an external echo server that
+ * reports the source it saw. Each node's {@link NodeDataplane} runs in this JVM with its commands executed in the
+ * node's namespace ({@code ip netns exec}); the node states are written here as the operator would write them.
+ * Needs root; skipped with the reason otherwise.
+ */
+class DataplaneLabIT {
+  static final String EGRESS_IP = "198.18.0.100";
+  static final String OTHER_EGRESS_IP = "198.18.0.101";
+  static final Duration SOON = Duration.ofSeconds(5);
+
+  @RegisterExtension
+  static final NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2);
+
+  private final Map<Integer, NodeDataplane> agents = new HashMap<>();
+  private Map<String, KernelState> baseline;
+
+  @BeforeEach
+  void baseline() {
+    baseline = lab.kernelStates();
+  }
+
+  /** Every test leaves the lab as it found it: remove all states, then compare with the baseline. */
+  @AfterEach
+  void removeEverything() {
+    for (LabNode n : lab.nodes()) {
+      agent(n.index()).apply(KernelPlan.EMPTY);
+    }
+    assertThat(lab.kernelStates()).isEqualTo(baseline);
+  }
+
+  NodeDataplane agent(int node) {
+    return agents.computeIfAbsent(node, i -> new NodeDataplane(new Kernel(lab.nsCommandPrefix(lab.node(i).ns())),
+        DataplaneSettings.defaults(lab.node(i).uplink())));
+  }
+
+  void apply(int node, EgressNodeStateSpec spec) {
+    agent(node).apply(Renderer.render(spec, agent(node).settings()));
+  }
+
+  /** payments: EGRESS_IP held by node 1, selecting pod 1 of nodes 1 and 2; node 2 steers its pod to node 1. */
+  void payments(FailurePolicy policy, List<String> cidrs, List<String> excluded) {
+    LabPod onGateway = lab.pod(1, 1);
+    LabPod onDirector = lab.pod(2, 1);
+    apply(1, spec("payments", gateway(policy, cidrs, excluded,
+        List.of(new Snat(EGRESS_IP, true, List.of(onGateway.ip(), onDirector.ip()))), List.of())));
+    apply(2, spec("payments", gateway(policy, cidrs, excluded, List.of(),
+        List.of(new Steer(EGRESS_IP, lab.node(1).name(), lab.node(1).ip(), List.of(onDirector.ip()))))));
+  }
+
+  void payments() {
+    payments(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR));
+  }
+
+  @Test
+  void podOnTheGatewayNodeLeavesWithTheEgressIP() {
+    payments();
+    assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
+  }
+
+  @Test
+  void podOnAnotherNodeIsSteeredThroughTheTunnelAndLeavesWithTheEgressIP() {
+    payments();
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+    assertThat(lab.arrivals(lab.pod(2, 1))).containsOnlyKeys(EGRESS_IP);
+  }
+
+  @Test
+  void unselectedPodsKeepTheCniPathAndTheirNodesIP() {
+    payments();
+    assertThat(lab.seenSource(lab.pod(1, 2))).contains(lab.node(1).ip());
+    assertThat(lab.seenSource(lab.pod(2, 2))).contains(lab.node(2).ip());
+    assertThat(lab.seenSource(lab.pod(3, 1))).contains(lab.node(3).ip());
+  }
+
+  @Test
+  void excludedDestinationsAndDestinationsOutsideTheCidrsAreNotNated() {
+    payments(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR, NetworkLab.EXTERNAL_IP + "/32"));
+    assertThat(lab.seenSource(lab.pod(1, 1))).contains(lab.node(1).ip());
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(lab.node(2).ip());
+
+    payments(FailurePolicy.Drop, List.of("192.0.2.0/24"), List.of(NetworkLab.POD_CIDR));
+    assertThat(lab.seenSource(lab.pod(1, 1))).contains(lab.node(1).ip());
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(lab.node(2).ip());
+
+    payments(); // and back: the same pods are NATed again
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+  }
+
+  @Test
+  void twoGatewaysWithTheirOwnIPsAndSourcesSideBySide() {
+    LabPod paymentsPod = lab.pod(2, 1);
+    LabPod partnersPod = lab.pod(2, 2);
+    var all = List.of("0.0.0.0/0");
+    var excluded = List.of(NetworkLab.POD_CIDR);
+    apply(1, spec("payments", gateway(FailurePolicy.Drop, all, excluded,
+        List.of(new Snat(EGRESS_IP, true, List.of(paymentsPod.ip()))), List.of())));
+    apply(3, spec("partners", gateway(FailurePolicy.Drop, all, excluded,
+        List.of(new Snat(OTHER_EGRESS_IP, true, List.of(partnersPod.ip()))), List.of())));
+    var director = spec("payments", gateway(FailurePolicy.Drop, all, excluded, List.of(),
+        List.of(new Steer(EGRESS_IP, lab.node(1).name(), lab.node(1).ip(), List.of(paymentsPod.ip())))));
+    director.gateways.put("partners", gateway(FailurePolicy.Drop, all, excluded, List.of(),
+        List.of(new Steer(OTHER_EGRESS_IP, lab.node(3).name(), lab.node(3).ip(), List.of(partnersPod.ip())))));
+    apply(2, director);
+
+    assertThat(lab.seenSource(paymentsPod)).contains(EGRESS_IP);
+    assertThat(lab.seenSource(partnersPod)).contains(OTHER_EGRESS_IP);
+    assertThat(lab.seenSource(lab.pod(1, 2))).contains(lab.node(1).ip());
+  }
+
+  @Test
+  void removingTheStateLeavesNothingBehind() {
+    payments();
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+    assertThat(lab.kernelStates()).isNotEqualTo(baseline);
+    // @AfterEach applies the empty state on every node and compares iptables-save, ipset, ip addr/rule/route/link.
+  }
+
+  @Test
+  void aRestartedAgentAppliesTheSameRulesWithoutDuplicatesAndRepairsDrift() {
+    payments();
+    Map<String, KernelState> programmed = lab.kernelStates();
+    agents.clear(); // new agents, nothing in memory: they look at the kernel
+    payments();
+    assertThat(lab.kernelStates()).isEqualTo(programmed);
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+
+    // Someone removes our jump, inserts ahead of it, and deletes the egress IP: the periodic repair puts it back.
+    String gw = lab.node(1).ns();
+    lab.exec(gw, "iptables", "-t", "nat", "-D", "POSTROUTING", "-j", "NATGATE-POSTROUTING");
+    lab.exec(gw, "ip", "address", "del", EGRESS_IP + "/32", "dev", lab.node(1).uplink());
+    lab.exec(lab.node(2).ns(), "iptables", "-t", "mangle", "-I", "PREROUTING", "1", "-j", "RETURN");
+    assertThat(lab.seenSource(lab.pod(2, 1))).isNotEqualTo(Optional.of(EGRESS_IP));
+    assertThat(agent(1).repair().changed()).isTrue();
+    assertThat(agent(2).repair().changed()).isTrue();
+    assertThat(agent(1).repair().changed()).as("a second repair finds nothing to do").isFalse();
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+    lab.exec(lab.node(2).ns(), "iptables", "-t", "mangle", "-D", "PREROUTING", "-j", "RETURN"); // not ours: undo it
+  }
+
+  @Test
+  void dropWithNoGatewayLetsNothingOutWhileAllowFallsBackToTheNodeIP() {
+    LabPod pod = lab.pod(2, 1);
+    var noGateway = List.of(new Steer(EGRESS_IP, null, null, List.of(pod.ip())));
+    apply(2, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+        List.of(), noGateway)));
+    lab.resetArrivals();
+    for (int i = 0; i < 5; i++) {
+      assertThat(lab.seenSource(pod)).isEmpty();
+    }
+    assertThat(lab.arrivals(pod)).as("packets from the selected pod at the external host").isEmpty();
+
+    apply(2, spec("payments", gateway(FailurePolicy.Allow, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+        List.of(), noGateway)));
+    assertThat(lab.seenSource(pod)).contains(lab.node(2).ip());
+  }
+
+  @Test
+  void takeoverMovesTheIPWithGratuitousArpAndNoDirectorChange() {
+    payments();
+    LabPod pod = lab.pod(2, 1);
+    assertThat(lab.seenSource(pod)).contains(EGRESS_IP); // the external host has node 1's MAC for the egress IP now
+    String node3Mac = lab.exec(lab.node(3).ns(), "cat", "/sys/class/net/" + lab.node(3).uplink() + "/address").strip();
+
+    // Node 1 fails over to node 3: node 1 releases, node 3 takes the IP. Node 2 (the director) is not touched:
+    // its tunnel's remote end is the egress IP itself.
+    long start = System.nanoTime();
+    apply(1, new EgressNodeStateSpec());
+    apply(3, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+        List.of(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip(), pod.ip()))), List.of())));
+    await().atMost(SOON).pollInterval(Duration.ofMillis(20))
+        .until(() -> lab.seenSource(pod).equals(Optional.of(EGRESS_IP)));
+    System.out.printf("takeover: first echo with the egress IP through the new gateway after %d ms%n",
+        (System.nanoTime() - start) / 1_000_000);
+    assertThat(lab.exec(lab.externalNs(), "ip", "neigh", "show", EGRESS_IP)).contains(node3Mac);
+  }
+
+  static EgressNodeStateSpec spec(String gateway, NodeGatewayState state) {
+    var spec = new EgressNodeStateSpec();
+    spec.gateways.put(gateway, state);
+    return spec;
+  }
+
+  static NodeGatewayState gateway(FailurePolicy policy, List<String> cidrs, List<String> excluded, List<Snat> snat,
+      List<Steer> steer) {
+    var s = new NodeGatewayState();
+    s.failurePolicy = policy;
+    s.cidrs = cidrs;
+    s.excludedCidrs = excluded;
+    s.snat = snat;
+    s.steer = steer;
+    return s;
+  }
+}
