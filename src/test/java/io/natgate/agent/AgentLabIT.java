@@ -1,0 +1,122 @@
+package io.natgate.agent;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.dataplane.Kernel;
+import io.natgate.lab.KernelState;
+import io.natgate.lab.LabNode;
+import io.natgate.lab.NetworkLab;
+import io.natgate.plan.NodeReadiness;
+import io.natgate.testing.ControlPlane;
+import io.natgate.testing.ControlPlaneExtension;
+import io.natgate.testing.TcpProxy;
+import java.net.URI;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * The whole agent (watch its node state, apply, report, heartbeat, fence) against the real API server, with its
+ * kernel commands run in a lab node's namespace. Its heartbeat goes through a proxy the test can cut, as a node
+ * losing the API server would.
+ */
+@ExtendWith(ControlPlaneExtension.class)
+class AgentLabIT {
+  static final String EGRESS_IP = "198.18.0.120";
+  static final Duration TIMEOUT = Duration.ofMillis(900);
+  static final Duration FENCE_AFTER = Duration.ofMillis(600);
+
+  @RegisterExtension
+  static final NetworkLab lab = NetworkLab.withNodes(2).podsPerNode(1);
+
+  private final ControlPlane controlPlane;
+
+  AgentLabIT(ControlPlane controlPlane) {
+    this.controlPlane = controlPlane;
+  }
+
+  @Test
+  void appliesReportsFencesWhenCutOffAndRemovesEverythingWithItsState() throws Exception {
+    LabNode node = lab.node(1);
+    Map<String, KernelState> baseline = lab.kernelStates();
+    KubernetesClient admin = controlPlane.admin();
+    KubernetesClient agentClient = controlPlane.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
+    URI api = URI.create(agentClient.getConfiguration().getMasterUrl());
+    try (TcpProxy link = new TcpProxy(api.getHost(), api.getPort());
+        KubernetesClient heartbeatClient = new KubernetesClientBuilder().withConfig(
+            new ConfigBuilder(agentClient.getConfiguration()).withMasterUrl("https://127.0.0.1:" + link.port())
+                .withRequestTimeout((int) FENCE_AFTER.toMillis()).withRequestRetryBackoffLimit(0).build()).build();
+        Agent agent = new Agent(agentClient, heartbeatClient, new Agent.Settings(node.name(), node.ip(), null,
+            ControlPlane.OPERATOR_NAMESPACE, Duration.ofMillis(200), TIMEOUT, FENCE_AFTER, Duration.ofSeconds(10),
+            4790, 0x0ff00000, 7400, 7400), new Kernel(lab.nsCommandPrefix(node.ns())), new SimpleMeterRegistry())
+            .start()) {
+
+      var state = new EgressNodeState();
+      state.setMetadata(new ObjectMetaBuilder().withName(node.name()).build());
+      state.setSpec(new EgressNodeStateSpec());
+      var gw = new NodeGatewayState();
+      gw.failurePolicy = FailurePolicy.Drop;
+      gw.cidrs = List.of("0.0.0.0/0");
+      gw.excludedCidrs = List.of(NetworkLab.POD_CIDR);
+      gw.snat.add(new NodeGatewayState.Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip())));
+      state.getSpec().gateways.put("payments", gw);
+      EgressNodeState created = admin.resource(state).create();
+
+      // Applied, reported with the generation, and the pod leaves with the egress IP.
+      await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> {
+        var s = admin.resources(EgressNodeState.class).withName(node.name()).get().getStatus();
+        assertThat(s).isNotNull();
+        assertThat(s.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
+        assertThat(s.error).isNull();
+      });
+      assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
+      var lease = admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(node.name()))
+          .get();
+      assertThat(lease.getSpec().getHolderIdentity()).isEqualTo(node.name());
+      assertThat(NodeReadiness.agentAlive(lease, Instant.now(), TIMEOUT)).isTrue();
+
+      // Cut off from the API server: the agent drops the IP before its Lease expires for the operator.
+      link.cut();
+      await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> !holds(node));
+      Instant released = Instant.now();
+      Instant lastRenewal = admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE)
+          .withName(Heartbeat.leaseName(node.name())).get().getSpec().getRenewTime().toInstant();
+      System.out.printf("fenced %d ms after the last renewal (operator timeout %d ms)%n",
+          Duration.between(lastRenewal, released).toMillis(), TIMEOUT.toMillis());
+      assertThat(released).as("released before the operator may move the IP").isBefore(lastRenewal.plus(TIMEOUT));
+      // Nobody answers ARP for the IP now (rules stay, so a neighbour with a stale ARP entry could still reach it).
+      lab.exec(lab.externalNs(), "ip", "neigh", "flush", "to", EGRESS_IP);
+      assertThat(lab.seenSource(lab.pod(1, 1))).isEmpty();
+
+      // Back in touch: the IP comes back.
+      link.restore();
+      await().atMost(Duration.ofSeconds(10)).until(() -> holds(node));
+      await().atMost(Duration.ofSeconds(5)).until(() -> lab.seenSource(lab.pod(1, 1)).isPresent());
+      assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
+
+      // The state is deleted: everything the agent added goes.
+      admin.resources(EgressNodeState.class).withName(node.name()).delete();
+      await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(baseline));
+    } finally {
+      admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(node.name())).delete();
+    }
+  }
+
+  private static boolean holds(LabNode node) {
+    return lab.exec(node.ns(), "ip", "-4", "address", "show", "dev", node.uplink()).contains(EGRESS_IP + "/32");
+  }
+}
