@@ -352,6 +352,7 @@ class EgressGatewayIT {
       labels.put("role", "egress-" + t);
     }
     cluster.node(nodeName(node), ip, labels);
+    cluster.startAgent(nodeName(node));
   }
 
   private String internalIP(String node) {

@@ -28,11 +28,10 @@ public final class Cluster implements AutoCloseable {
   public Node node(String name, String internalIP, Map<String, String> labels) {
     admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(name).withLabels(labels).endMetadata()
         .withNewSpec().endSpec().build()).create();
-    startAgent(name);
     return setReady(name, internalIP, true);
   }
 
-  /** Renews the node's agent Lease from now on. */
+  /** Renews the node's agent Lease from now on, as a running agent would (no data plane). */
   public void startAgent(String name) {
     agents.computeIfAbsent(name, n -> new Heartbeat(admin, ControlPlane.OPERATOR_NAMESPACE, n, Duration.ofMillis(200),
         Duration.ofMillis(900), Duration.ofMillis(600), () -> { }, () -> { }).start());

@@ -1,73 +1,152 @@
 package io.natgate.testing;
 
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.agent.Agent;
 import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.dataplane.Kernel;
+import io.natgate.lab.LabNode;
+import io.natgate.lab.LabPod;
+import io.natgate.lab.NetworkLab;
+import io.natgate.lab.Prober;
 import java.io.IOException;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 
 /**
- * `make demo`: a real control plane, the operator under its own ServiceAccount, three simulated nodes and two pods,
- * the sample gateway, then a gateway node going NotReady. The data path (real NAT) arrives with the agent.
+ * `make demo`: a real control plane, the operator under its own ServiceAccount, three nodes and their pods as
+ * network namespaces with a natgate agent each (in this JVM, its kernel commands run in its node's namespace, as
+ * the agent ServiceAccount), an external echo server. Applies the sample gateway, shows what the external host
+ * sees, then takes the active gateway node off the network and measures the failover.
  */
 public final class Demo {
+  static final String EGRESS_IP = "198.18.0.100";
+
   private Demo() {
   }
 
   public static void main(String[] args) throws Exception {
+    String unavailable = NetworkLab.unavailableReason();
+    if (unavailable != null) {
+      System.err.println("make demo: " + unavailable);
+      System.exit(2);
+    }
     Path kubeconfig = Files.createTempFile("natgate-demo", ".kubeconfig");
-    try (ControlPlane cp = new ControlPlane()) {
+    List<AutoCloseable> running = new ArrayList<>();
+    try (NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2); ControlPlane cp = new ControlPlane()) {
+      lab.start();
+      say("network lab up: node-1, node-2 (egress), node-3 (worker) on 198.18.0.0/24, two pods each, "
+          + "external echo server " + lab.externalIP());
       Files.writeString(kubeconfig, cp.kubeConfigYaml());
       say("control plane up (etcd + kube-apiserver, RBAC on); CRDs and config/rbac installed");
-      try (OperatorRunner operator = new OperatorRunner(cp)) {
-        Cluster cluster = new Cluster(cp.admin());
-        cluster.node("egress-1", "198.18.0.11", Map.of("node-role.kubernetes.io/egress", ""));
-        cluster.node("egress-2", "198.18.0.12", Map.of("node-role.kubernetes.io/egress", ""));
-        cluster.node("worker-1", "198.18.0.13", Map.of());
-        cluster.namespace("payments", Map.of("team", "payments"));
-        cluster.runningPod("payments", "api", "worker-1", "198.19.3.2", Map.of("app", "api"));
-        say("3 nodes (egress-1, egress-2, worker-1), pod payments/api on worker-1");
-        kubectl(kubeconfig, "apply", "-f", ControlPlane.repo().resolve("config/samples/egressgateway.yaml").toString());
-        waitFor(cp, g -> "True".equals(ready(g)));
-        kubectl(kubeconfig, "get", "egw", "-o", "wide");
-        kubectl(kubeconfig, "get", "nodes", "-L", "natgate.io/gateway");
-        kubectl(kubeconfig, "get", "egressnodestates", "-o",
-            "custom-columns=NODE:.metadata.name,GATEWAYS:.spec.gateways");
-
-        String holder = cp.admin().resources(EgressGateway.class).withName("payments").get()
-            .getStatus().assignments.get(0).node;
-        say(holder + " goes NotReady...");
-        Instant cut = Instant.now();
-        cluster.setReady(holder, holder.equals("egress-1") ? "198.18.0.11" : "198.18.0.12", false);
-        waitFor(cp, g -> !g.getStatus().assignments.isEmpty() && !holder.equals(g.getStatus().assignments.get(0).node));
-        say("198.18.0.100 moved in " + Duration.between(cut, Instant.now()).toMillis() + " ms (control plane only)");
-        kubectl(kubeconfig, "get", "egw", "-o", "wide");
-        kubectl(kubeconfig, "get", "events", "-n", "default", "--field-selector", "involvedObject.kind=EgressGateway");
-        say("tearing down");
+      OperatorRunner operator = new OperatorRunner(cp);
+      running.add(operator);
+      Cluster cluster = new Cluster(cp.admin());
+      Map<String, TcpProxy> links = new HashMap<>();
+      for (LabNode n : lab.nodes()) {
+        cluster.node(n.name(), n.ip(), n.index() < 3 ? Map.of("node-role.kubernetes.io/egress", "") : Map.of());
+        TcpProxy link = new TcpProxy("127.0.0.1", URI.create(cp.admin().getConfiguration().getMasterUrl()).getPort());
+        links.put(n.name(), link);
+        running.add(link);
+        running.add(agent(cp, lab, n, link));
       }
+      cluster.namespace("payments", Map.of("team", "payments"));
+      cluster.namespace("shop", Map.of());
+      LabPod selected = lab.pod(3, 1);
+      LabPod unselected = lab.pod(3, 2);
+      cluster.runningPod("payments", "api", "node-3", selected.ip(), Map.of("app", "api"));
+      cluster.runningPod("payments", "worker", "node-1", lab.pod(1, 1).ip(), Map.of("app", "worker"));
+      cluster.runningPod("shop", "web", "node-3", unselected.ip(), Map.of("app", "web"));
+      say("operator and 3 agents running; pods payments/api (node-3), payments/worker (node-1), shop/web (node-3)");
+
+      kubectl(kubeconfig, "apply", "-f", ControlPlane.repo().resolve("config/samples/egressgateway.yaml").toString());
+      waitFor(cp, g -> "True".equals(condition(g, "Ready")) && "True".equals(condition(g, "Programmed")));
+      kubectl(kubeconfig, "get", "egw", "-o", "wide");
+      say("the external host sees payments/api (node-3, steered through the tunnel) as "
+          + lab.seenSource(selected).orElse("nothing") + ", payments/worker (node-1) as "
+          + lab.seenSource(lab.pod(1, 1)).orElse("nothing") + ", shop/web (not selected) as "
+          + lab.seenSource(unselected).orElse("nothing"));
+
+      String holder = cp.admin().resources(EgressGateway.class).withName("payments").get()
+          .getStatus().assignments.get(0).node;
+      LabNode gone = lab.nodes().stream().filter(n -> n.name().equals(holder)).findFirst().orElseThrow();
+      say(holder + " loses the network (node link and API server cut); payments/api keeps connecting every 20 ms");
+      Prober prober = lab.startProbing(selected, Duration.ofMillis(20));
+      Thread.sleep(300);
+      Instant cut = Instant.now();
+      lab.cutLink(gone);
+      links.get(holder).cut();
+      waitFor(cp, g -> !g.getStatus().assignments.isEmpty() && !holder.equals(g.getStatus().assignments.get(0).node));
+      Thread.sleep(1500);
+      List<Prober.Probe> probes = prober.stop();
+      // Failover time: from the cut to the first echo with the egress IP after connections started failing.
+      var firstFailure = probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).findFirst();
+      var back = firstFailure.flatMap(f -> probes.stream().filter(p -> p.at().isAfter(f.at()))
+          .filter(p -> p.source().equals(Optional.of(EGRESS_IP))).findFirst());
+      long leaked = probes.stream().filter(p -> p.source().isPresent() && !p.source().get().equals(EGRESS_IP)).count();
+      say("failover: first echo with " + EGRESS_IP + " again "
+          + back.map(p -> Duration.between(cut, p.at().plus(p.took())).toMillis() + " ms").orElse("without a gap")
+          + " after the cut; connections seen with another source: " + leaked + " of " + probes.size());
+      kubectl(kubeconfig, "get", "egw", "-o", "wide");
+      kubectl(kubeconfig, "get", "events", "-n", "default", "--field-selector", "involvedObject.kind=EgressGateway");
+
+      say("deleting the gateway: labels, node states and every rule, set, address and route go");
+      kubectl(kubeconfig, "delete", "egw", "payments");
+      lab.restoreLink(gone);
+      links.get(holder).restore();
+      cp.admin().resources(EgressNodeState.class).informOnCondition(l -> l.isEmpty()).get(30, TimeUnit.SECONDS);
+      Thread.sleep(1000);
+      System.out.println("iptables-save | grep -c NATGATE on node-3: " + lab.exec(lab.node(3).ns(), "sh", "-c",
+          "iptables-save | grep -c NATGATE || true").strip());
+      say("tearing down");
     } finally {
+      java.util.Collections.reverse(running);
+      for (AutoCloseable c : running) {
+        c.close();
+      }
       Files.deleteIfExists(kubeconfig);
     }
     System.exit(0); // exec:java would otherwise wait for the client's lingering threads
   }
 
-  private static String ready(EgressGateway g) {
-    return g.getStatus() == null ? null : g.getStatus().conditions.stream().filter(c -> "Ready".equals(c.getType()))
+  /** The node's agent, as the agent ServiceAccount; its heartbeat goes through {@code link}, which the demo can cut. */
+  static Agent agent(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
+    KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
+    KubernetesClient heartbeat = new KubernetesClientBuilder().withConfig(new ConfigBuilder(client.getConfiguration())
+        .withMasterUrl("https://127.0.0.1:" + link.port()).withRequestTimeout(600).withRequestRetryBackoffLimit(0)
+        .build()).build();
+    return new Agent(client, heartbeat, new Agent.Settings(n.name(), n.ip(), null, ControlPlane.OPERATOR_NAMESPACE,
+        Duration.ofMillis(200), Duration.ofMillis(900), Duration.ofMillis(600), Duration.ofSeconds(10), 4790,
+        0x0ff00000, 7400, 7400), new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
+  }
+
+  private static String condition(EgressGateway g, String type) {
+    return g.getStatus() == null ? null : g.getStatus().conditions.stream().filter(c -> type.equals(c.getType()))
         .map(c -> c.getStatus()).findFirst().orElse(null);
   }
 
-  private static void waitFor(ControlPlane cp, java.util.function.Predicate<EgressGateway> done) {
+  private static void waitFor(ControlPlane cp, Predicate<EgressGateway> done) {
     cp.admin().resources(EgressGateway.class).withName("payments")
         .waitUntilCondition(g -> g != null && g.getStatus() != null && done.test(g), 60, TimeUnit.SECONDS);
   }
 
   private static void kubectl(Path kubeconfig, String... args) throws IOException, InterruptedException {
     String kubectl = System.getProperty("natgate.kubectl", "kubectl");
-    var command = new java.util.ArrayList<>(java.util.List.of(kubectl, "--kubeconfig", kubeconfig.toString()));
-    command.addAll(java.util.List.of(args));
+    var command = new ArrayList<>(List.of(kubectl, "--kubeconfig", kubeconfig.toString()));
+    command.addAll(List.of(args));
     System.out.println("\n$ kubectl " + String.join(" ", args));
     new ProcessBuilder(command).inheritIO().start().waitFor();
   }
