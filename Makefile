@@ -4,6 +4,11 @@ MVN ?= mvn -B
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" && $$2 ~ /^v/ {print substr($$2,2); exit}' src/tools/controlplane/go.mod)
 KUBE_API_TEST_DIR ?= $(HOME)/.kubeapitest
 KUBECTL := $(KUBE_API_TEST_DIR)/k8s/$(KUBE_VERSION)-linux-amd64/kubectl
+# Images: the manifests in config/ are where they are set; these read them (override to build your own).
+IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/manager/manager.yaml)
+AGENT_IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/agent/daemonset.yaml)
+BUNDLE_IMG ?= $(subst natgate-operator:,natgate-operator-bundle:,$(IMG))
+CONTAINER_TOOL ?= docker
 BUNDLE_VALIDATE := $(KUBE_API_TEST_DIR)/tools/bundlevalidate
 
 .PHONY: help
@@ -51,3 +56,18 @@ bundle: $(BUNDLE_VALIDATE) ## Generate the OLM bundle (bundle/, bundle.Dockerfil
 # Built from its Go module like the control plane, cached outside the work tree.
 $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.sum src/tools/bundlevalidate/main.go
 	cd src/tools/bundlevalidate && CGO_ENABLED=0 go build -trimpath -o $(BUNDLE_VALIDATE) .
+
+##@ Images (need Docker or Podman: CONTAINER_TOOL=podman)
+.PHONY: docker-build
+docker-build: build ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator -t $(IMG) .
+	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the operator and agent images
+	$(CONTAINER_TOOL) push $(IMG)
+	$(CONTAINER_TOOL) push $(AGENT_IMG)
+
+.PHONY: bundle-build
+bundle-build: ## Build the OLM bundle image $(BUNDLE_IMG) from bundle/
+	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
