@@ -4,10 +4,16 @@ MVN ?= mvn -B
 KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes" && $$2 ~ /^v/ {print substr($$2,2); exit}' src/tools/controlplane/go.mod)
 KUBE_API_TEST_DIR ?= $(HOME)/.kubeapitest
 KUBECTL := $(KUBE_API_TEST_DIR)/k8s/$(KUBE_VERSION)-linux-amd64/kubectl
+# Images: the manifests in config/ are where they are set; these read them (override to build your own).
+IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/manager/manager.yaml)
+AGENT_IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/agent/daemonset.yaml)
+BUNDLE_IMG ?= $(subst natgate-operator:,natgate-operator-bundle:,$(IMG))
+CONTAINER_TOOL ?= docker
+BUNDLE_VALIDATE := $(KUBE_API_TEST_DIR)/tools/bundlevalidate
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ##@ Run
 .PHONY: demo
@@ -17,8 +23,12 @@ demo: controlplane ## Local control plane + operator: apply the sample gateway, 
 
 ##@ Test
 .PHONY: test
-test: controlplane ## Unit tests (*Test) and real-API-server tests (*IT)
+test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
+
+.PHONY: bundle-validate
+bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's bundle validators
+	$(BUNDLE_VALIDATE) bundle
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane needed)
@@ -37,3 +47,27 @@ build: ## Build the operator (target/quarkus-app)
 crds: ## Regenerate the CRDs from the api classes into crds/
 	$(MVN) -q process-classes
 	cp target/classes/META-INF/fabric8/*.yml crds/
+
+.PHONY: bundle
+bundle: $(BUNDLE_VALIDATE) ## Generate the OLM bundle (bundle/, bundle.Dockerfile) from config/ and crds/, then validate it
+	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.packaging.BundleGenerator -Dexec.classpathScope=test
+	$(BUNDLE_VALIDATE) bundle
+
+# Built from its Go module like the control plane, cached outside the work tree.
+$(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.sum src/tools/bundlevalidate/main.go
+	cd src/tools/bundlevalidate && CGO_ENABLED=0 go build -trimpath -o $(BUNDLE_VALIDATE) .
+
+##@ Images (need Docker or Podman: CONTAINER_TOOL=podman)
+.PHONY: docker-build
+docker-build: build ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator -t $(IMG) .
+	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the operator and agent images
+	$(CONTAINER_TOOL) push $(IMG)
+	$(CONTAINER_TOOL) push $(AGENT_IMG)
+
+.PHONY: bundle-build
+bundle-build: ## Build the OLM bundle image $(BUNDLE_IMG) from bundle/
+	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .

@@ -26,22 +26,48 @@ public final class ControlPlane implements AutoCloseable {
   private final KubernetesClient admin;
 
   ControlPlane() {
-    String dir = System.getenv().getOrDefault("KUBE_API_TEST_DIR",
-        Path.of(System.getProperty("user.home"), ".kubeapitest").toString());
-    String version = System.getProperty("natgate.kube.version", "1.34.4");
-    Path binaries = Path.of(dir, "k8s", version + "-linux-amd64", "kube-apiserver");
+    this(true);
+  }
+
+  private ControlPlane(boolean installNatgate) {
+    Path binaries = binary("kube-apiserver");
     if (!Files.isExecutable(binaries)) {
       throw new IllegalStateException("no control plane at " + binaries + ": run src/tools/controlplane/build.sh "
           + "(make controlplane) first");
     }
     server = new KubeAPIServer(KubeAPIServerConfigBuilder.anAPIServerConfig()
-        .withTestDir(dir).withApiServerVersion(version).withUpdateKubeConfig(false).build());
+        .withTestDir(testDir()).withApiServerVersion(version()).withUpdateKubeConfig(false).build());
     server.start();
     admin = new KubernetesClientBuilder().withConfig(Config.fromKubeconfig(server.getKubeConfigYaml())).build();
-    admin.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(OPERATOR_NAMESPACE).endMetadata()
-        .build()).serverSideApply();
-    applyDirectory(repo().resolve("crds"));
-    applyDirectory(repo().resolve("config/rbac"));
+    if (installNatgate) {
+      admin.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(OPERATOR_NAMESPACE).endMetadata()
+          .build()).serverSideApply();
+      applyDirectory(repo().resolve("crds"));
+      applyDirectory(repo().resolve("config/rbac"));
+    }
+  }
+
+  /**
+   * A second control plane of its own, with nothing of natgate installed, for tests that install and uninstall
+   * natgate themselves (the caller closes it). The shared one cannot serve them: with no namespace controller
+   * here, a deleted natgate-system stays Terminating for good.
+   */
+  public static ControlPlane empty() {
+    return new ControlPlane(false);
+  }
+
+  /** etcd, kube-apiserver or kubectl, as built by src/tools/controlplane. */
+  public static Path binary(String name) {
+    return Path.of(testDir(), "k8s", version() + "-linux-amd64", name);
+  }
+
+  private static String testDir() {
+    return System.getenv().getOrDefault("KUBE_API_TEST_DIR",
+        Path.of(System.getProperty("user.home"), ".kubeapitest").toString());
+  }
+
+  private static String version() {
+    return System.getProperty("natgate.kube.version", "1.34.4");
   }
 
   public static Path repo() {
