@@ -4,6 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.PodTemplateSpec;
+import io.fabric8.kubernetes.api.model.apps.DaemonSet;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
@@ -49,6 +54,17 @@ class InstallIT {
 
       expectSuccess(kubectl.run("apply", "--server-side", "--validate=strict", "-k", "config/default"));
       objects.forEach(o -> assertThat(admin.resource(o).get()).as("%s %s", o.getKind(), name(o)).isNotNull());
+      // No controller makes their pods here: dry-run them, so that pod admission (Pod Security level of the
+      // namespace, priority class, ServiceAccount) sees what the Deployment and DaemonSet controllers would send.
+      for (HasMetadata o : objects) {
+        PodTemplateSpec template = o instanceof Deployment d ? d.getSpec().getTemplate()
+            : o instanceof DaemonSet ds ? ds.getSpec().getTemplate() : null;
+        if (template != null) {
+          admin.pods().inNamespace(ControlPlane.OPERATOR_NAMESPACE).resource(new PodBuilder()
+              .withMetadata(new ObjectMetaBuilder(template.getMetadata()).withName(o.getMetadata().getName() + "-x")
+                  .build()).withSpec(template.getSpec()).build()).dryRun().create();
+        }
+      }
 
       // The operator, under exactly the RBAC just installed, puts a gateway in effect.
       try (OperatorRunner operator = new OperatorRunner(controlPlane)) {
