@@ -17,9 +17,16 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: demo
-demo: controlplane ## Local control plane + operator: apply the sample gateway, show status and a failover
+demo: controlplane ## (root) Control plane, operator, an agent per lab node: real NAT, then a gateway cut off and the failover
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.testing.Demo -Dexec.classpathScope=test \
 	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dnatgate.kubectl=$(KUBECTL)
+
+##@ Benchmarks
+.PHONY: bench-failover
+bench-failover: controlplane ## (root) Operator and agents as processes: failover and new-pod-to-SNAT times, p50/p95/max
+	$(MVN) -q package -DskipTests
+	$(MVN) -q exec:java -Dexec.mainClass=io.natgate.bench.FailoverBenchmark -Dexec.classpathScope=test \
+	  -Dnatgate.kube.version=$(KUBE_VERSION) $(if $(ROUNDS),-Drounds=$(ROUNDS))
 
 ##@ Test
 .PHONY: test

@@ -51,6 +51,10 @@ public final class Agent implements AutoCloseable {
   private final ScheduledExecutorService worker =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-agent"));
   private final AtomicBoolean applyPending = new AtomicBoolean();
+  /** Renews the egress IPs' lifetimes after each heartbeat, off the heartbeat thread and never queued twice. */
+  private final ScheduledExecutorService refresher =
+      Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-address-lifetime"));
+  private final AtomicBoolean refreshPending = new AtomicBoolean();
   private final AtomicReference<String> lastError = new AtomicReference<>();
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
@@ -72,8 +76,10 @@ public final class Agent implements AutoCloseable {
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
   public Agent start() {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
+    // Egress IPs outlive a dead agent by at most this (whole seconds: the kernel's granularity).
+    int lifetime = (int) Math.max(1, (settings.heartbeatTimeout().toMillis() + 999) / 1000);
     DataplaneSettings dp = new DataplaneSettings(uplink, "natgate0", settings.tunnelPort(), settings.markMask(),
-        settings.tableBase(), settings.rulePriority());
+        settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
     registerMetrics();
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
@@ -84,7 +90,7 @@ public final class Agent implements AutoCloseable {
         () -> onWorker(dataplane::fence), () -> onWorker(() -> {
           dataplane.unfence();
           applyLater();
-        })).start();
+        }), this::refreshLater).start();
     Thread connect = new Thread(this::connect, "natgate-agent-connect");
     connect.setDaemon(true);
     connect.start();
@@ -144,6 +150,19 @@ public final class Agent implements AutoCloseable {
   private void applyLater() {
     if (applyPending.compareAndSet(false, true)) {
       worker.execute(this::applyCurrent);
+    }
+  }
+
+  private void refreshLater() {
+    if (refreshPending.compareAndSet(false, true)) {
+      refresher.execute(() -> {
+        refreshPending.set(false);
+        try {
+          dataplane.refreshHeld();
+        } catch (RuntimeException e) {
+          LOG.warnf("could not renew the egress IPs' lifetime: %s", e.getMessage());
+        }
+      });
     }
   }
 
@@ -256,5 +275,6 @@ public final class Agent implements AutoCloseable {
       informer.close();
     }
     worker.shutdownNow();
+    refresher.shutdownNow();
   }
 }

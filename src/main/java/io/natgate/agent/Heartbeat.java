@@ -17,7 +17,8 @@ import org.jboss.logging.Logger;
 /**
  * Renews this node's Lease every few hundred milliseconds. When renewals stop succeeding for {@code fenceAfter}
  * (shorter than the operator's timeout) it calls {@code onLost}, so that the agent drops its egress IPs before the
- * operator may give them to another node; {@code onRegained} when a renewal succeeds again.
+ * operator may give them to another node; {@code onRegained} when a renewal succeeds again; {@code onRenewed} after
+ * every successful renewal (on the renewing thread: keep it short).
  */
 public final class Heartbeat implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Heartbeat.class);
@@ -30,6 +31,7 @@ public final class Heartbeat implements AutoCloseable {
   private final Duration fenceAfter;
   private final Runnable onLost;
   private final Runnable onRegained;
+  private final Runnable onRenewed;
   private final ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> thread(r, "renew"));
   private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(r -> thread(r, "fence"));
   private volatile long lastRenewStarted = System.nanoTime(); // a fresh agent gets fenceAfter to renew the first time
@@ -38,7 +40,7 @@ public final class Heartbeat implements AutoCloseable {
   private Lease lease;
 
   public Heartbeat(KubernetesClient client, String namespace, String node, Duration renewInterval, Duration timeout,
-      Duration fenceAfter, Runnable onLost, Runnable onRegained) {
+      Duration fenceAfter, Runnable onLost, Runnable onRegained, Runnable onRenewed) {
     this.client = client;
     this.namespace = namespace;
     this.node = node;
@@ -47,6 +49,7 @@ public final class Heartbeat implements AutoCloseable {
     this.fenceAfter = fenceAfter;
     this.onLost = onLost;
     this.onRegained = onRegained;
+    this.onRenewed = onRenewed;
   }
 
   public static String leaseName(String node) {
@@ -100,6 +103,7 @@ public final class Heartbeat implements AutoCloseable {
             (System.nanoTime() - started) / 1e9);
         onRegained.run();
       }
+      onRenewed.run();
     } catch (KubernetesClientException e) {
       lease = null; // conflict or gone: read it again next time
       LOG.debugf("Lease renewal failed: %s", e.getMessage());

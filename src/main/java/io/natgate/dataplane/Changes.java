@@ -5,6 +5,7 @@ import io.natgate.dataplane.KernelPlan.MarkRule;
 import io.natgate.dataplane.KernelPlan.Route;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
@@ -15,14 +16,17 @@ import java.util.TreeSet;
  * <li>{@link #release}: {@code ip -batch} removing egress IPs this node must no longer hold (first: never two holders)
  * <li>{@link #ipBefore}: {@code ip -batch} creating the tunnel and adding policy rules and routes
  * <li>{@link #ipsetBefore}: {@code ipset -exist restore} creating and updating sets (new members, swaps)
- * <li>{@link #iptables}: {@code iptables-restore --noflush} rewriting only our chains that differ, and their jumps
+ * <li>{@link #iptables}: {@code iptables-restore --noflush}, rewriting only our chains that differ and their jumps, in
+ * up to three runs because each table commits on its own: nat gains new SNAT rules first (keeping the old ones),
+ * then mangle and filter change, then nat loses what is no longer wanted. A packet that filter lets through always
+ * finds its SNAT rule; none is ever left to the CNI's masquerade.
  * <li>{@link #hold}: {@code ip -batch} adding egress IPs, once the rules that SNAT to them are in place
  * <li>{@link #ipsetAfter} and {@link #ipAfter}: destroying what the rules no longer reference
  * </ol>
  * An empty string means there is nothing to do in that step.
  */
 public record Changes(String release, String ipBefore, List<String> tunnelSysctls, String ipsetBefore,
-    String iptables, String hold, List<String> announce, String ipsetAfter, String ipAfter) {
+    List<String> iptables, String hold, List<String> announce, String ipsetAfter, String ipAfter) {
 
   /** VXLAN-GPE adds 36 bytes of headers (outer IPv4, UDP, VXLAN); leave some room for options. */
   static final int TUNNEL_OVERHEAD = 50;
@@ -125,7 +129,7 @@ public record Changes(String release, String ipBefore, List<String> tunnelSysctl
     var announce = new ArrayList<String>();
     for (String ip : plan.held()) {
       if (!now.uplinkAddresses().contains(ip)) {
-        hold.append("address add ").append(ip).append("/32 dev ").append(uplink).append('\n');
+        hold.append("address add ").append(ip).append("/32").append(s.addressOptions()).append('\n');
         announce.add(ip);
       }
     }
@@ -133,17 +137,53 @@ public record Changes(String release, String ipBefore, List<String> tunnelSysctl
         iptables(now, plan), hold.toString(), List.copyOf(announce), ipsetAfter.toString(), ipAfter.toString());
   }
 
-  /** Only the tables where one of our chains or its jump differs; our chains are rewritten whole. */
-  static String iptables(Observed now, KernelPlan plan) {
+  /** The iptables-restore runs, in order (see the class comment); none when nothing differs. */
+  static List<String> iptables(Observed now, KernelPlan plan) {
+    List<String> wantedNat = plan.rules().get(Hook.NAT_POSTROUTING);
+    List<String> existingNat = now.chains().get(Hook.NAT_POSTROUTING);
+    List<String> runs = new ArrayList<>();
+    if (wantedNat != null && !wantedNat.equals(existingNat)) {
+      // Additions first: the wanted rules plus every existing one, so that nothing is lost before the gates change.
+      List<String> union = new ArrayList<>(wantedNat);
+      if (existingNat != null) {
+        existingNat.stream().filter(r -> !wantedNat.contains(r)).forEach(union::add);
+      }
+      var first = new java.util.EnumMap<>(now.chains());
+      first.put(Hook.NAT_POSTROUTING, union);
+      String additions = restore(now, first, Set.of("nat"));
+      if (!additions.isEmpty()) {
+        runs.add(additions);
+      }
+      var jumps = new java.util.EnumMap<>(now.jumps());
+      jumps.put(Hook.NAT_POSTROUTING, List.of(0));
+      now = new Observed(first, jumps, now.sets(), now.held(), now.uplinkAddresses(), now.routes(),
+          now.markRules(), now.tunnel(), now.uplinkMtu());
+    }
+    String gates = restore(now, plan.rules(), Set.of("mangle", "filter"));
+    if (!gates.isEmpty()) {
+      runs.add(gates);
+    }
+    String nat = restore(now, plan.rules(), Set.of("nat"));
+    if (!nat.isEmpty()) {
+      runs.add(nat);
+    }
+    return List.copyOf(runs);
+  }
+
+  /** Restore text for the given tables: our chains that differ are rewritten whole, jumps put first. */
+  static String restore(Observed now, Map<Hook, List<String>> rules, Set<String> tables) {
     var out = new StringBuilder();
     for (String table : List.of("mangle", "nat", "filter")) {
+      if (!tables.contains(table)) {
+        continue;
+      }
       var declarations = new StringBuilder(); // declaring a chain creates it, or flushes it when it exists
       var commands = new StringBuilder();
       for (Hook h : Hook.values()) {
         if (!h.table.equals(table)) {
           continue;
         }
-        List<String> wanted = plan.rules().get(h);
+        List<String> wanted = rules.get(h);
         List<String> existing = now.chains().get(h);
         List<Integer> jumps = now.jumps().getOrDefault(h, List.of());
         String deleteJumps = ("-D " + h.builtin + " -j " + h.chain + "\n").repeat(jumps.size());

@@ -11,9 +11,11 @@ package io.natgate.dataplane;
  * @param markMask     the fwmark bits natgate may use (one value per steered egress IP, the top one means drop)
  * @param tableBase    routing table of mark value 1; mark value n uses tableBase + n
  * @param rulePriority priority of natgate's policy rules (ahead of main at 32766)
+ * @param addressLifetimeSeconds lifetime of the egress IPs on the uplink, renewed with every heartbeat, so that the
+ *                     kernel itself drops them when the agent dies (0: forever)
  */
 public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPort, int markMask, int tableBase,
-    int rulePriority) {
+    int rulePriority, int addressLifetimeSeconds) {
   public static final int ROUTE_PROTOCOL = 78;
   public static final int TUNNEL_VNI = 7400;
   /** Link-local address on the tunnel device: reverse-path filtering refuses packets on a device with no address. */
@@ -28,7 +30,13 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
   }
 
   public static DataplaneSettings defaults(String uplink) {
-    return new DataplaneSettings(uplink, "natgate0", 4790, 0x0ff00000, 7400, 7400);
+    return new DataplaneSettings(uplink, "natgate0", 4790, 0x0ff00000, 7400, 7400, 0);
+  }
+
+  /** What follows an egress IP's address in {@code ip address add/change}. */
+  String addressOptions() {
+    return " dev " + uplink + (addressLifetimeSeconds == 0 ? ""
+        : " valid_lft " + addressLifetimeSeconds + " preferred_lft " + addressLifetimeSeconds);
   }
 
   int markShift() {

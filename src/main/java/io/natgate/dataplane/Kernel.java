@@ -84,8 +84,8 @@ public final class Kernel {
     if (!c.ipsetBefore().isEmpty()) {
       run(c.ipsetBefore(), "ipset", "-exist", "restore");
     }
-    if (!c.iptables().isEmpty()) {
-      run(c.iptables(), "iptables-restore", "--noflush", "-w", "5");
+    for (String restore : c.iptables()) {
+      run(restore, "iptables-restore", "--noflush", "-w", "5");
     }
     batch("ip", c.hold());
     if (!c.ipsetAfter().isEmpty()) {

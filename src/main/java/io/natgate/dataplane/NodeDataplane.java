@@ -45,6 +45,20 @@ public final class NodeDataplane {
     return converge();
   }
 
+  /**
+   * Extends the lifetime of the egress IPs held here (after each heartbeat). {@code change}, not {@code replace}: an
+   * address that already expired stays gone until an apply decides again.
+   */
+  public synchronized void refreshHeld() {
+    if (settings.addressLifetimeSeconds() == 0 || fenced || wanted.held().isEmpty()) {
+      return;
+    }
+    var script = new StringBuilder();
+    wanted.held().forEach(ip -> script.append("address change ").append(ip).append("/32")
+        .append(settings.addressOptions()).append('\n'));
+    kernel.run(script.toString(), "ip", "-force", "-batch", "-");
+  }
+
   public synchronized boolean fenced() {
     return fenced;
   }

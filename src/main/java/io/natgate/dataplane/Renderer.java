@@ -47,7 +47,6 @@ public final class Renderer {
     var sets = new TreeMap<String, IpSet>();
     var mangle = new ArrayList<String>();
     var snat = new ArrayList<String>();
-    var failClosed = new LinkedHashSet<String>();
     var tunnelAccept = new ArrayList<String>();
     var held = new TreeSet<String>();
     boolean steering = false;
@@ -83,10 +82,6 @@ public final class Renderer {
         sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(st.sources)));
         mangle.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m set --match-set " + sources + " src" + destinations
             + " -j MARK --set-xmark " + s.mark(slot));
-        if (g.failurePolicy == FailurePolicy.Drop) {
-          failClosed.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark --mark " + s.mark(slot)
-              + " -j DROP");
-        }
         steering = true;
       }
     }
@@ -97,7 +92,13 @@ public final class Renderer {
       nat.add("-A " + Hook.NAT_POSTROUTING.chain + " -m mark ! --mark " + s.mark(0) + " -j ACCEPT");
     }
     nat.addAll(snat);
-    var filter = new ArrayList<String>(failClosed);
+    var filter = new ArrayList<String>();
+    if (steering) {
+      // Fail closed, one constant rule: whatever carries a natgate mark and does not leave through the tunnel (no
+      // gateway: the drop mark has no route; or a mark whose route is not in place yet) is dropped. Being constant,
+      // it never leaves a window while marks and routes change.
+      filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
+    }
     filter.addAll(tunnelAccept);
     // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is dropped.
     filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");

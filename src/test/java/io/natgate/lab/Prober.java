@@ -28,6 +28,22 @@ public final class Prober {
   public record Probe(Instant at, Duration took, Optional<String> source) {
   }
 
+  /**
+   * How long after {@code cut} the echo came back with {@code source}, once probes had started failing: the outage
+   * a user sees. Empty when no probe failed (no outage) or none succeeded again.
+   */
+  public static Optional<Duration> recovery(List<Probe> probes, Instant cut, String source) {
+    return probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).findFirst()
+        .flatMap(failed -> probes.stream().filter(p -> p.at().isAfter(failed.at()))
+            .filter(p -> p.source().equals(Optional.of(source))).findFirst())
+        .map(p -> Duration.between(cut, p.at().plus(p.took())));
+  }
+
+  /** Probes that the echo server saw with a source other than {@code source}. */
+  public static long seenWithOtherSource(List<Probe> probes, String source) {
+    return probes.stream().filter(p -> p.source().isPresent() && !p.source().get().equals(source)).count();
+  }
+
   private final ScheduledExecutorService clock = Executors.newSingleThreadScheduledExecutor(r -> {
     Thread t = new Thread(r, "lab-prober");
     t.setDaemon(true);

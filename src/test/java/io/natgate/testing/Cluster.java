@@ -34,7 +34,7 @@ public final class Cluster implements AutoCloseable {
   /** Renews the node's agent Lease from now on, as a running agent would (no data plane). */
   public void startAgent(String name) {
     agents.computeIfAbsent(name, n -> new Heartbeat(admin, ControlPlane.OPERATOR_NAMESPACE, n, Duration.ofMillis(200),
-        Duration.ofMillis(900), Duration.ofMillis(600), () -> { }, () -> { }).start());
+        Duration.ofMillis(900), Duration.ofMillis(600), () -> { }, () -> { }, () -> { }).start());
   }
 
   /** The node's agent stops renewing its Lease, as a killed agent would. */

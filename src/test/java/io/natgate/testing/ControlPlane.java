@@ -25,7 +25,8 @@ public final class ControlPlane implements AutoCloseable {
   private final KubeAPIServer server;
   private final KubernetesClient admin;
 
-  ControlPlane() {
+  /** A control plane with natgate's CRDs and RBAC (tests get the shared one from {@link ControlPlaneExtension}). */
+  public ControlPlane() {
     this(true);
   }
 
@@ -112,7 +113,8 @@ public final class ControlPlane implements AutoCloseable {
     return file;
   }
 
-  private String token(String namespace, String serviceAccount) {
+  /** A ServiceAccount token (one hour), as the kubelet would mount it. */
+  public String token(String namespace, String serviceAccount) {
     var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).endSpec().build();
     return admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount).tokenRequest(request)
         .getStatus().getToken();

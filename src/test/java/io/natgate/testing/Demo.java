@@ -22,7 +22,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 
@@ -92,13 +91,10 @@ public final class Demo {
       waitFor(cp, g -> !g.getStatus().assignments.isEmpty() && !holder.equals(g.getStatus().assignments.get(0).node));
       Thread.sleep(1500);
       List<Prober.Probe> probes = prober.stop();
-      // Failover time: from the cut to the first echo with the egress IP after connections started failing.
-      var firstFailure = probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).findFirst();
-      var back = firstFailure.flatMap(f -> probes.stream().filter(p -> p.at().isAfter(f.at()))
-          .filter(p -> p.source().equals(Optional.of(EGRESS_IP))).findFirst());
-      long leaked = probes.stream().filter(p -> p.source().isPresent() && !p.source().get().equals(EGRESS_IP)).count();
+      var back = Prober.recovery(probes, cut, EGRESS_IP);
+      long leaked = Prober.seenWithOtherSource(probes, EGRESS_IP);
       say("failover: first echo with " + EGRESS_IP + " again "
-          + back.map(p -> Duration.between(cut, p.at().plus(p.took())).toMillis() + " ms").orElse("without a gap")
+          + back.map(d -> d.toMillis() + " ms").orElse("without a gap")
           + " after the cut; connections seen with another source: " + leaked + " of " + probes.size());
       kubectl(kubeconfig, "get", "egw", "-o", "wide");
       kubectl(kubeconfig, "get", "events", "-n", "default", "--field-selector", "involvedObject.kind=EgressGateway");

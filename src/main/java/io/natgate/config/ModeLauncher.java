@@ -1,10 +1,10 @@
-package io.natgate.agent;
+package io.natgate.config;
 
 import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.natgate.config.NatgateConfig;
+import io.natgate.agent.Agent;
 import io.natgate.dataplane.Kernel;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -14,25 +14,29 @@ import jakarta.inject.Inject;
 import java.util.List;
 import org.eclipse.microprofile.health.HealthCheck;
 import org.eclipse.microprofile.health.HealthCheckResponse;
-import org.eclipse.microprofile.health.Readiness;
+import io.javaoperatorsdk.operator.Operator;
+import io.smallrye.health.api.HealthGroup;
 
 /**
- * Starts the node agent when the application runs in agent mode ({@code QUARKUS_PROFILE=agent}); in operator mode
- * it does nothing. Readiness: the agent has applied its node's current state.
+ * Starts the node agent when the application runs in agent mode ({@code QUARKUS_PROFILE=agent}), the operator
+ * otherwise. The agent's readiness ({@code /q/health/group/agent}): it has applied its node's current state.
  */
 @ApplicationScoped
-@Readiness
-public class AgentLauncher implements HealthCheck {
+@HealthGroup("agent")
+public class ModeLauncher implements HealthCheck {
   @Inject
   NatgateConfig config;
   @Inject
   KubernetesClient client;
   @Inject
   MeterRegistry metrics;
+  @Inject
+  Operator operator;
   private volatile Agent agent;
 
   void start(@Observes StartupEvent event) {
     if (!"agent".equals(config.mode())) {
+      operator.start(); // leader election, informers, reconciler: as the operator SDK would have started it
       return;
     }
     var a = config.agent();

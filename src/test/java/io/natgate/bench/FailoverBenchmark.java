@@ -1,0 +1,117 @@
+package io.natgate.bench;
+
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.e2e.EndToEnd;
+import io.natgate.lab.LabNode;
+import io.natgate.lab.LabPod;
+import io.natgate.lab.NetworkLab;
+import io.natgate.lab.Prober;
+import io.natgate.testing.ControlPlane;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+
+/**
+ * `make bench-failover`: the end-to-end set-up (operator and agents as processes, network lab), then N times each:
+ * the active gateway's agent SIGKILLed (failover time, packets seen with another source), and a new selected pod
+ * (pod IP in the API to its first connection with the egress IP). Prints p50/p95/max; asserts nothing on time.
+ */
+public final class FailoverBenchmark {
+  static final String EGRESS_IP = "198.18.0.100";
+
+  private FailoverBenchmark() {
+  }
+
+  public static void main(String[] args) throws Exception {
+    int rounds = Integer.getInteger("rounds", 10);
+    String unavailable = NetworkLab.unavailableReason();
+    if (unavailable != null) {
+      System.err.println("bench-failover: " + unavailable);
+      System.exit(2);
+    }
+    List<Long> failover = new ArrayList<>();
+    List<Long> leaked = new ArrayList<>();
+    List<Long> podToSnat = new ArrayList<>();
+    try (NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2); ControlPlane cp = new ControlPlane()) {
+      lab.start();
+      try (EndToEnd e2e = new EndToEnd(lab, cp).start()) {
+        e2e.cluster().namespace("payments", Map.of("team", "payments"));
+        LabPod probe = lab.pod(3, 1);
+        e2e.cluster().runningPod("payments", probe.name(), "node-3", probe.ip(), Map.of());
+        try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
+          cp.admin().load(sample).create();
+        }
+        waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(120));
+
+        for (int i = 0; i < rounds; i++) {
+          LabNode holder = holder(cp, lab);
+          Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
+          Thread.sleep(300);
+          Instant killed = Instant.now();
+          e2e.killAgent(holder);
+          waitFor(() -> !holder.equals(holder(cp, lab)), Duration.ofSeconds(30));
+          waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
+          Thread.sleep(300);
+          var probes = prober.stop();
+          failover.add(Prober.recovery(probes, killed, EGRESS_IP).map(Duration::toMillis).orElse(0L));
+          leaked.add(Prober.seenWithOtherSource(probes, EGRESS_IP));
+          e2e.startAgent(holder);
+          waitFor(() -> !lab.exec(holder.ns(), "ip", "-4", "-o", "address").contains(EGRESS_IP + "/32"),
+              Duration.ofSeconds(60));
+          System.out.printf("failover %d: %d ms, %d connections seen with another source%n", i + 1,
+              failover.get(i), leaked.get(i));
+
+          LabPod late = lab.pod(2, 2);
+          Prober joining = lab.startProbing(late, Duration.ofMillis(10));
+          Instant created = Instant.now();
+          e2e.cluster().runningPod("payments", "late", "node-2", late.ip(), Map.of());
+          waitFor(() -> lab.seenSource(late).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
+          var first = joining.stop().stream().filter(p -> p.source().equals(Optional.of(EGRESS_IP))).findFirst();
+          podToSnat.add(first.map(p -> Duration.between(created, p.at().plus(p.took())).toMillis()).orElse(-1L));
+          System.out.printf("new pod %d: %d ms%n", i + 1, podToSnat.get(i));
+          e2e.cluster().deletePod("payments", "late");
+          waitFor(() -> lab.seenSource(late).equals(Optional.of(lab.node(2).ip())), Duration.ofSeconds(30));
+        }
+        cp.admin().resources(EgressGateway.class).withName("payments").delete();
+      }
+    }
+    System.out.println();
+    System.out.println("heartbeat: renew every 200 ms, operator timeout 900 ms, agent fences after 600 ms");
+    print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
+    print("connections seen with another source during a failover", leaked, "");
+    print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
+    System.exit(0); // exec:java would otherwise wait for the clients' lingering threads
+  }
+
+  static void print(String what, List<Long> values, String unit) {
+    List<Long> sorted = values.stream().sorted().toList();
+    System.out.printf("%-60s n=%d p50=%d%s p95=%d%s max=%d%s%n", what, sorted.size(), percentile(sorted, 50), unit,
+        percentile(sorted, 95), unit, sorted.get(sorted.size() - 1), unit);
+  }
+
+  static long percentile(List<Long> sorted, int p) {
+    return sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
+  }
+
+  static LabNode holder(ControlPlane cp, NetworkLab lab) {
+    var status = cp.admin().resources(EgressGateway.class).withName("payments").get().getStatus();
+    String node = status == null || status.assignments.isEmpty() ? null : status.assignments.get(0).node;
+    return lab.nodes().stream().filter(n -> n.name().equals(node)).findFirst().orElse(null);
+  }
+
+  static void waitFor(BooleanSupplier done, Duration max) throws InterruptedException {
+    long deadline = System.nanoTime() + max.toNanos();
+    while (!done.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("timed out after " + max);
+      }
+      Thread.sleep(20);
+    }
+  }
+}

@@ -1,0 +1,202 @@
+package io.natgate.e2e;
+
+import io.natgate.agent.Heartbeat;
+import io.natgate.lab.LabNode;
+import io.natgate.lab.NetworkLab;
+import io.natgate.plan.NodeReadiness;
+import io.natgate.reconcile.OperatorSettings;
+import io.natgate.testing.Cluster;
+import io.natgate.testing.ControlPlane;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * natgate as a cluster runs it, on the network lab: the packaged operator as its own process under its
+ * ServiceAccount, one packaged agent process per node namespace ({@code ip netns exec}) under the agent's
+ * ServiceAccount, Node objects whose InternalIPs are the lab's node addresses. The agents reach the API server at
+ * {@value #API_ADDRESS}:{@value #API_PORT} on the node network, served by a forwarder in the external host's
+ * namespace that hands connections to this JVM over a Unix socket (a file, so it crosses namespaces; the root
+ * namespace gets no lab address). Everything it starts, {@link #close()} stops, by PID.
+ */
+public final class EndToEnd implements AutoCloseable {
+  public static final String API_ADDRESS = NetworkLab.EXTERNAL_GATEWAY;
+  public static final int API_PORT = 6443;
+
+  private final NetworkLab lab;
+  private final ControlPlane cp;
+  private final Cluster cluster;
+  private final Path dir;
+  private final Path jar = ControlPlane.repo().resolve("target/quarkus-app/quarkus-run.jar").toAbsolutePath();
+  private final String java = ProcessHandle.current().info().command().orElse("java");
+  private final Map<String, Process> agents = new HashMap<>();
+  private final List<Process> everything = new ArrayList<>();
+  private UnixSocketBridge bridge;
+  private Process forwarder;
+  private Process operator;
+  private Path agentKubeconfig;
+  private Path operatorKubeconfig;
+  private int starts;
+
+  public EndToEnd(NetworkLab lab, ControlPlane cp) throws IOException {
+    this.lab = lab;
+    this.cp = cp;
+    this.cluster = new Cluster(cp.admin());
+    this.dir = Files.createTempDirectory("natgate-e2e");
+  }
+
+  /** Bridge, forwarder, Node objects (node-1 and node-2 egress candidates, node-3 a worker), operator, agents. */
+  public EndToEnd start() throws Exception {
+    if (!Files.exists(jar)) {
+      throw new IllegalStateException("no packaged application at " + jar + ": run mvn package first");
+    }
+    URI api = URI.create(cp.admin().getConfiguration().getMasterUrl());
+    Path socket = dir.resolve("api.sock");
+    bridge = new UnixSocketBridge(socket, api.getHost(), api.getPort());
+    forwarder = spawn(lab.nsCommandPrefix(lab.externalNs()), List.of(lab.python(), "-c", resource("/lab/tcp_to_unix.py"),
+        API_ADDRESS, String.valueOf(API_PORT), socket.toString()), Map.of(), "forwarder");
+    await(() -> Files.readString(log("forwarder")).contains("ready"), 10_000, "the API forwarder");
+
+    // The agents' certificate check is off: the API server's certificate names 127.0.0.1, not the lab address.
+    agentKubeconfig = dir.resolve("agent.kubeconfig");
+    Files.writeString(agentKubeconfig, """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: lab, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
+        users: [{name: natgate-agent, user: {token: %s}}]
+        contexts: [{name: lab, context: {cluster: lab, user: natgate-agent}}]
+        current-context: lab
+        """.formatted(API_ADDRESS, API_PORT, cp.token(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent")));
+    operatorKubeconfig = cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE, ControlPlane.OPERATOR_SERVICE_ACCOUNT);
+
+    for (LabNode n : lab.nodes()) {
+      cluster.node(n.name(), n.ip(), n.index() < 3 ? Map.of("node-role.kubernetes.io/egress", "") : Map.of());
+    }
+    startOperator();
+    for (LabNode n : lab.nodes()) {
+      startAgent(n); // one after the other: five JVMs starting at once on two cores starve each other's heartbeats
+      await(() -> agentAlive(n), 120_000, "the agent of " + n.name());
+    }
+    return this;
+  }
+
+  /** Whether the node's agent renewed its Lease within the operator's timeout. */
+  public boolean agentAlive(LabNode n) {
+    var lease = cp.admin().leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(n.name()))
+        .get();
+    return lease != null && NodeReadiness.agentAlive(lease, Instant.now(), OperatorSettings.defaults().heartbeatTimeout());
+  }
+
+  public Cluster cluster() {
+    return cluster;
+  }
+
+  public void startOperator() throws IOException {
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    operator = spawn(List.of(), List.of(java, "-XX:+UseSerialGC", "-Dquarkus.http.port=" + port,
+        "-Dnatgate.leader-election.namespace=" + ControlPlane.OPERATOR_NAMESPACE, "-jar", jar.toString()),
+        Map.of("KUBECONFIG", operatorKubeconfig.toString()), "operator");
+  }
+
+  /** SIGKILL: nothing runs on the way out. */
+  public void killOperator() throws InterruptedException {
+    kill(operator);
+  }
+
+  public void startAgent(LabNode n) throws IOException {
+    agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
+        List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()),
+        Map.of("QUARKUS_PROFILE", "agent", "KUBECONFIG", agentKubeconfig.toString(),
+            "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
+            "NATGATE_HEARTBEAT_NAMESPACE", ControlPlane.OPERATOR_NAMESPACE), "agent-" + n.name()));
+  }
+
+  /** SIGKILL, as a crashed or OOM-killed agent: its kernel state stays behind. */
+  public void killAgent(LabNode n) throws InterruptedException {
+    kill(agents.remove(n.name()));
+  }
+
+  private Process spawn(List<String> prefix, List<String> command, Map<String, String> env, String name)
+      throws IOException {
+    List<String> argv = new ArrayList<>(prefix);
+    argv.addAll(command);
+    Path log = dir.resolve(name + "-" + (++starts) + ".log");
+    Files.deleteIfExists(log(name));
+    Files.createSymbolicLink(log(name), log.getFileName());
+    var builder = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(log.toFile());
+    builder.environment().putAll(env);
+    Process p = builder.start();
+    everything.add(p);
+    return p;
+  }
+
+  private Path log(String name) {
+    return dir.resolve(name + ".log");
+  }
+
+  private static void kill(Process p) throws InterruptedException {
+    if (p != null) {
+      p.destroyForcibly();
+      p.waitFor(10, TimeUnit.SECONDS);
+    }
+  }
+
+  @Override
+  public void close() throws Exception {
+    for (Process p : everything) {
+      p.destroy(); // SIGTERM: agents leave their kernel state as it is, as on a rolling update
+    }
+    for (Process p : everything) {
+      if (!p.waitFor(10, TimeUnit.SECONDS)) {
+        kill(p);
+      }
+    }
+    if (bridge != null) {
+      bridge.close();
+    }
+    cluster.close();
+    lab.nodes().forEach(n -> cluster.removeNode(n.name()));
+    if (Boolean.getBoolean("natgate.e2e.keepLogs")) {
+      System.out.println("e2e logs kept in " + dir);
+      return;
+    }
+    try (Stream<Path> files = Files.walk(dir)) {
+      files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+    }
+  }
+
+  private static String resource(String name) throws IOException {
+    try (InputStream in = EndToEnd.class.getResourceAsStream(name)) {
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  interface Check {
+    boolean ok() throws Exception;
+  }
+
+  private static void await(Check check, long millis, String what) throws Exception {
+    long deadline = System.currentTimeMillis() + millis;
+    while (!check.ok()) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new IllegalStateException(what + " did not start");
+      }
+      Thread.sleep(50);
+    }
+  }
+}
