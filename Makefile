@@ -41,6 +41,13 @@ bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's b
 unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
 
+##@ Benchmarks
+# BENCH=throughput or BENCH=programming runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
+.PHONY: bench-dataplane
+bench-dataplane: ## Data-path throughput (iperf3) and agent programming time in the network lab (root; docs/benchmarks.md)
+	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
+	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
+
 ##@ Build
 .PHONY: controlplane
 controlplane: ## Build etcd, kube-apiserver, kubectl from Go modules into $(KUBE_API_TEST_DIR) (cached)

@@ -51,9 +51,10 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
     Map<String, Set<String>> sets = new TreeMap<>();
     Set<String> held = null;
     for (String line : ipsetSave.split("\n")) {
-      String[] f = line.trim().split("\\s+");
+      // ipset save separates fields by one space; a single-character split takes no regular expression
+      String[] f = line.trim().split(" ");
       if (f.length >= 2 && f[1].startsWith("natgate-") && f[0].equals("create")) {
-        sets.put(f[1], new TreeSet<>());
+        sets.put(f[1], new HashSet<>());
       } else if (f.length >= 3 && f[0].equals("add") && sets.containsKey(f[1])) {
         sets.get(f[1]).add(f[2]);
       }
