@@ -28,6 +28,12 @@ bench-failover: controlplane ## (root) Operator and agents as processes: failove
 	$(MVN) -q exec:java -Dexec.mainClass=io.natgate.bench.FailoverBenchmark -Dexec.classpathScope=test \
 	  -Dnatgate.kube.version=$(KUBE_VERSION) $(if $(ROUNDS),-Drounds=$(ROUNDS))
 
+# BENCH=throughput or BENCH=programming runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
+.PHONY: bench-dataplane
+bench-dataplane: ## Data-path throughput (iperf3) and agent programming time in the network lab (root; docs/benchmarks.md)
+	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
+	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
+
 ##@ Test
 .PHONY: test
 test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
@@ -40,13 +46,6 @@ bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's b
 .PHONY: unit
 unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
-
-##@ Benchmarks
-# BENCH=throughput or BENCH=programming runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
-.PHONY: bench-dataplane
-bench-dataplane: ## Data-path throughput (iperf3) and agent programming time in the network lab (root; docs/benchmarks.md)
-	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
-	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
 
 ##@ Build
 .PHONY: controlplane
