@@ -47,6 +47,7 @@ public final class Renderer {
     var sets = new TreeMap<String, IpSet>();
     var mangle = new ArrayList<String>();
     var snat = new ArrayList<String>();
+    var invalid = new ArrayList<String>();
     var tunnelAccept = new ArrayList<String>();
     var held = new TreeSet<String>();
     boolean steering = false;
@@ -66,6 +67,10 @@ public final class Renderer {
         String match = " -m set --match-set " + sources + " src" + destinations;
         snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
             + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
+        // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips
+        // the nat table: it would leave with the pod's own address. Drop it instead.
+        invalid.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources
+            + " src -m conntrack --ctstate INVALID -j DROP");
         tunnelAccept.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -o " + s.uplink() + match + " -j RETURN");
         if (sn.holdAddress) {
           held.add(sn.egressIP);
@@ -99,6 +104,7 @@ public final class Renderer {
       // it never leaves a window while marks and routes change.
       filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
     }
+    filter.addAll(invalid);
     filter.addAll(tunnelAccept);
     // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is dropped.
     filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");
