@@ -47,6 +47,12 @@ bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's b
 unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
 
+##@ Benchmarks (print numbers, never fail on timing; see docs/benchmarks.md)
+.PHONY: bench-controlplane
+bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server
+	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.ControlPlaneBenchmark -Dexec.classpathScope=test \
+	  -Dnatgate.kube.version=$(KUBE_VERSION)
+
 ##@ Build
 .PHONY: controlplane
 controlplane: ## Build etcd, kube-apiserver, kubectl from Go modules into $(KUBE_API_TEST_DIR) (cached)

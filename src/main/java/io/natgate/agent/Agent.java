@@ -276,5 +276,8 @@ public final class Agent implements AutoCloseable {
     }
     worker.shutdownNow();
     refresher.shutdownNow();
+    if (dataplane != null) {
+      dataplane.close();
+    }
   }
 }

@@ -13,6 +13,7 @@ public final class NodeDataplane {
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
   private KernelPlan wanted = KernelPlan.EMPTY;
   private boolean fenced;
+  private final List<Process> announcers = new java.util.ArrayList<>();
 
   public NodeDataplane(Kernel kernel, DataplaneSettings settings) {
     this.kernel = kernel;
@@ -63,6 +64,12 @@ public final class NodeDataplane {
     return fenced;
   }
 
+  /** Stops announcing (the kernel state stays). */
+  public synchronized void close() {
+    announcers.forEach(Process::destroy);
+    announcers.clear();
+  }
+
   public DataplaneSettings settings() {
     return settings;
   }
@@ -78,9 +85,12 @@ public final class NodeDataplane {
       Changes changes = Changes.between(now, target, settings);
       if (!changes.isEmpty()) {
         kernel.apply(changes);
+        announcers.removeIf(p -> !p.isAlive());
         for (String ip : changes.announce()) {
-          // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once.
-          kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "2", "-W", "0.2", ip);
+          // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated
+          // for 3 s, because a neighbour may still resolve the IP to a previous holder whose agent died (until the
+          // kernel expires that address) and must be corrected again.
+          announcers.add(kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "7", "-W", "0.5", ip));
         }
       }
       trusted = Observed.after(target, now.uplinkMtu());

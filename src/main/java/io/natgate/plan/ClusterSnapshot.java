@@ -14,7 +14,8 @@ import java.util.Set;
  * What the operator observed, as plain values: the only input of the planning functions.
  *
  * @param nodes           every Node, by name
- * @param pods            every Pod
+ * @param pods            the Pods to select from: at least all of those in the namespaces the planned gateway's
+ *                        namespaceSelector selects (the reconciler passes just those)
  * @param namespaceLabels every Namespace's labels, by name
  * @param gateways        every EgressGateway (including the one being planned)
  * @param clusterCidrs    CIDRs always excluded from steering (configured pod and service networks)

@@ -12,6 +12,15 @@ public enum ProgrammedState {
    * @param state   the node's EgressNodeState as observed, or null
    */
   public static ProgrammedState of(String gateway, NodeGatewayState desired, EgressNodeState state) {
+    return of(gateway, desired, state, null);
+  }
+
+  /**
+   * @param entrySince the generation of {@code state} at which this gateway's entry got its current value, when known
+   *                   (the agent applies the whole state: a report of that generation or later covers the entry, however
+   *                   often other gateways changed theirs since); null: only a report of the current generation does
+   */
+  public static ProgrammedState of(String gateway, NodeGatewayState desired, EgressNodeState state, Long entrySince) {
     if (state == null) {
       return desired == null ? PROGRAMMED : PENDING;
     }
@@ -24,6 +33,9 @@ public enum ProgrammedState {
       return FAILED;
     }
     Long generation = state.getMetadata().getGeneration();
+    if (generation != null && entrySince != null) {
+      generation = Math.min(generation, entrySince);
+    }
     boolean applied = status != null && status.appliedGeneration != null && generation != null
         && status.appliedGeneration >= generation;
     return applied ? PROGRAMMED : PENDING;

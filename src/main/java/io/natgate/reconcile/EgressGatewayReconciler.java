@@ -1,5 +1,6 @@
 package io.natgate.reconcile;
 
+import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -22,6 +23,7 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.plan.ClusterSnapshot;
 import io.natgate.plan.GatewayPlan;
 import io.natgate.plan.GatewayPlanner;
+import io.natgate.plan.LabelSelectors;
 import io.natgate.plan.NodeLabels;
 import io.natgate.plan.NodeReadiness;
 import io.natgate.plan.StatusCalculator;
@@ -30,6 +32,7 @@ import jakarta.inject.Inject;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -59,6 +62,15 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
    * single.
    */
   private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
+  /**
+   * By gateway uid, then node: the state (uid) and its generation at which this operator last wrote the gateway's
+   * entry there. An agent's report of that generation or later covers the entry, so that another gateway's write to
+   * the same state does not turn this one's Programmed false (and back, two status writes) until the agent reports.
+   */
+  private final Map<String, Map<String, EntryWrite>> entryWrites = new ConcurrentHashMap<>();
+
+  private record EntryWrite(String stateUid, long generation) {
+  }
 
   @Inject
   public EgressGatewayReconciler(OperatorSettings settings) {
@@ -79,10 +91,12 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
         .withSecondaryToPrimaryMapper(ns -> all(gateways))
         .withOnUpdateFilter((ns, old) -> !Objects.equals(ns.getMetadata().getLabels(), old.getMetadata().getLabels()))
         .build(), context);
+    // A pod matters only to gateways whose namespaceSelector selects its namespace (a pod never changes namespace,
+    // so that set is the same before and after any change of the pod; namespace label changes replan all above).
     pods = new InformerEventSource<>(InformerEventSourceConfiguration.from(Pod.class, EgressGateway.class)
         .withName("pods")
         .withWatchAllNamespaces()
-        .withSecondaryToPrimaryMapper(p -> all(gateways))
+        .withSecondaryToPrimaryMapper(p -> selectingNamespace(gateways, p.getMetadata().getNamespace()))
         .withOnUpdateFilter((p, old) -> !Objects.equals(podFacts(p), podFacts(old)))
         .build(), context);
     nodeStates = new InformerEventSource<>(InformerEventSourceConfiguration.from(EgressNodeState.class, EgressGateway.class)
@@ -108,7 +122,8 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
         .withLabelSelector(NodeReadiness.NODE_LABEL)
         .withSecondaryToPrimaryMapper(l -> Set.of())
         .build(), context);
-    heartbeats = new HeartbeatMonitor(leases, gateways, settings.heartbeatTimeout(), Duration.ofMillis(25));
+    heartbeats = new HeartbeatMonitor(leases, gateways, name -> nodes.get(new ResourceID(name)),
+        settings.heartbeatTimeout(), Duration.ofMillis(25));
     return List.of(nodes, namespaces, pods, nodeStates, peers, leases, heartbeats);
   }
 
@@ -122,7 +137,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     if (written.containsKey(uid)) {
       gateway.setStatus(written.get(uid));
     }
-    ClusterSnapshot cluster = snapshot(context);
+    ClusterSnapshot cluster = snapshot(context, gateway);
     GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, now);
     String name = gateway.getMetadata().getName();
     var client = context.getClient();
@@ -141,11 +156,22 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     Set<String> involved = new HashSet<>(plan.nodeStates().keySet());
     states.values().stream().filter(s -> s.getSpec() != null && s.getSpec().gateways.containsKey(name))
         .forEach(s -> involved.add(s.getMetadata().getName()));
+    Map<String, EntryWrite> writes = entryWrites.computeIfAbsent(uid, k -> new ConcurrentHashMap<>());
     for (String node : involved) {
-      writer.ensure(node, name, plan.nodeStates().get(node), states.get(node));
+      EgressNodeState result = writer.ensure(node, name, plan.nodeStates().get(node), states.get(node));
+      if (result != null) {
+        writes.put(node, new EntryWrite(result.getMetadata().getUid(), result.getMetadata().getGeneration()));
+      }
     }
+    Map<String, Long> entriesSince = new HashMap<>();
+    writes.forEach((node, w) -> {
+      EgressNodeState s = states.get(node);
+      if (s != null && w.stateUid().equals(s.getMetadata().getUid())) {
+        entriesSince.put(node, w.generation());
+      }
+    });
 
-    EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, now);
+    EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, entriesSince, now);
     if (status.equals(gateway.getStatus())) {
       return UpdateControl.noUpdate();
     }
@@ -168,7 +194,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
   @Override
   public DeleteControl cleanup(EgressGateway gateway, Context<EgressGateway> context) {
     String name = gateway.getMetadata().getName();
-    ClusterSnapshot cluster = snapshot(context);
+    ClusterSnapshot cluster = snapshot(context, gateway);
     var writer = new NodeStateWriter(context.getClient());
     nodeStatesByName().values().stream().filter(s -> s.getSpec() != null && s.getSpec().gateways.containsKey(name))
         .forEach(s -> writer.ensure(s.getMetadata().getName(), name, null, s));
@@ -178,17 +204,40 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     cluster.nodes().values().stream().filter(n -> name.equals(NodeLabels.currentGateway(n)))
         .forEach(n -> labeler.ensure(n, NodeLabels.desiredGateway(n, others)));
     written.remove(gateway.getMetadata().getUid());
+    entryWrites.remove(gateway.getMetadata().getUid());
     return DeleteControl.defaultDelete();
   }
 
-  private ClusterSnapshot snapshot(Context<EgressGateway> context) {
+  /** What {@code gateway} is planned from; of the pods, only those of the namespaces its sources select. */
+  private ClusterSnapshot snapshot(Context<EgressGateway> context, EgressGateway gateway) {
     Map<String, Node> nodesByName = new HashMap<>();
     nodes.list(n -> true).forEach(n -> nodesByName.put(n.getMetadata().getName(), n));
     Map<String, Map<String, String>> namespaceLabels = new HashMap<>();
-    namespaces.list(n -> true).forEach(n -> namespaceLabels.put(n.getMetadata().getName(),
-        n.getMetadata().getLabels() == null ? Map.of() : n.getMetadata().getLabels()));
-    return new ClusterSnapshot(nodesByName, pods.list(p -> true).toList(), namespaceLabels,
+    namespaces.list(n -> true).forEach(n -> namespaceLabels.put(n.getMetadata().getName(), labels(n)));
+    var selector = namespaceSelector(gateway);
+    List<Pod> candidatePods = new ArrayList<>();
+    namespaceLabels.forEach((ns, labels) -> {
+      if (LabelSelectors.matches(selector, labels)) {
+        pods.list(ns, p -> true).forEach(candidatePods::add);
+      }
+    });
+    return new ClusterSnapshot(nodesByName, candidatePods, namespaceLabels,
         context.getPrimaryCache().list().toList(), settings.clusterCidrs(), heartbeats.liveAgents());
+  }
+
+  /** Gateways whose sources' namespaceSelector selects the namespace (none while the namespace is not known yet). */
+  private Set<ResourceID> selectingNamespace(IndexerResourceCache<EgressGateway> gateways, String namespace) {
+    return namespaces.get(new ResourceID(namespace)).map(ns -> gateways.list()
+        .filter(g -> LabelSelectors.matches(namespaceSelector(g), labels(ns)))
+        .map(ResourceID::fromResource).collect(Collectors.toSet())).orElse(Set.of());
+  }
+
+  private static LabelSelector namespaceSelector(EgressGateway g) {
+    return g.getSpec() == null || g.getSpec().sources == null ? null : g.getSpec().sources.namespaceSelector;
+  }
+
+  private static Map<String, String> labels(Namespace ns) {
+    return ns.getMetadata().getLabels() == null ? Map.of() : ns.getMetadata().getLabels();
   }
 
   private Map<String, EgressNodeState> nodeStatesByName() {

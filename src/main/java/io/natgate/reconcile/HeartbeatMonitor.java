@@ -1,5 +1,6 @@
 package io.natgate.reconcile;
 
+import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.javaoperatorsdk.operator.processing.event.Event;
 import io.javaoperatorsdk.operator.processing.event.ResourceID;
@@ -7,33 +8,40 @@ import io.javaoperatorsdk.operator.processing.event.source.AbstractEventSource;
 import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
 import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.plan.LabelSelectors;
 import io.natgate.plan.NodeReadiness;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 
 /**
  * Turns the agents' Leases into events. A dead agent writes nothing, so its Lease expiring is a moment in time,
  * not a watch event: every {@code tick} this compares the set of live agents with the last one and, when a node
- * died or came back, triggers every gateway. Renewals alone trigger nothing.
+ * died or came back, triggers the gateways that have it as a candidate (its readiness matters to no other; all of
+ * them when the Node is not known). Renewals alone trigger nothing.
  */
 final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
   private final InformerEventSource<Lease, EgressGateway> leases;
   private final IndexerResourceCache<EgressGateway> gateways;
+  private final Function<String, Optional<Node>> nodes;
   private final Duration timeout;
   private final Duration tick;
   private ScheduledExecutorService timer;
   private volatile Set<String> live = Set.of();
 
   HeartbeatMonitor(InformerEventSource<Lease, EgressGateway> leases, IndexerResourceCache<EgressGateway> gateways,
-      Duration timeout, Duration tick) {
+      Function<String, Optional<Node>> nodes, Duration timeout, Duration tick) {
     super(Void.class, "heartbeats");
     this.leases = leases;
     this.gateways = gateways;
+    this.nodes = nodes;
     this.timeout = timeout;
     this.tick = tick;
   }
@@ -67,8 +75,14 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
   private void check() {
     Set<String> now = liveAgents();
     if (!now.equals(live)) {
+      Set<String> changed = new TreeSet<>(now);
+      changed.addAll(live);
+      changed.removeIf(n -> now.contains(n) && live.contains(n));
       live = now;
-      gateways.list().forEach(g -> getEventHandler().handleEvent(new Event(ResourceID.fromResource(g))));
+      List<Optional<Node>> changedNodes = changed.stream().map(nodes).toList();
+      gateways.list().filter(g -> changedNodes.stream().anyMatch(n -> n.isEmpty() || g.getSpec() == null
+              || LabelSelectors.matches(g.getSpec().nodeSelector, n.get().getMetadata().getLabels())))
+          .forEach(g -> getEventHandler().handleEvent(new Event(ResourceID.fromResource(g))));
     }
   }
 

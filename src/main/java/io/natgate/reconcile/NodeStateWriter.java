@@ -29,15 +29,15 @@ final class NodeStateWriter {
   /**
    * @param desired the entry to hold, or null to remove this gateway's entry
    * @param current the node's state as observed, or null
-   * @return whether an API call was made
+   * @return the state as this write left it, or null when no write was needed (or the state is gone)
    */
-  boolean ensure(String node, String gateway, NodeGatewayState desired, EgressNodeState current) {
+  EgressNodeState ensure(String node, String gateway, NodeGatewayState desired, EgressNodeState current) {
     NodeGatewayState observed = current == null || current.getSpec() == null ? null : current.getSpec().gateways.get(gateway);
     if (Objects.equals(observed, desired)) {
-      return false;
+      return null;
     }
     if (desired == null && current == null) {
-      return false;
+      return null;
     }
     EgressNodeState result;
     if (desired == null) {
@@ -49,7 +49,7 @@ final class NodeStateWriter {
         result = client.resources(EgressNodeState.class).withName(node).patch(context, patch);
       } catch (KubernetesClientException e) {
         if (e.getCode() == 404) {
-          return true; // deleted meanwhile: nothing left to remove
+          return null; // deleted meanwhile: nothing left to remove
         }
         throw e;
       }
@@ -63,8 +63,9 @@ final class NodeStateWriter {
     }
     if (result.getSpec() == null || result.getSpec().gateways == null || result.getSpec().gateways.isEmpty()) {
       deleteIfStillEmpty(result);
+      return null;
     }
-    return true;
+    return result;
   }
 
   /** Deletes an entry-less state unless someone wrote to it meanwhile (resourceVersion precondition). */

@@ -1,6 +1,7 @@
 package io.natgate.bench;
 
 import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.e2e.EndToEnd;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
@@ -64,6 +65,9 @@ public final class FailoverBenchmark {
           e2e.startAgent(holder);
           waitFor(() -> !lab.exec(holder.ns(), "ip", "-4", "-o", "address").contains(EGRESS_IP + "/32"),
               Duration.ofSeconds(60));
+          // As the DaemonSet would have it by the next failure: the restarted agent applied its state and warmed up.
+          waitFor(() -> applied(cp, holder), Duration.ofSeconds(60));
+          Thread.sleep(Long.getLong("settle", 5000));
           System.out.printf("failover %d: %d ms, %d connections seen with another source%n", i + 1,
               failover.get(i), leaked.get(i));
 
@@ -97,6 +101,12 @@ public final class FailoverBenchmark {
 
   static long percentile(List<Long> sorted, int p) {
     return sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
+  }
+
+  static boolean applied(ControlPlane cp, LabNode n) {
+    var state = cp.admin().resources(EgressNodeState.class).withName(n.name()).get();
+    return state != null && state.getStatus() != null
+        && state.getMetadata().getGeneration().equals(state.getStatus().appliedGeneration);
   }
 
   static LabNode holder(ControlPlane cp, NetworkLab lab) {

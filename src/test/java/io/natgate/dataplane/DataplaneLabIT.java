@@ -49,6 +49,7 @@ class DataplaneLabIT {
   void removeEverything() {
     for (LabNode n : lab.nodes()) {
       agent(n.index()).apply(KernelPlan.EMPTY);
+      agent(n.index()).close();
     }
     assertThat(lab.kernelStates()).isEqualTo(baseline);
   }
@@ -144,6 +145,7 @@ class DataplaneLabIT {
   void aRestartedAgentAppliesTheSameRulesWithoutDuplicatesAndRepairsDrift() {
     payments();
     Map<String, KernelState> programmed = lab.kernelStates();
+    agents.values().forEach(NodeDataplane::close);
     agents.clear(); // new agents, nothing in memory: they look at the kernel
     payments();
     assertThat(lab.kernelStates()).isEqualTo(programmed);

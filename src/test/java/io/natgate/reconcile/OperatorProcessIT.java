@@ -37,8 +37,13 @@ class OperatorProcessIT {
       await().atMost(Duration.ofSeconds(60)).pollInterval(Duration.ofMillis(500)).ignoreExceptions()
           .until(() -> status(port, "/q/health/ready") == 200);
       assertThat(status(port, "/q/health/live")).isEqualTo(200);
-      await().atMost(Duration.ofSeconds(30)).until(() -> controlPlane.admin().leases()
-          .inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(OperatorBeans.LEASE_NAME).get() != null);
+      var leases = controlPlane.admin().leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE);
+      var taken = await().atMost(Duration.ofSeconds(30)).until(() -> leases.withName(OperatorBeans.LEASE_NAME).get(),
+          l -> l != null && operator.isAlive());
+      // And keeps it: a leader that cannot renew (RBAC) loses the Lease and stops after its duration.
+      await().atMost(Duration.ofSeconds(30)).until(() -> leases.withName(OperatorBeans.LEASE_NAME).get().getSpec()
+          .getRenewTime().isAfter(taken.getSpec().getRenewTime()));
+      assertThat(operator.isAlive()).isTrue();
     } finally {
       operator.destroy();
       if (!operator.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {

@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.stream.Stream;
 
 /**
@@ -27,17 +28,18 @@ public final class ControlPlane implements AutoCloseable {
 
   /** A control plane with natgate's CRDs and RBAC (tests get the shared one from {@link ControlPlaneExtension}). */
   public ControlPlane() {
-    this(true);
+    this(true, List.of());
   }
 
-  private ControlPlane(boolean installNatgate) {
+  private ControlPlane(boolean installNatgate, List<String> apiServerFlags) {
     Path binaries = binary("kube-apiserver");
     if (!Files.isExecutable(binaries)) {
       throw new IllegalStateException("no control plane at " + binaries + ": run src/tools/controlplane/build.sh "
           + "(make controlplane) first");
     }
     server = new KubeAPIServer(KubeAPIServerConfigBuilder.anAPIServerConfig()
-        .withTestDir(testDir()).withApiServerVersion(version()).withUpdateKubeConfig(false).build());
+        .withTestDir(testDir()).withApiServerVersion(version()).withUpdateKubeConfig(false)
+        .withApiServerFlags(apiServerFlags).build());
     server.start();
     admin = new KubernetesClientBuilder().withConfig(Config.fromKubeconfig(server.getKubeConfigYaml())).build();
     if (installNatgate) {
@@ -54,7 +56,26 @@ public final class ControlPlane implements AutoCloseable {
    * here, a deleted natgate-system stays Terminating for good.
    */
   public static ControlPlane empty() {
-    return new ControlPlane(false);
+    return new ControlPlane(false, List.of());
+  }
+
+  /**
+   * A control plane with natgate installed whose API server writes an audit log: one JSON line per write (create,
+   * update, patch, delete) made by the operator's ServiceAccount, into {@code auditLog}.
+   */
+  public static ControlPlane withOperatorAuditLog(Path auditLog) throws IOException {
+    Path policy = Files.createTempFile("natgate-audit-policy", ".yaml");
+    Files.writeString(policy, """
+        apiVersion: audit.k8s.io/v1
+        kind: Policy
+        omitStages: [RequestReceived]
+        rules:
+        - level: Metadata
+          users: ["system:serviceaccount:%s:%s"]
+          verbs: [create, update, patch, delete, deletecollection]
+        - level: None
+        """.formatted(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT));
+    return new ControlPlane(true, List.of("--audit-policy-file=" + policy, "--audit-log-path=" + auditLog));
   }
 
   /** etcd, kube-apiserver or kubectl, as built by src/tools/controlplane. */
