@@ -21,7 +21,7 @@ demo: controlplane ## (root) Control plane, operator, an agent per lab node: rea
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.testing.Demo -Dexec.classpathScope=test \
 	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dnatgate.kubectl=$(KUBECTL)
 
-##@ Benchmarks
+##@ Benchmarks (print numbers, never fail on timing; see docs/benchmarks.md)
 .PHONY: bench-failover
 bench-failover: controlplane ## (root) Operator and agents as processes: failover and new-pod-to-SNAT times, p50/p95/max
 	$(MVN) -q package -DskipTests
@@ -33,6 +33,11 @@ bench-failover: controlplane ## (root) Operator and agents as processes: failove
 bench-dataplane: ## Data-path throughput (iperf3) and agent programming time in the network lab (root; docs/benchmarks.md)
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
 	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
+
+.PHONY: bench-controlplane
+bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server
+	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.ControlPlaneBenchmark -Dexec.classpathScope=test \
+	  -Dnatgate.kube.version=$(KUBE_VERSION)
 
 ##@ Test
 .PHONY: test
@@ -46,12 +51,6 @@ bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's b
 .PHONY: unit
 unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
-
-##@ Benchmarks (print numbers, never fail on timing; see docs/benchmarks.md)
-.PHONY: bench-controlplane
-bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server
-	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.ControlPlaneBenchmark -Dexec.classpathScope=test \
-	  -Dnatgate.kube.version=$(KUBE_VERSION)
 
 ##@ Build
 .PHONY: controlplane
