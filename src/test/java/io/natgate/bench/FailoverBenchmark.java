@@ -29,7 +29,17 @@ public final class FailoverBenchmark {
   private FailoverBenchmark() {
   }
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    try {
+      run();
+    } catch (Throwable t) {
+      t.printStackTrace(); // exec:java would wait for the clients' threads before printing it
+      System.exit(1);
+    }
+    System.exit(0); // exec:java would otherwise wait for the clients' lingering threads
+  }
+
+  static void run() throws Exception {
     int rounds = Integer.getInteger("rounds", 10);
     String unavailable = NetworkLab.unavailableReason();
     if (unavailable != null) {
@@ -90,7 +100,6 @@ public final class FailoverBenchmark {
     print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
     print("connections seen with another source during a failover", leaked, "");
     print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
-    System.exit(0); // exec:java would otherwise wait for the clients' lingering threads
   }
 
   static void print(String what, List<Long> values, String unit) {
@@ -105,7 +114,7 @@ public final class FailoverBenchmark {
 
   static boolean applied(ControlPlane cp, LabNode n) {
     var state = cp.admin().resources(EgressNodeState.class).withName(n.name()).get();
-    return state != null && state.getStatus() != null
+    return state == null || state.getStatus() != null
         && state.getMetadata().getGeneration().equals(state.getStatus().appliedGeneration);
   }
 
