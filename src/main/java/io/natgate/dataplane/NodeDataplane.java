@@ -1,6 +1,8 @@
 package io.natgate.dataplane;
 
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeSet;
 
 /**
@@ -13,7 +15,8 @@ public final class NodeDataplane {
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
   private KernelPlan wanted = KernelPlan.EMPTY;
   private boolean fenced;
-  private final List<Process> announcers = new java.util.ArrayList<>();
+  /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
+  private final Map<String, Process> announcers = new HashMap<>();
 
   public NodeDataplane(Kernel kernel, DataplaneSettings settings) {
     this.kernel = kernel;
@@ -66,7 +69,7 @@ public final class NodeDataplane {
 
   /** Stops announcing (the kernel state stays). */
   public synchronized void close() {
-    announcers.forEach(Process::destroy);
+    announcers.values().forEach(Process::destroy);
     announcers.clear();
   }
 
@@ -83,14 +86,24 @@ public final class NodeDataplane {
     try {
       Observed now = trusted != null ? trusted : kernel.observe(settings);
       Changes changes = Changes.between(now, target, settings);
+      announcers.entrySet().removeIf(a -> {
+        boolean stop = !a.getValue().isAlive() || !target.held().contains(a.getKey());
+        if (stop) {
+          a.getValue().destroy();
+        }
+        return stop;
+      });
       if (!changes.isEmpty()) {
         kernel.apply(changes);
-        announcers.removeIf(p -> !p.isAlive());
         for (String ip : changes.announce()) {
           // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated
           // for 3 s, because a neighbour may still resolve the IP to a previous holder whose agent died (until the
           // kernel expires that address) and must be corrected again.
-          announcers.add(kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "7", "-W", "0.5", ip));
+          Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(),
+              "-c", "7", "-W", "0.5", ip));
+          if (previous != null) {
+            previous.destroy();
+          }
         }
       }
       trusted = Observed.after(target, now.uplinkMtu());
