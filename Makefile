@@ -17,9 +17,9 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: demo
-demo: controlplane ## (root) Control plane, operator, an agent per lab node: real NAT, then a gateway cut off and the failover
+demo: controlplane ## (root) Control plane, operator, an agent per lab node: real NAT, then a gateway cut off and the failover (KEEP=1: stay up)
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.testing.Demo -Dexec.classpathScope=test \
-	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dnatgate.kubectl=$(KUBECTL)
+	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dnatgate.kubectl=$(KUBECTL) $(if $(KEEP),-Dnatgate.demo.keep=true)
 
 ##@ Benchmarks (print numbers, never fail on timing; see docs/benchmarks.md)
 .PHONY: bench-failover

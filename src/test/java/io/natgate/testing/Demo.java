@@ -99,9 +99,17 @@ public final class Demo {
       kubectl(kubeconfig, "get", "egw", "-o", "wide");
       kubectl(kubeconfig, "get", "events", "-n", "default", "--field-selector", "involvedObject.kind=EgressGateway");
 
+      if (Boolean.getBoolean("natgate.demo.keep")) {
+        lab.restoreLink(gone);
+        links.get(holder).restore();
+        say("kept up. Try: " + System.getProperty("natgate.kubectl", "kubectl") + " --kubeconfig " + kubeconfig
+            + " get egw,egressnodestates,nodes -o wide\n    and: ip netns exec " + lab.node(1).ns()
+            + " iptables-save | grep NATGATE\n    Press Enter to delete the gateway and tear everything down.");
+        System.in.read();
+      }
       say("deleting the gateway: labels, node states and every rule, set, address and route go");
       kubectl(kubeconfig, "delete", "egw", "payments");
-      lab.restoreLink(gone);
+      lab.restoreLink(gone); // back on the network: its agent can clean up too
       links.get(holder).restore();
       cp.admin().resources(EgressNodeState.class).informOnCondition(l -> l.isEmpty()).get(30, TimeUnit.SECONDS);
       Thread.sleep(1000);

@@ -12,8 +12,13 @@ public final class Kubectl implements AutoCloseable {
   private final Path kubeconfig;
 
   public Kubectl(ControlPlane controlPlane) throws IOException {
+    this(controlPlane.kubeConfigYaml());
+  }
+
+  /** Against any cluster, given its admin kubeconfig (a Kind cluster, say). */
+  public Kubectl(String kubeconfigYaml) throws IOException {
     kubeconfig = Files.createTempFile("natgate-admin", ".kubeconfig");
-    Files.writeString(kubeconfig, controlPlane.kubeConfigYaml());
+    Files.writeString(kubeconfig, kubeconfigYaml);
   }
 
   public record Result(int exitCode, String out, String err) {
