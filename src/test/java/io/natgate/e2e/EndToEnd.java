@@ -79,7 +79,8 @@ public final class EndToEnd implements AutoCloseable {
         contexts: [{name: lab, context: {cluster: lab, user: natgate-agent}}]
         current-context: lab
         """.formatted(API_ADDRESS, API_PORT, cp.token(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent")));
-    operatorKubeconfig = cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE, ControlPlane.OPERATOR_SERVICE_ACCOUNT);
+    operatorKubeconfig = Files.move(cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE,
+        ControlPlane.OPERATOR_SERVICE_ACCOUNT), dir.resolve("operator.kubeconfig")); // removed with dir
 
     for (LabNode n : lab.nodes()) {
       cluster.node(n.name(), n.ip(), n.index() < 3 ? Map.of("node-role.kubernetes.io/egress", "") : Map.of());

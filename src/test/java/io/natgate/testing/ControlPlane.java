@@ -64,7 +64,7 @@ public final class ControlPlane implements AutoCloseable {
    * update, patch, delete) made by the operator's ServiceAccount, into {@code auditLog}.
    */
   public static ControlPlane withOperatorAuditLog(Path auditLog) throws IOException {
-    Path policy = Files.createTempFile("natgate-audit-policy", ".yaml");
+    Path policy = auditLog.resolveSibling("audit-policy.yaml"); // beside the log, not left in /tmp
     Files.writeString(policy, """
         apiVersion: audit.k8s.io/v1
         kind: Policy
