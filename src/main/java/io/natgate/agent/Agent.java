@@ -58,7 +58,7 @@ public final class Agent implements AutoCloseable {
   private final AtomicReference<String> lastError = new AtomicReference<>();
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
-  private SharedIndexInformer<EgressNodeState> informer;
+  private volatile SharedIndexInformer<EgressNodeState> informer;
   private volatile boolean synced;
   private Timer applyTimer;
   private Counter applyErrors;
@@ -179,6 +179,9 @@ public final class Agent implements AutoCloseable {
 
   private void applyCurrent() {
     applyPending.set(false);
+    if (informer == null) {
+      return; // events of the initial list, before inform() returned: connect() applies right after
+    }
     EgressNodeState state = informer.getStore().getByKey(settings.nodeName());
     Timer.Sample sample = Timer.start(metrics);
     try {

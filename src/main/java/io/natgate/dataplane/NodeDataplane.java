@@ -23,7 +23,7 @@ public final class NodeDataplane {
     this.settings = settings;
   }
 
-  /** Result of one apply: how many changes it made (0 = the kernel already matched). */
+  /** Result of one apply: whether it changed anything (false: the kernel already matched), and the IPs announced. */
   public record Result(boolean changed, List<String> announced) {
   }
 
