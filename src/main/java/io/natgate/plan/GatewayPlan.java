@@ -12,6 +12,7 @@ import java.util.Set;
  *
  * @param candidates   nodes matching nodeSelector, sorted
  * @param readyNodes   the ready ones among them
+ * @param unready      the others, each with why (see {@link NodeReadiness#whyNotReady})
  * @param assignments  one per usable egress IP; node is null when no ready node can hold it
  * @param sourceIPs    what the status publishes for firewalls
  * @param conflicts    egress IPs already claimed by an older gateway, with that gateway's name
@@ -19,7 +20,8 @@ import java.util.Set;
  * @param selectedPods the pods the sources select
  * @param problems     spec errors the schema cannot catch (selector operators), each naming its field
  */
-public record GatewayPlan(List<String> candidates, Set<String> readyNodes, List<Assignment> assignments,
+public record GatewayPlan(List<String> candidates, Set<String> readyNodes, Map<String, String> unready,
+    List<Assignment> assignments,
     List<String> sourceIPs, Map<String, String> conflicts, Map<String, NodeGatewayState> nodeStates,
     List<Pod> selectedPods, List<String> problems) {
 

@@ -29,8 +29,14 @@ public final class GatewayPlanner {
         .filter(n -> n.getMetadata().getDeletionTimestamp() == null)
         .filter(n -> LabelSelectors.matches(spec.nodeSelector, n.getMetadata().getLabels()))
         .map(n -> n.getMetadata().getName()).sorted().toList();
-    Set<String> ready = candidates.stream().filter(n -> NodeReadiness.isReady(cluster.nodes().get(n), cluster.liveAgents()))
-        .filter(n -> NodeReadiness.internalIP(cluster.nodes().get(n)) != null)
+    Map<String, String> unready = new TreeMap<>();
+    candidates.forEach(n -> {
+      String why = NodeReadiness.whyNotReady(cluster.nodes().get(n), cluster.liveAgents());
+      if (why != null) {
+        unready.put(n, why);
+      }
+    });
+    Set<String> ready = candidates.stream().filter(n -> !unready.containsKey(n))
         .collect(Collectors.toCollection(TreeSet::new));
 
     Map<String, String> conflicts = conflicts(gateway, cluster);
@@ -64,7 +70,8 @@ public final class GatewayPlanner {
     List<String> problems = new ArrayList<>(LabelSelectors.problems("spec.nodeSelector", spec.nodeSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.namespaceSelector", spec.sources.namespaceSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.podSelector", spec.sources.podSelector));
-    return new GatewayPlan(candidates, ready, assignments, sourceIPs, conflicts, nodeStates, selected, problems);
+    return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, nodeStates, selected,
+        problems);
   }
 
   /** Egress IPs of this gateway that an older live gateway also lists. */

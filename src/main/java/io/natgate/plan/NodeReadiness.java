@@ -20,7 +20,24 @@ public final class NodeReadiness {
   }
 
   public static boolean isReady(Node node, Set<String> liveAgents) {
-    return kubeletReady(node) && liveAgents.contains(node.getMetadata().getName());
+    return whyNotReady(node, liveAgents) == null;
+  }
+
+  /** Why a node may not hold egress IPs, for conditions and Events; null when it may. */
+  public static String whyNotReady(Node node, Set<String> liveAgents) {
+    if (node.getMetadata().getDeletionTimestamp() != null) {
+      return "it is being deleted";
+    }
+    if (!kubeletReady(node)) {
+      return "its kubelet does not report Ready";
+    }
+    if (internalIP(node) == null) {
+      return "it has no IPv4 InternalIP";
+    }
+    if (!liveAgents.contains(node.getMetadata().getName())) {
+      return "its natgate agent's Lease is not being renewed";
+    }
+    return null;
   }
 
   /** Whether a node agent's Lease was renewed less than {@code timeout} before {@code now}. */

@@ -102,9 +102,9 @@ public final class StatusCalculator {
     if (!ready.status()) {
       return new Verdict(true, ready.reason(), ready.message());
     }
-    List<String> notReady = plan.candidates().stream().filter(n -> !plan.readyNodes().contains(n)).toList();
-    if (!notReady.isEmpty()) {
-      return new Verdict(true, "NodesNotReady", "candidate nodes not ready: " + String.join(", ", notReady));
+    if (!plan.unready().isEmpty()) {
+      return new Verdict(true, "NodesNotReady", "candidate nodes not ready: " + plan.unready().entrySet().stream()
+          .map(e -> e.getKey() + " (" + e.getValue() + ")").collect(java.util.stream.Collectors.joining(", ")));
     }
     return new Verdict(false, "AsExpected", "all candidate nodes ready, all egress IPs held");
   }

@@ -46,7 +46,8 @@ public final class StatusEvents {
     if (!plan.candidates().contains(node)) {
       return node + " no longer matches nodeSelector";
     }
-    return plan.readyNodes().contains(node) ? "rebalanced" : node + " is not ready";
+    return plan.readyNodes().contains(node) ? "rebalanced"
+        : node + " is not ready: " + plan.unready().getOrDefault(node, "unknown");
   }
 
   private static Map<String, String> byIP(List<Assignment> assignments) {

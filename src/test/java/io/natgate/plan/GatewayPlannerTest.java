@@ -63,6 +63,7 @@ class GatewayPlannerTest {
     GatewayPlan plan = GatewayPlanner.plan(gw, withoutE2, NOW);
 
     assertThat(plan.readyNodes()).containsExactly("e1");
+    assertThat(plan.unready()).containsExactly(Map.entry("e2", "its natgate agent's Lease is not being renewed"));
     assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e1", NOW.toString()));
   }
 
