@@ -4,6 +4,8 @@ package io.natgate.dataplane;
 public enum Hook {
   /** Director: mark selected traffic for the tunnel. */
   MANGLE_PREROUTING("mangle", "PREROUTING"),
+  /** Director: clamp TCP MSS to the tunnel's smaller MTU, so no connection depends on ICMP getting through. */
+  MANGLE_FORWARD("mangle", "FORWARD"),
   /** Director: keep marked traffic from the CNI's masquerade. Gateway: SNAT to the egress IP. */
   NAT_POSTROUTING("nat", "POSTROUTING"),
   /** Fail closed: marked traffic that cannot take the tunnel, and tunnel traffic this node will not SNAT, is dropped. */

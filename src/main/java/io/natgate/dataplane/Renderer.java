@@ -110,6 +110,8 @@ public final class Renderer {
     filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");
     var rules = new EnumMap<Hook, List<String>>(Hook.class);
     rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
+    rules.put(Hook.MANGLE_FORWARD, List.of("-A " + Hook.MANGLE_FORWARD.chain + " -o " + tun
+        + " -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"));
     rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));
     rules.put(Hook.FILTER_FORWARD, List.copyOf(filter));
 
