@@ -55,6 +55,8 @@ public class ModeLauncher implements HealthCheck {
   void stop(@Observes ShutdownEvent event) {
     if (agent != null) {
       agent.close(); // the kernel state stays: traffic keeps flowing while a new agent starts
+    } else {
+      operator.stop(); // informers and the leader Lease, which a replacement then takes without waiting it out
     }
   }
 
