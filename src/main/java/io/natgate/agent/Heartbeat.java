@@ -2,16 +2,19 @@ package io.natgate.agent;
 
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.fabric8.kubernetes.api.model.coordination.v1.LeaseBuilder;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.natgate.plan.NodeReadiness;
 import java.time.Duration;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.jboss.logging.Logger;
 
 /**
@@ -36,7 +39,7 @@ public final class Heartbeat implements AutoCloseable {
   private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(r -> thread(r, "fence"));
   private volatile long lastRenewStarted = System.nanoTime(); // a fresh agent gets fenceAfter to renew the first time
   private volatile boolean lost;
-  private volatile boolean renewedOnce;
+  private final CountDownLatch firstRenewal = new CountDownLatch(1);
   private Lease lease;
 
   public Heartbeat(KubernetesClient client, String namespace, String node, Duration renewInterval, Duration timeout,
@@ -52,6 +55,16 @@ public final class Heartbeat implements AutoCloseable {
     this.onRenewed = onRenewed;
   }
 
+  /**
+   * A client for renewals: requests time out after {@code fenceAfter} and are not retried, because a renewal that
+   * arrives later than that is worth nothing (the agent has fenced itself by then).
+   */
+  public static KubernetesClient client(Config config, Duration fenceAfter) {
+    int ms = (int) fenceAfter.toMillis();
+    return new KubernetesClientBuilder().withConfig(new ConfigBuilder(config).withRequestTimeout(ms)
+        .withConnectionTimeout(ms).withRequestRetryBackoffLimit(0).build()).build();
+  }
+
   public static String leaseName(String node) {
     return NodeReadiness.LEASE_PREFIX + node;
   }
@@ -65,7 +78,7 @@ public final class Heartbeat implements AutoCloseable {
 
   /** Waits for the first successful renewal, so that the agent takes egress IPs only with a live Lease. */
   public boolean awaitFirstRenewal(Duration max) throws InterruptedException {
-    return waitFor(() -> renewedOnce, max);
+    return firstRenewal.await(max.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /** Seconds since the start of the last successful renewal. */
@@ -96,7 +109,7 @@ public final class Heartbeat implements AutoCloseable {
         lease = client.leases().inNamespace(namespace).resource(lease).update();
       }
       lastRenewStarted = started;
-      renewedOnce = true;
+      firstRenewal.countDown();
       if (lost) {
         lost = false;
         LOG.infof("Lease %s renewed again after %.1f s: taking egress IPs back", leaseName(node),
@@ -130,17 +143,6 @@ public final class Heartbeat implements AutoCloseable {
   public void close() {
     renewer.shutdownNow();
     watchdog.shutdownNow();
-  }
-
-  static boolean waitFor(BooleanSupplier condition, Duration max) throws InterruptedException {
-    long deadline = System.nanoTime() + max.toNanos();
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        return false;
-      }
-      Thread.sleep(10);
-    }
-    return true;
   }
 
   private static Thread thread(Runnable r, String name) {

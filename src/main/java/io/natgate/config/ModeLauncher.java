@@ -1,10 +1,9 @@
 package io.natgate.config;
 
-import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.agent.Agent;
+import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -43,9 +42,7 @@ public class ModeLauncher implements HealthCheck {
     var h = config.heartbeat();
     String node = a.nodeName().orElseThrow(() -> new IllegalStateException(
         "natgate.agent.node-name (NATGATE_AGENT_NODE_NAME, from spec.nodeName) is required in agent mode"));
-    int timeoutMs = (int) h.fenceAfter().toMillis();
-    KubernetesClient heartbeatClient = new KubernetesClientBuilder().withConfig(new ConfigBuilder(client.getConfiguration())
-        .withRequestTimeout(timeoutMs).withConnectionTimeout(timeoutMs).withRequestRetryBackoffLimit(0).build()).build();
+    KubernetesClient heartbeatClient = Heartbeat.client(client.getConfiguration(), h.fenceAfter());
     var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
         (int) (long) Long.decode(a.markMask()), a.tableBase(), a.rulePriority());

@@ -4,21 +4,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
-import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.KubernetesClientBuilder;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
-import io.natgate.dataplane.Kernel;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
 import io.natgate.plan.NodeReadiness;
 import io.natgate.testing.ControlPlane;
 import io.natgate.testing.ControlPlaneExtension;
+import io.natgate.testing.LabAgent;
 import io.natgate.testing.TcpProxy;
 import java.net.URI;
 import java.time.Duration;
@@ -37,8 +34,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 @ExtendWith(ControlPlaneExtension.class)
 class AgentLabIT {
   static final String EGRESS_IP = "198.18.0.120";
-  static final Duration TIMEOUT = Duration.ofMillis(900);
-  static final Duration FENCE_AFTER = Duration.ofMillis(600);
+  static final Duration TIMEOUT = LabAgent.HEARTBEAT_TIMEOUT;
 
   @RegisterExtension
   static final NetworkLab lab = NetworkLab.withNodes(2).podsPerNode(1);
@@ -54,16 +50,9 @@ class AgentLabIT {
     LabNode node = lab.node(1);
     Map<String, KernelState> baseline = lab.kernelStates();
     KubernetesClient admin = controlPlane.admin();
-    KubernetesClient agentClient = controlPlane.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
-    URI api = URI.create(agentClient.getConfiguration().getMasterUrl());
+    URI api = URI.create(admin.getConfiguration().getMasterUrl());
     try (TcpProxy link = new TcpProxy(api.getHost(), api.getPort());
-        KubernetesClient heartbeatClient = new KubernetesClientBuilder().withConfig(
-            new ConfigBuilder(agentClient.getConfiguration()).withMasterUrl("https://127.0.0.1:" + link.port())
-                .withRequestTimeout((int) FENCE_AFTER.toMillis()).withRequestRetryBackoffLimit(0).build()).build();
-        Agent agent = new Agent(agentClient, heartbeatClient, new Agent.Settings(node.name(), node.ip(), null,
-            ControlPlane.OPERATOR_NAMESPACE, Duration.ofMillis(200), TIMEOUT, FENCE_AFTER, Duration.ofSeconds(10),
-            4790, 0x0ff00000, 7400, 7400), new Kernel(lab.nsCommandPrefix(node.ns())), new SimpleMeterRegistry())
-            .start()) {
+        Agent agent = LabAgent.start(controlPlane, lab, node, link)) {
 
       var state = new EgressNodeState();
       state.setMetadata(new ObjectMetaBuilder().withName(node.name()).build());
@@ -91,7 +80,8 @@ class AgentLabIT {
 
       // Cut off from the API server: the agent drops the IP before its Lease expires for the operator.
       link.cut();
-      await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10)).until(() -> !holds(node));
+      await().atMost(Duration.ofSeconds(5)).pollInterval(Duration.ofMillis(10))
+          .until(() -> !lab.holds(node, EGRESS_IP));
       Instant released = Instant.now();
       Instant lastRenewal = admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE)
           .withName(Heartbeat.leaseName(node.name())).get().getSpec().getRenewTime().toInstant();
@@ -104,7 +94,7 @@ class AgentLabIT {
 
       // Back in touch: the IP comes back.
       link.restore();
-      await().atMost(Duration.ofSeconds(10)).until(() -> holds(node));
+      await().atMost(Duration.ofSeconds(10)).until(() -> lab.holds(node, EGRESS_IP));
       await().atMost(Duration.ofSeconds(5)).until(() -> lab.seenSource(lab.pod(1, 1)).isPresent());
       assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
 
@@ -114,9 +104,5 @@ class AgentLabIT {
     } finally {
       admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(node.name())).delete();
     }
-  }
-
-  private static boolean holds(LabNode node) {
-    return lab.exec(node.ns(), "ip", "-4", "address", "show", "dev", node.uplink()).contains(EGRESS_IP + "/32");
   }
 }

@@ -1,5 +1,7 @@
 package io.natgate.bench;
 
+import static org.awaitility.Awaitility.await;
+
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.e2e.EndToEnd;
@@ -16,7 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.function.BooleanSupplier;
+import java.util.concurrent.Callable;
 
 /**
  * `make bench-failover`: the end-to-end set-up (operator and agents as processes, network lab), then N times each:
@@ -73,8 +75,7 @@ public final class FailoverBenchmark {
           failover.add(Prober.recovery(probes, killed, EGRESS_IP).map(Duration::toMillis).orElse(0L));
           leaked.add(Prober.seenWithOtherSource(probes, EGRESS_IP));
           e2e.startAgent(holder);
-          waitFor(() -> !lab.exec(holder.ns(), "ip", "-4", "-o", "address").contains(EGRESS_IP + "/32"),
-              Duration.ofSeconds(60));
+          waitFor(() -> !lab.holds(holder, EGRESS_IP), Duration.ofSeconds(60));
           // As the DaemonSet would have it by the next failure: the restarted agent applied its state and warmed up.
           waitFor(() -> applied(cp, holder), Duration.ofSeconds(60));
           Thread.sleep(Long.getLong("settle", 5000));
@@ -118,19 +119,14 @@ public final class FailoverBenchmark {
         && state.getMetadata().getGeneration().equals(state.getStatus().appliedGeneration);
   }
 
+  static void waitFor(Callable<Boolean> done, Duration max) {
+    await().atMost(max).pollInterval(Duration.ofMillis(20)).until(done);
+  }
+
   static LabNode holder(ControlPlane cp, NetworkLab lab) {
     var status = cp.admin().resources(EgressGateway.class).withName("payments").get().getStatus();
     String node = status == null || status.assignments.isEmpty() ? null : status.assignments.get(0).node;
     return lab.nodes().stream().filter(n -> n.name().equals(node)).findFirst().orElse(null);
   }
 
-  static void waitFor(BooleanSupplier done, Duration max) throws InterruptedException {
-    long deadline = System.nanoTime() + max.toNanos();
-    while (!done.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("timed out after " + max);
-      }
-      Thread.sleep(20);
-    }
-  }
 }

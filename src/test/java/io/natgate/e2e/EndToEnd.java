@@ -1,5 +1,7 @@
 package io.natgate.e2e;
 
+import static org.awaitility.Awaitility.await;
+
 import io.natgate.agent.Heartbeat;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -14,6 +16,7 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -67,7 +70,8 @@ public final class EndToEnd implements AutoCloseable {
     bridge = new UnixSocketBridge(socket, api.getHost(), api.getPort());
     forwarder = spawn(lab.nsCommandPrefix(lab.externalNs()), List.of(lab.python(), "-c", resource("/lab/tcp_to_unix.py"),
         API_ADDRESS, String.valueOf(API_PORT), socket.toString()), Map.of(), "forwarder");
-    await(() -> Files.readString(log("forwarder")).contains("ready"), 10_000, "the API forwarder");
+    await("the API forwarder to start").atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(50))
+        .until(() -> Files.readString(log("forwarder")).contains("ready"));
 
     // The agents' certificate check is off: the API server's certificate names 127.0.0.1, not the lab address.
     agentKubeconfig = dir.resolve("agent.kubeconfig");
@@ -88,7 +92,8 @@ public final class EndToEnd implements AutoCloseable {
     startOperator();
     for (LabNode n : lab.nodes()) {
       startAgent(n); // one after the other: five JVMs starting at once on two cores starve each other's heartbeats
-      await(() -> agentAlive(n), 120_000, "the agent of " + n.name());
+      await("the agent of " + n.name() + " to start").atMost(Duration.ofMinutes(2)).pollInterval(Duration.ofMillis(50))
+          .until(() -> agentAlive(n));
     }
     return this;
   }
@@ -184,20 +189,6 @@ public final class EndToEnd implements AutoCloseable {
   private static String resource(String name) throws IOException {
     try (InputStream in = EndToEnd.class.getResourceAsStream(name)) {
       return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-    }
-  }
-
-  interface Check {
-    boolean ok() throws Exception;
-  }
-
-  private static void await(Check check, long millis, String what) throws Exception {
-    long deadline = System.currentTimeMillis() + millis;
-    while (!check.ok()) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new IllegalStateException(what + " did not start");
-      }
-      Thread.sleep(50);
     }
   }
 }

@@ -119,13 +119,7 @@ class EndToEndE2E {
     Instant killed = Instant.now();
     e2e.killAgent(holder);
     try {
-      await().atMost(SOON).ignoreExceptions().until(() -> !holder().equals(holder));
-      await().atMost(SOON).until(() -> lab.seenSource(lab.pod(3, 1)).equals(Optional.of(EGRESS_IP)));
-      var probes = prober.stop();
-      System.out.printf("agent SIGKILLed -> first echo with the egress IP again: %s%n",
-          Prober.recovery(probes, killed, EGRESS_IP).map(d -> d.toMillis() + " ms").orElse("no gap"));
-      assertThat(Prober.seenWithOtherSource(probes, EGRESS_IP)).isZero();
-      assertNoLeak(lab.pod(3, 1));
+      awaitFailover(holder, prober, killed, "agent SIGKILLed");
       await().atMost(SOON).untilAsserted(() -> assertThat(admin.v1().events().inNamespace("default").list()
           .getItems()).anySatisfy(e -> assertThat(e.getReason() + " " + e.getMessage())
               .contains("EgressIPMoved", holder.name())));
@@ -155,13 +149,7 @@ class EndToEndE2E {
     Instant cut = Instant.now();
     lab.cutLink(holder);
     try {
-      await().atMost(SOON).ignoreExceptions().until(() -> !holder().equals(holder));
-      await().atMost(SOON).until(() -> lab.seenSource(lab.pod(3, 1)).equals(Optional.of(EGRESS_IP)));
-      var probes = prober.stop();
-      System.out.printf("gateway link cut -> first echo with the egress IP again: %s%n",
-          Prober.recovery(probes, cut, EGRESS_IP).map(d -> d.toMillis() + " ms").orElse("no gap"));
-      assertThat(Prober.seenWithOtherSource(probes, EGRESS_IP)).isZero();
-      assertNoLeak(lab.pod(3, 1));
+      awaitFailover(holder, prober, cut, "gateway link cut");
     } finally {
       watching.set(false);
       watcher.join();
@@ -208,6 +196,20 @@ class EndToEndE2E {
     await().atMost(SOON).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(baseline));
   }
 
+  /**
+   * The IP moves away from {@code holder} and the probing pod's echo comes back with it: prints the outage since
+   * {@code from}, and checks that no packet of the pod reached the external host with another source.
+   */
+  static void awaitFailover(LabNode holder, Prober prober, Instant from, String what) {
+    await().atMost(SOON).ignoreExceptions().until(() -> !holder().equals(holder));
+    await().atMost(SOON).until(() -> lab.seenSource(lab.pod(3, 1)).equals(Optional.of(EGRESS_IP)));
+    var probes = prober.stop();
+    System.out.printf("%s -> first echo with the egress IP again: %s%n", what,
+        Prober.recovery(probes, from, EGRESS_IP).map(d -> d.toMillis() + " ms").orElse("no gap"));
+    assertThat(Prober.seenWithOtherSource(probes, EGRESS_IP)).isZero();
+    assertNoLeak(lab.pod(3, 1));
+  }
+
   /** Every packet of the probing pod reached the external host with the egress IP; on failure, who forwarded it. */
   static void assertNoLeak(LabPod pod) {
     try {
@@ -227,13 +229,15 @@ class EndToEndE2E {
     await().atMost(SOON).until(() -> "True".equals(condition(gateway(), "Programmed")));
   }
 
+  /** Whether the node holds the egress IP; false when the command fails (the watcher thread must keep going). */
   static boolean holds(LabNode n) {
     try {
-      return lab.exec(n.ns(), "ip", "-4", "-o", "address", "show", "dev", n.uplink()).contains(EGRESS_IP + "/32");
+      return lab.holds(n, EGRESS_IP);
     } catch (RuntimeException e) {
       return false;
     }
   }
+
 
   static EgressGateway gateway() {
     return admin.resources(EgressGateway.class).withName("payments").get();

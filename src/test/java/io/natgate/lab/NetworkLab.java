@@ -313,6 +313,11 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Au
    * Connects from the pod to the external echo server on the pod's probe port: the source address the server saw,
    * or empty when no connection was made within 1.5 s.
    */
+  /** Whether the node holds {@code ip} as a /32 address on its uplink. */
+  public boolean holds(LabNode node, String ip) {
+    return exec(node.ns(), "ip", "-4", "-o", "address", "show", "dev", node.uplink()).contains(" " + ip + "/32 ");
+  }
+
   public Optional<String> seenSource(LabPod pod) {
     return connect(pod.ns(), EXTERNAL_IP, pod.probePort(), CONNECT_TIMEOUT).join().source();
   }

@@ -1,13 +1,7 @@
 package io.natgate.testing;
 
-import io.fabric8.kubernetes.client.ConfigBuilder;
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.KubernetesClientBuilder;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.natgate.agent.Agent;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
-import io.natgate.dataplane.Kernel;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
@@ -60,7 +54,7 @@ public final class Demo {
         TcpProxy link = new TcpProxy("127.0.0.1", URI.create(cp.admin().getConfiguration().getMasterUrl()).getPort());
         links.put(n.name(), link);
         running.add(link);
-        running.add(agent(cp, lab, n, link));
+        running.add(LabAgent.start(cp, lab, n, link));
       }
       cluster.namespace("payments", Map.of("team", "payments"));
       cluster.namespace("shop", Map.of());
@@ -124,17 +118,6 @@ public final class Demo {
       Files.deleteIfExists(kubeconfig);
     }
     System.exit(0); // exec:java would otherwise wait for the client's lingering threads
-  }
-
-  /** The node's agent, as the agent ServiceAccount; its heartbeat goes through {@code link}, which the demo can cut. */
-  static Agent agent(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
-    KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
-    KubernetesClient heartbeat = new KubernetesClientBuilder().withConfig(new ConfigBuilder(client.getConfiguration())
-        .withMasterUrl("https://127.0.0.1:" + link.port()).withRequestTimeout(600).withRequestRetryBackoffLimit(0)
-        .build()).build();
-    return new Agent(client, heartbeat, new Agent.Settings(n.name(), n.ip(), null, ControlPlane.OPERATOR_NAMESPACE,
-        Duration.ofMillis(200), Duration.ofMillis(900), Duration.ofMillis(600), Duration.ofSeconds(10), 4790,
-        0x0ff00000, 7400, 7400), new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
   }
 
   private static String condition(EgressGateway g, String type) {
