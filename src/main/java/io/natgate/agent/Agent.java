@@ -12,6 +12,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
@@ -19,8 +20,10 @@ import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.Renderer;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.TreeMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -29,8 +32,8 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.jboss.logging.Logger;
 
 /**
- * The node agent: watches its own node's EgressNodeState, applies it to the kernel, reports the applied generation
- * (or the error) in its status, renews its Lease, fences itself when it cannot, and repairs drift periodically.
+ * The node agent: watches its node's EgressNodeStates (one per gateway), applies them together to the kernel, reports
+ * on each the applied generation (or the error) in its status, renews its Lease, fences itself when it cannot, and repairs drift periodically.
  * All kernel work happens on one thread, so applies never overlap.
  */
 public final class Agent implements AutoCloseable {
@@ -102,7 +105,9 @@ public final class Agent implements AutoCloseable {
       while (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))) {
         LOG.warn("no Lease renewal yet: waiting for the API server before taking any egress IP");
       }
-      informer = client.resources(EgressNodeState.class).withName(settings.nodeName()).inform(handler());
+      // spec.nodeName is a selectable field: the API server sends this node's states only.
+      informer = client.resources(EgressNodeState.class).withField("spec.nodeName", settings.nodeName())
+          .inform(handler());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return;
@@ -134,7 +139,7 @@ public final class Agent implements AutoCloseable {
     };
   }
 
-  /** True once the agent has applied its node's current state (or its absence) without error. */
+  /** True once the agent has applied its node's current states (or their absence) without error. */
   public boolean ready() {
     return synced && lastError.get() == null && !applyPending.get();
   }
@@ -182,24 +187,27 @@ public final class Agent implements AutoCloseable {
     if (informer == null) {
       return; // events of the initial list, before inform() returned: connect() applies right after
     }
-    EgressNodeState state = informer.getStore().getByKey(settings.nodeName());
+    List<EgressNodeState> states = informer.getStore().list().stream()
+        .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
+    Map<String, EgressNodeStateSpec> byGateway = new TreeMap<>();
+    states.forEach(st -> byGateway.put(st.getSpec().gateway, st.getSpec()));
     Timer.Sample sample = Timer.start(metrics);
     try {
-      KernelPlan plan = Renderer.render(state == null ? null : state.getSpec(), dataplane().settings());
+      KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
       NodeDataplane.Result result = dataplane.apply(plan);
       sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
-        LOG.infof("applied generation %s: %d rules, %d set members, holding %s", state == null ? "-"
-            : state.getMetadata().getGeneration(), plan.ruleCount(), plan.setMembers(), plan.held());
+        LOG.infof("applied %d gateway(s): %d rules, %d set members, holding %s", byGateway.size(), plan.ruleCount(),
+            plan.setMembers(), plan.held());
       }
-      report(state, null);
+      states.forEach(st -> report(st, null));
     } catch (RuntimeException e) {
       sample.stop(applyTimer);
       applyErrors.increment();
       lastError.set(e.getMessage());
       LOG.errorf("apply failed (retrying in 1 s): %s", e.getMessage());
-      report(state, e.getMessage());
+      states.forEach(st -> report(st, e.getMessage()));
       worker.schedule(this::applyLater, 1, TimeUnit.SECONDS);
     }
   }
@@ -218,9 +226,6 @@ public final class Agent implements AutoCloseable {
 
   /** Writes status only when it differs from what is there (a no-op apply writes nothing). */
   private void report(EgressNodeState state, String error) {
-    if (state == null) {
-      return;
-    }
     Long generation = error == null ? state.getMetadata().getGeneration()
         : state.getStatus() == null ? null : state.getStatus().appliedGeneration;
     var status = new EgressNodeStateStatus();
@@ -233,10 +238,10 @@ public final class Agent implements AutoCloseable {
       Map<String, Object> body = new java.util.HashMap<>();
       body.put("appliedGeneration", status.appliedGeneration);
       body.put("error", status.error); // null removes it
-      client.resources(EgressNodeState.class).withName(settings.nodeName()).subresource("status")
+      client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
           .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
     } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
-      LOG.warnf("could not report status: %s", e.getMessage());
+      LOG.warnf("could not report status on %s: %s", state.getMetadata().getName(), e.getMessage());
     }
   }
 

@@ -1,6 +1,5 @@
 package io.natgate.dataplane;
 
-import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.KernelPlan.IpSet;
@@ -31,11 +30,12 @@ public final class Renderer {
   private Renderer() {
   }
 
-  public static KernelPlan render(EgressNodeStateSpec spec, DataplaneSettings s) {
-    if (spec == null || spec.gateways.isEmpty()) {
+  /** @param gateways this node's part in each gateway, by gateway name */
+  public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s) {
+    if (gateways.isEmpty()) {
       return KernelPlan.EMPTY;
     }
-    List<String> tunnelled = spec.gateways.values().stream().flatMap(g -> g.steer.stream())
+    List<String> tunnelled = gateways.values().stream().flatMap(g -> g.steer.stream())
         .filter(st -> st.gatewayNode != null && st.egressIP != null).map(st -> st.egressIP).distinct()
         .sorted(IpAddresses.ORDER).toList();
     if (tunnelled.size() >= s.dropSlot()) {
@@ -52,7 +52,7 @@ public final class Renderer {
     var held = new TreeSet<String>();
     boolean steering = false;
     String tun = s.tunnelDevice();
-    for (Map.Entry<String, NodeGatewayState> e : spec.gateways.entrySet()) {
+    for (Map.Entry<String, ? extends NodeGatewayState> e : new TreeMap<>(gateways).entrySet()) {
       String gateway = e.getKey();
       NodeGatewayState g = e.getValue();
       String cidrs = "natgate-c-" + id(gateway);

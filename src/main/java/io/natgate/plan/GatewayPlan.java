@@ -2,7 +2,7 @@ package io.natgate.plan;
 
 import io.fabric8.kubernetes.api.model.Pod;
 import io.natgate.api.v1alpha1.Assignment;
-import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -16,13 +16,13 @@ import java.util.Set;
  * @param assignments  one per usable egress IP; node is null when no ready node can hold it
  * @param sourceIPs    what the status publishes for firewalls
  * @param conflicts    egress IPs already claimed by an older gateway, with that gateway's name
- * @param nodeStates   this gateway's entry in each involved node's EgressNodeState
+ * @param nodeStates   by node, what this gateway wants there (its EgressNodeState's spec)
  * @param selectedPods the pods the sources select
  * @param problems     spec errors the schema cannot catch (selector operators), each naming its field
  */
 public record GatewayPlan(List<String> candidates, Set<String> readyNodes, Map<String, String> unready,
     List<Assignment> assignments,
-    List<String> sourceIPs, Map<String, String> conflicts, Map<String, NodeGatewayState> nodeStates,
+    List<String> sourceIPs, Map<String, String> conflicts, Map<String, EgressNodeStateSpec> nodeStates,
     List<Pod> selectedPods, List<String> problems) {
 
   public List<Assignment> unassigned() {

@@ -5,6 +5,7 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.natgate.api.v1alpha1.Assignment;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewaySpec;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -66,7 +67,8 @@ public final class GatewayPlanner {
     }
 
     List<Pod> selected = PodSelection.select(spec.sources, cluster.pods(), cluster.namespaceLabels());
-    Map<String, NodeGatewayState> nodeStates = nodeStates(spec, assignments, selected, cluster);
+    Map<String, EgressNodeStateSpec> nodeStates = nodeStates(gateway.getMetadata().getName(), spec, assignments,
+        selected, cluster);
     List<String> problems = new ArrayList<>(LabelSelectors.problems("spec.nodeSelector", spec.nodeSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.namespaceSelector", spec.sources.namespaceSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.podSelector", spec.sources.podSelector));
@@ -98,8 +100,8 @@ public final class GatewayPlanner {
    * Each assigned node SNATs the pods mapped to its IP; every other node with selected pods steers them to the
    * holder, or, with no holder, applies the failure policy (a steer entry without gatewayNode).
    */
-  static Map<String, NodeGatewayState> nodeStates(EgressGatewaySpec spec, List<Assignment> assignments,
-      List<Pod> selected, ClusterSnapshot cluster) {
+  static Map<String, EgressNodeStateSpec> nodeStates(String gateway, EgressGatewaySpec spec,
+      List<Assignment> assignments, List<Pod> selected, ClusterSnapshot cluster) {
     List<String> egressIPs = assignments.stream().map(a -> a.egressIP).filter(Objects::nonNull).toList();
     Map<String, Assignment> byIP = new LinkedHashMap<>();
     assignments.stream().filter(a -> a.egressIP != null).forEach(a -> byIP.put(a.egressIP, a));
@@ -123,27 +125,30 @@ public final class GatewayPlanner {
     }
 
     List<String> excluded = excludedCidrs(spec, cluster);
-    Map<String, NodeGatewayState> states = new TreeMap<>();
+    Map<String, EgressNodeStateSpec> states = new TreeMap<>();
     for (Assignment a : assignments) {
       if (a.node != null) {
         List<String> sources = sorted(sourcesByIP.getOrDefault(a.egressIP, List.of()));
-        entry(states, a.node, spec, excluded).snat.add(new NodeGatewayState.Snat(a.egressIP, holdAddress, sources));
+        entry(states, a.node, gateway, spec, excluded).snat
+            .add(new NodeGatewayState.Snat(a.egressIP, holdAddress, sources));
       }
     }
     steering.forEach((node, byEgressIP) -> byEgressIP.forEach((egressIP, podIPs) -> {
       Assignment holder = byIP.get(egressIP);
       String gatewayNode = holder == null ? null : holder.node;
       String gatewayNodeIP = gatewayNode == null ? null : NodeReadiness.internalIP(cluster.nodes().get(gatewayNode));
-      entry(states, node, spec, excluded).steer.add(new NodeGatewayState.Steer(
+      entry(states, node, gateway, spec, excluded).steer.add(new NodeGatewayState.Steer(
           egressIP.isEmpty() ? null : egressIP, gatewayNode, gatewayNodeIP, sorted(podIPs)));
     }));
     return states;
   }
 
-  private static NodeGatewayState entry(Map<String, NodeGatewayState> states, String node, EgressGatewaySpec spec,
-      List<String> excluded) {
+  private static EgressNodeStateSpec entry(Map<String, EgressNodeStateSpec> states, String node, String gateway,
+      EgressGatewaySpec spec, List<String> excluded) {
     return states.computeIfAbsent(node, n -> {
-      NodeGatewayState s = new NodeGatewayState();
+      EgressNodeStateSpec s = new EgressNodeStateSpec();
+      s.nodeName = node;
+      s.gateway = gateway;
       s.failurePolicy = spec.failurePolicy();
       s.cidrs = List.copyOf(spec.destinations().cidrs());
       s.excludedCidrs = excluded;

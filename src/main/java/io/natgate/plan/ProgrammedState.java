@@ -1,31 +1,22 @@
 package io.natgate.plan;
 
 import io.natgate.api.v1alpha1.EgressNodeState;
-import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import java.util.Objects;
 
-/** Whether a node's agent has applied what this gateway wants there. */
+/** Whether a node's agent has applied what a gateway wants there. */
 public enum ProgrammedState {
   PROGRAMMED, PENDING, FAILED;
 
   /**
-   * @param desired this gateway's entry for the node, or null when it wants nothing there
-   * @param state   the node's EgressNodeState as observed, or null
+   * @param desired what the gateway wants on the node, or null when it wants nothing there
+   * @param state   the gateway's EgressNodeState for the node as observed, or null
    */
-  public static ProgrammedState of(String gateway, NodeGatewayState desired, EgressNodeState state) {
-    return of(gateway, desired, state, null);
-  }
-
-  /**
-   * @param entrySince the generation of {@code state} at which this gateway's entry got its current value, when known
-   *                   (the agent applies the whole state: a report of that generation or later covers the entry, however
-   *                   often other gateways changed theirs since); null: only a report of the current generation does
-   */
-  public static ProgrammedState of(String gateway, NodeGatewayState desired, EgressNodeState state, Long entrySince) {
+  public static ProgrammedState of(EgressNodeStateSpec desired, EgressNodeState state) {
     if (state == null) {
       return desired == null ? PROGRAMMED : PENDING;
     }
-    NodeGatewayState observed = state.getSpec() == null ? null : state.getSpec().gateways.get(gateway);
-    if (!java.util.Objects.equals(desired, observed)) {
+    if (!Objects.equals(desired, state.getSpec())) {
       return PENDING;
     }
     var status = state.getStatus();
@@ -33,9 +24,6 @@ public enum ProgrammedState {
       return FAILED;
     }
     Long generation = state.getMetadata().getGeneration();
-    if (generation != null && entrySince != null) {
-      generation = Math.min(generation, entrySince);
-    }
     boolean applied = status != null && status.appliedGeneration != null && generation != null
         && status.appliedGeneration >= generation;
     return applied ? PROGRAMMED : PENDING;

@@ -22,19 +22,9 @@ public final class StatusCalculator {
   private StatusCalculator() {
   }
 
-  /** @param nodeStates every observed EgressNodeState, by node name */
+  /** @param nodeStates this gateway's observed EgressNodeStates, by node name */
   public static EgressGatewayStatus compute(EgressGateway gateway, GatewayPlan plan,
       Map<String, EgressNodeState> nodeStates, Instant now) {
-    return compute(gateway, plan, nodeStates, Map.of(), now);
-  }
-
-  /**
-   * @param entriesSince by node name, the generation of its state at which this gateway's entry got its current value,
-   *                     where known (see {@link ProgrammedState#of(String, NodeGatewayState, EgressNodeState, Long)})
-   */
-  public static EgressGatewayStatus compute(EgressGateway gateway, GatewayPlan plan,
-      Map<String, EgressNodeState> nodeStates, Map<String, Long> entriesSince, Instant now) {
-    String name = gateway.getMetadata().getName();
     EgressGatewayStatus status = new EgressGatewayStatus();
     status.sourceIPs = plan.sourceIPs();
     status.assignments = plan.assignments().stream().filter(a -> a.node != null).toList();
@@ -46,7 +36,7 @@ public final class StatusCalculator {
     List<String> involved = new ArrayList<>(plan.nodeStates().keySet());
     plan.candidates().stream().filter(n -> !involved.contains(n)).forEach(involved::add);
     for (String node : involved) {
-      var state = ProgrammedState.of(name, plan.nodeStates().get(node), nodeStates.get(node), entriesSince.get(node));
+      var state = ProgrammedState.of(plan.nodeStates().get(node), nodeStates.get(node));
       if (state == ProgrammedState.PENDING) {
         pending.add(node);
       } else if (state == ProgrammedState.FAILED) {

@@ -5,6 +5,7 @@ import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import io.fabric8.kubernetes.client.informers.cache.ReducedStateItemStore;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
@@ -49,6 +50,8 @@ import java.util.stream.Collectors;
 @ControllerConfiguration(name = EgressGatewayReconciler.NAME)
 public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Cleaner<EgressGateway> {
   public static final String NAME = "egressgateway";
+  /** The server-side-apply field manager of every write the operator makes to nodes and node states. */
+  static final String FIELD_MANAGER = "natgate-operator";
 
   private final OperatorSettings settings;
   private InformerEventSource<Node, EgressGateway> nodes;
@@ -62,16 +65,6 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
    * single.
    */
   private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
-  /**
-   * By gateway uid, then node: the state (uid) and its generation at which this operator last wrote the gateway's
-   * entry there. An agent's report of that generation or later covers the entry, so that another gateway's write to
-   * the same state does not turn this one's Programmed false (and back, two status writes) until the agent reports.
-   */
-  private final Map<String, Map<String, EntryWrite>> entryWrites = new ConcurrentHashMap<>();
-
-  private record EntryWrite(String stateUid, long generation) {
-  }
-
   @Inject
   public EgressGatewayReconciler(OperatorSettings settings) {
     this.settings = settings;
@@ -98,11 +91,15 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
         .withWatchAllNamespaces()
         .withSecondaryToPrimaryMapper(p -> selectingNamespace(gateways, p.getMetadata().getNamespace()))
         .withOnUpdateFilter((p, old) -> !Objects.equals(podFacts(p), podFacts(old)))
+        // Pods are the bulk of the cache: keep only what planning reads (podFacts and hostNetwork).
+        .withItemStore(new ReducedStateItemStore<>(ReducedStateItemStore.NAME_KEY_STATE, Pod.class,
+            context.getClient().getKubernetesSerialization(), "metadata.labels", "spec.nodeName", "spec.hostNetwork",
+            "status.podIP", "status.phase"))
         .build(), context);
     nodeStates = new InformerEventSource<>(InformerEventSourceConfiguration.from(EgressNodeState.class, EgressGateway.class)
         .withName("nodestates")
-        .withSecondaryToPrimaryMapper(s -> s.getSpec() == null ? Set.of()
-            : s.getSpec().gateways.keySet().stream().map(ResourceID::new).collect(Collectors.toSet()))
+        .withSecondaryToPrimaryMapper(s -> s.getSpec() == null || s.getSpec().gateway == null ? Set.of()
+            : Set.of(new ResourceID(s.getSpec().gateway)))
         .build(), context);
     // Another gateway's change can free or take an egress IP this one wants: replan those that share one.
     var peers = new InformerEventSource<>(InformerEventSourceConfiguration.from(EgressGateway.class, EgressGateway.class)
@@ -151,27 +148,15 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       labeler.ensure(n, NodeLabels.desiredGateway(n, cluster.liveGateways()));
     }
 
-    Map<String, EgressNodeState> states = nodeStatesByName();
+    Map<String, EgressNodeState> states = nodeStatesOf(name);
     var writer = new NodeStateWriter(client);
     Set<String> involved = new HashSet<>(plan.nodeStates().keySet());
-    states.values().stream().filter(s -> s.getSpec() != null && s.getSpec().gateways.containsKey(name))
-        .forEach(s -> involved.add(s.getMetadata().getName()));
-    Map<String, EntryWrite> writes = entryWrites.computeIfAbsent(uid, k -> new ConcurrentHashMap<>());
+    involved.addAll(states.keySet());
     for (String node : involved) {
-      EgressNodeState result = writer.ensure(node, name, plan.nodeStates().get(node), states.get(node));
-      if (result != null) {
-        writes.put(node, new EntryWrite(result.getMetadata().getUid(), result.getMetadata().getGeneration()));
-      }
+      writer.ensure(gateway, plan.nodeStates().get(node), states.get(node));
     }
-    Map<String, Long> entriesSince = new HashMap<>();
-    writes.forEach((node, w) -> {
-      EgressNodeState s = states.get(node);
-      if (s != null && w.stateUid().equals(s.getMetadata().getUid())) {
-        entriesSince.put(node, w.generation());
-      }
-    });
 
-    EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, entriesSince, now);
+    EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, now);
     if (status.equals(gateway.getStatus())) {
       return UpdateControl.noUpdate();
     }
@@ -190,21 +175,19 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     return UpdateControl.patchStatus(gateway);
   }
 
-  /** Removes this gateway's entries from every node state and hands its node labels to the next gateway, if any. */
+  /** Deletes this gateway's node states and hands its node labels to the next gateway, if any. */
   @Override
   public DeleteControl cleanup(EgressGateway gateway, Context<EgressGateway> context) {
     String name = gateway.getMetadata().getName();
     ClusterSnapshot cluster = snapshot(context, gateway);
     var writer = new NodeStateWriter(context.getClient());
-    nodeStatesByName().values().stream().filter(s -> s.getSpec() != null && s.getSpec().gateways.containsKey(name))
-        .forEach(s -> writer.ensure(s.getMetadata().getName(), name, null, s));
+    nodeStatesOf(name).values().forEach(writer::delete);
     var labeler = new NodeLabeler(context.getClient());
     List<EgressGateway> others = cluster.liveGateways().stream()
         .filter(g -> !g.getMetadata().getName().equals(name)).toList();
     cluster.nodes().values().stream().filter(n -> name.equals(NodeLabels.currentGateway(n)))
         .forEach(n -> labeler.ensure(n, NodeLabels.desiredGateway(n, others)));
     written.remove(gateway.getMetadata().getUid());
-    entryWrites.remove(gateway.getMetadata().getUid());
     return DeleteControl.defaultDelete();
   }
 
@@ -240,9 +223,11 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     return ns.getMetadata().getLabels() == null ? Map.of() : ns.getMetadata().getLabels();
   }
 
-  private Map<String, EgressNodeState> nodeStatesByName() {
+  /** The gateway's node states, by node name. */
+  private Map<String, EgressNodeState> nodeStatesOf(String gateway) {
     Map<String, EgressNodeState> m = new HashMap<>();
-    nodeStates.list(s -> true).forEach(s -> m.put(s.getMetadata().getName(), s));
+    nodeStates.list(s -> s.getSpec() != null && gateway.equals(s.getSpec().gateway))
+        .forEach(s -> m.put(s.getSpec().nodeName, s));
     return m;
   }
 

@@ -8,7 +8,6 @@ import java.util.Objects;
 
 /** Writes only the natgate.io/gateway label, by server-side apply under natgate's own field manager. */
 final class NodeLabeler {
-  static final String FIELD_MANAGER = "natgate-operator";
 
   private final KubernetesClient client;
 
@@ -25,7 +24,8 @@ final class NodeLabeler {
     if (gateway != null) {
       builder.editMetadata().addToLabels(NodeLabels.GATEWAY, gateway).endMetadata();
     }
-    client.nodes().resource(builder.build()).fieldManager(FIELD_MANAGER).forceConflicts().serverSideApply();
+    client.nodes().resource(builder.build()).fieldManager(EgressGatewayReconciler.FIELD_MANAGER).forceConflicts()
+        .serverSideApply();
     return true;
   }
 }

@@ -45,6 +45,13 @@ class AgentLabIT {
     this.controlPlane = controlPlane;
   }
 
+  private static EgressNodeState state(String node, NodeGatewayState part) {
+    var state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("payments", node)).build());
+    state.setSpec(new EgressNodeStateSpec(node, "payments", part));
+    return state;
+  }
+
   @Test
   void appliesReportsFencesWhenCutOffAndRemovesEverythingWithItsState() throws Exception {
     LabNode node = lab.node(1);
@@ -54,24 +61,24 @@ class AgentLabIT {
     try (TcpProxy link = new TcpProxy(api.getHost(), api.getPort());
         Agent agent = LabAgent.start(controlPlane, lab, node, link)) {
 
-      var state = new EgressNodeState();
-      state.setMetadata(new ObjectMetaBuilder().withName(node.name()).build());
-      state.setSpec(new EgressNodeStateSpec());
       var gw = new NodeGatewayState();
       gw.failurePolicy = FailurePolicy.Drop;
       gw.cidrs = List.of("0.0.0.0/0");
       gw.excludedCidrs = List.of(NetworkLab.POD_CIDR);
       gw.snat.add(new NodeGatewayState.Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip())));
-      state.getSpec().gateways.put("payments", gw);
-      EgressNodeState created = admin.resource(state).create();
+      EgressNodeState created = admin.resource(state(node.name(), gw)).create();
+      // Another node's state: the agent neither applies nor reports it (its watch selects spec.nodeName).
+      EgressNodeState elsewhere = admin.resource(state("elsewhere", gw)).create();
 
       // Applied, reported with the generation, and the pod leaves with the egress IP.
       await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> {
-        var s = admin.resources(EgressNodeState.class).withName(node.name()).get().getStatus();
+        var s = admin.resource(created).get().getStatus();
         assertThat(s).isNotNull();
         assertThat(s.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
         assertThat(s.error).isNull();
       });
+      assertThat(admin.resource(elsewhere).get().getStatus()).isNull();
+      admin.resource(elsewhere).delete();
       assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
       var lease = admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(node.name()))
           .get();
@@ -99,7 +106,7 @@ class AgentLabIT {
       assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
 
       // The state is deleted: everything the agent added goes.
-      admin.resources(EgressNodeState.class).withName(node.name()).delete();
+      admin.resource(created).delete();
       await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(baseline));
     } finally {
       admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(node.name())).delete();

@@ -2,7 +2,6 @@ package io.natgate.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
 import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
@@ -24,6 +23,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.TreeMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -359,7 +359,7 @@ public final class DataplaneBenchmark {
     return (value >>> 24 & 255) + "." + (value >>> 16 & 255) + "." + (value >>> 8 & 255) + "." + (value & 255);
   }
 
-  static EgressNodeStateSpec spec(Snat snat, Steer steer) {
+  static Map<String, NodeGatewayState> spec(Snat snat, Steer steer) {
     var g = new NodeGatewayState();
     g.cidrs = List.of("0.0.0.0/0");
     g.excludedCidrs = List.of(NetworkLab.POD_CIDR);
@@ -369,8 +369,8 @@ public final class DataplaneBenchmark {
     if (steer != null) {
       g.steer = List.of(steer);
     }
-    var spec = new EgressNodeStateSpec();
-    spec.gateways.put("bench", g);
+    var spec = new TreeMap<String, NodeGatewayState>();
+    spec.put("bench", g);
     return spec;
   }
 

@@ -114,9 +114,8 @@ public final class FailoverBenchmark {
   }
 
   static boolean applied(ControlPlane cp, LabNode n) {
-    var state = cp.admin().resources(EgressNodeState.class).withName(n.name()).get();
-    return state == null || state.getStatus() != null
-        && state.getMetadata().getGeneration().equals(state.getStatus().appliedGeneration);
+    return cp.admin().resources(EgressNodeState.class).withField("spec.nodeName", n.name()).list().getItems().stream()
+        .allMatch(s -> s.getStatus() != null && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration));
   }
 
   static void waitFor(Callable<Boolean> done, Duration max) {

@@ -3,7 +3,6 @@ package io.natgate.dataplane;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
@@ -13,6 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
+import java.util.Map;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
@@ -26,20 +27,20 @@ class DataplaneGoldenTest {
       SETTINGS);
 
   /** node-1: gateway of payments, director for partners (gateway elsewhere), billing (no gateway, Drop), audit (Allow). */
-  static EgressNodeStateSpec node1() {
-    var spec = new EgressNodeStateSpec();
+  static Map<String, NodeGatewayState> node1() {
+    var spec = new TreeMap<String, NodeGatewayState>();
     var payments = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of("198.19.0.0/16"));
     payments.snat.add(new Snat("198.18.0.100", true, List.of("198.19.1.11", "198.19.2.11")));
-    spec.gateways.put("payments", payments);
+    spec.put("payments", payments);
     var partners = state(FailurePolicy.Drop, List.of("203.0.113.0/24"), List.of("198.19.0.0/16", "203.0.113.128/25"));
     partners.steer.add(new Steer("198.18.0.101", "node-2", "198.18.0.12", List.of("198.19.1.12")));
-    spec.gateways.put("partners", partners);
+    spec.put("partners", partners);
     var billing = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of("198.19.0.0/16"));
     billing.steer.add(new Steer("198.18.0.102", null, null, List.of("198.19.1.13")));
-    spec.gateways.put("billing", billing);
+    spec.put("billing", billing);
     var audit = state(FailurePolicy.Allow, List.of("0.0.0.0/0"), List.of("198.19.0.0/16"));
     audit.steer.add(new Steer("198.18.0.103", null, null, List.of("198.19.1.14")));
-    spec.gateways.put("audit", audit);
+    spec.put("audit", audit);
     return spec;
   }
 
@@ -60,7 +61,7 @@ class DataplaneGoldenTest {
   void onePodMoreIsOneSetLineAndNothingElse() throws IOException {
     KernelPlan before = Renderer.render(node1(), SETTINGS);
     var spec = node1();
-    spec.gateways.get("payments").snat.get(0).sources = List.of("198.19.1.11", "198.19.2.11", "198.19.3.11");
+    spec.get("payments").snat.get(0).sources = List.of("198.19.1.11", "198.19.2.11", "198.19.3.11");
     golden("one-pod-added.txt", Changes.between(Observed.after(before, 1500), Renderer.render(spec, SETTINGS), SETTINGS));
   }
 
@@ -69,8 +70,8 @@ class DataplaneGoldenTest {
     KernelPlan gateway = Renderer.render(node1(), SETTINGS);
     var spec = node1();
     // payments' IP moved to node-2: this node now steers its local pod there instead of SNATing.
-    spec.gateways.get("payments").snat.clear();
-    spec.gateways.get("payments").steer.add(new Steer("198.18.0.100", "node-2", "198.18.0.12", List.of("198.19.1.11")));
+    spec.get("payments").snat.clear();
+    spec.get("payments").steer.add(new Steer("198.18.0.100", "node-2", "198.18.0.12", List.of("198.19.1.11")));
     golden("release-to-node-2.txt", Changes.between(Observed.after(gateway, 1500), Renderer.render(spec, SETTINGS),
         SETTINGS));
   }
@@ -154,11 +155,11 @@ class DataplaneGoldenTest {
 
   @Test
   void tooManyTunnelledEgressIPsForTheMarkMaskIsAClearError() {
-    var spec = new EgressNodeStateSpec();
+    var spec = new TreeMap<String, NodeGatewayState>();
     var g = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of());
     IntStream.range(1, 4).forEach(i -> g.steer.add(new Steer("198.18.0." + (100 + i), "node-2", "198.18.0.12",
         List.of("198.19.1." + i))));
-    spec.gateways.put("many", g);
+    spec.put("many", g);
     var tiny = new DataplaneSettings("eth0", "natgate0", 4790, 0x3, 7400, 7400, 0);
     assertThatThrownBy(() -> Renderer.render(spec, tiny)).hasMessageContaining("steers to 3 egress IPs")
         .hasMessageContaining("room for 2");

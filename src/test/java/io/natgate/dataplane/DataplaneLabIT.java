@@ -3,7 +3,6 @@ package io.natgate.dataplane;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
@@ -15,6 +14,7 @@ import io.natgate.lab.NetworkLab;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
+import java.util.TreeMap;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterEach;
@@ -59,7 +59,7 @@ class DataplaneLabIT {
         DataplaneSettings.defaults(lab.node(i).uplink())));
   }
 
-  void apply(int node, EgressNodeStateSpec spec) {
+  void apply(int node, Map<String, NodeGatewayState> spec) {
     agent(node).apply(Renderer.render(spec, agent(node).settings()));
   }
 
@@ -124,7 +124,7 @@ class DataplaneLabIT {
         List.of(new Snat(OTHER_EGRESS_IP, true, List.of(partnersPod.ip()))), List.of())));
     var director = spec("payments", gateway(FailurePolicy.Drop, all, excluded, List.of(),
         List.of(new Steer(EGRESS_IP, lab.node(1).name(), lab.node(1).ip(), List.of(paymentsPod.ip())))));
-    director.gateways.put("partners", gateway(FailurePolicy.Drop, all, excluded, List.of(),
+    director.put("partners", gateway(FailurePolicy.Drop, all, excluded, List.of(),
         List.of(new Steer(OTHER_EGRESS_IP, lab.node(3).name(), lab.node(3).ip(), List.of(partnersPod.ip())))));
     apply(2, director);
 
@@ -191,7 +191,7 @@ class DataplaneLabIT {
     // Node 1 fails over to node 3: node 1 releases, node 3 takes the IP. Node 2 (the director) is not touched:
     // its tunnel's remote end is the egress IP itself.
     long start = System.nanoTime();
-    apply(1, new EgressNodeStateSpec());
+    apply(1, new TreeMap<String, NodeGatewayState>());
     apply(3, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
         List.of(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip(), pod.ip()))), List.of())));
     await().atMost(SOON).pollInterval(Duration.ofMillis(20))
@@ -201,9 +201,9 @@ class DataplaneLabIT {
     assertThat(lab.exec(lab.externalNs(), "ip", "neigh", "show", EGRESS_IP)).contains(node3Mac);
   }
 
-  static EgressNodeStateSpec spec(String gateway, NodeGatewayState state) {
-    var spec = new EgressNodeStateSpec();
-    spec.gateways.put(gateway, state);
+  static Map<String, NodeGatewayState> spec(String gateway, NodeGatewayState state) {
+    var spec = new TreeMap<String, NodeGatewayState>();
+    spec.put(gateway, state);
     return spec;
   }
 

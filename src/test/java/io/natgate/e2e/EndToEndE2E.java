@@ -178,8 +178,8 @@ class EndToEndE2E {
     // Exactly one node state SNATs to the IP, and every state was applied.
     await().atMost(SOON).untilAsserted(() -> {
       var states = admin.resources(EgressNodeState.class).list().getItems();
-      assertThat(states).filteredOn(s -> s.getSpec().gateways.get("payments") != null
-          && !s.getSpec().gateways.get("payments").snat.isEmpty()).hasSize(1);
+      assertThat(states).filteredOn(s -> "payments".equals(s.getSpec().gateway) && !s.getSpec().snat.isEmpty())
+          .hasSize(1);
       assertThat(condition(gateway(), "Programmed")).isEqualTo("True");
     });
     assertThat(lab.arrivals(lab.pod(3, 1)).keySet()).isSubsetOf(EGRESS_IP);

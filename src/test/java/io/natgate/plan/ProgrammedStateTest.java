@@ -7,23 +7,52 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class ProgrammedStateTest {
-  @Test
-  void anotherGatewaysLaterWriteLeavesAnAppliedEntryProgrammed() {
-    NodeGatewayState entry = new NodeGatewayState();
-    EgressNodeState state = new EgressNodeState();
-    state.setMetadata(new ObjectMetaBuilder().withName("n1").withGeneration(7L).build());
-    state.setSpec(new EgressNodeStateSpec());
-    state.getSpec().gateways.put("a", entry);
-    state.setStatus(new EgressNodeStateStatus());
-    state.getStatus().appliedGeneration = 6L; // "a" wrote its entry at 6, another gateway wrote at 7
+  private static EgressNodeStateSpec desired(String... sources) {
+    var part = new NodeGatewayState();
+    part.snat.add(new NodeGatewayState.Snat("198.18.0.100", true, List.of(sources)));
+    return new EgressNodeStateSpec("n1", "a", part);
+  }
 
-    assertThat(ProgrammedState.of("a", entry, state)).isEqualTo(ProgrammedState.PENDING);
-    assertThat(ProgrammedState.of("a", entry, state, 6L)).isEqualTo(ProgrammedState.PROGRAMMED);
-    assertThat(ProgrammedState.of("a", entry, state, 7L)).isEqualTo(ProgrammedState.PENDING);
-    // A state recreated since (its generation starts again): the recorded write says nothing about it.
-    assertThat(ProgrammedState.of("a", entry, state, 40L)).isEqualTo(ProgrammedState.PENDING);
+  private static EgressNodeState observed(EgressNodeStateSpec spec, long generation, Long applied, String error) {
+    EgressNodeState state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("a", "n1"))
+        .withGeneration(generation).build());
+    state.setSpec(spec);
+    state.setStatus(new EgressNodeStateStatus());
+    state.getStatus().appliedGeneration = applied;
+    state.getStatus().error = error;
+    return state;
+  }
+
+  @Test
+  void programmedOnceTheAgentReportsTheCurrentGenerationOfTheWantedSpec() {
+    var want = desired("198.19.1.2");
+    assertThat(ProgrammedState.of(want, observed(want, 3, null, null))).isEqualTo(ProgrammedState.PENDING);
+    assertThat(ProgrammedState.of(want, observed(want, 3, 2L, null))).isEqualTo(ProgrammedState.PENDING);
+    assertThat(ProgrammedState.of(want, observed(want, 3, 3L, null))).isEqualTo(ProgrammedState.PROGRAMMED);
+    // The cache still holds the spec before this write: not programmed whatever the agent reported on it.
+    assertThat(ProgrammedState.of(want, observed(desired("198.19.1.3"), 3, 3L, null)))
+        .isEqualTo(ProgrammedState.PENDING);
+    assertThat(ProgrammedState.of(want, observed(want, 3, 2L, "ipset: failed"))).isEqualTo(ProgrammedState.FAILED);
+  }
+
+  @Test
+  void nothingWantedIsProgrammedOnlyOnceTheStateIsGone() {
+    assertThat(ProgrammedState.of(null, null)).isEqualTo(ProgrammedState.PROGRAMMED);
+    assertThat(ProgrammedState.of(desired(), null)).isEqualTo(ProgrammedState.PENDING);
+    assertThat(ProgrammedState.of(null, observed(desired(), 1, 1L, null))).isEqualTo(ProgrammedState.PENDING);
+  }
+
+  @Test
+  void specsOfOtherNodesOrGatewaysAreNotEqualToPlainParts() {
+    var part = new NodeGatewayState();
+    assertThat(new EgressNodeStateSpec("n1", "a", part)).isEqualTo(new EgressNodeStateSpec("n1", "a", part))
+        .isNotEqualTo(new EgressNodeStateSpec("n2", "a", part)).isNotEqualTo(new EgressNodeStateSpec("n1", "b", part))
+        .isNotEqualTo(part);
+    assertThat(part).isNotEqualTo(new EgressNodeStateSpec("n1", "a", part));
   }
 }

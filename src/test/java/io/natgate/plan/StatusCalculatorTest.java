@@ -12,7 +12,6 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewayStatus;
 import io.natgate.api.v1alpha1.EgressNodeState;
-import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
 import java.time.Instant;
 import java.util.HashMap;
@@ -64,9 +63,8 @@ class StatusCalculatorTest {
     List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true));
     GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0);
     EgressNodeState state = new EgressNodeState();
-    state.setMetadata(new ObjectMetaBuilder().withName("e1").withGeneration(3L).build());
-    state.setSpec(new EgressNodeStateSpec());
-    state.getSpec().gateways.put("pay", plan.nodeStates().get("e1"));
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", "e1")).withGeneration(3L).build());
+    state.setSpec(plan.nodeStates().get("e1"));
     state.setStatus(new EgressNodeStateStatus());
     state.getStatus().appliedGeneration = 2L;
 

@@ -116,7 +116,7 @@ class EgressGatewayIT {
 
     // The agents report the generation they applied (as the agent's ServiceAccount will): Programmed follows.
     for (String node : Set.of(holder, nodeName("worker"), otherEgress(holder))) {
-      reportApplied(node);
+      reportApplied(node, "gw");
     }
     awaitCondition("gw", "Programmed", "True", "Programmed");
     assertThat(events("gw")).extracting(Event::getReason).contains("EgressIPAssigned");
@@ -244,7 +244,7 @@ class EgressGatewayIT {
     cluster.namespace(t, Map.of("team", t));
     create(gateway("gw", List.of("198.18.0.105")));
     awaitCondition("gw", "Ready", "True", "Ready");
-    assertThat(admin.resources(EgressNodeState.class).withName(nodeName("w1")).get()).isNull();
+    assertThat(state(nodeName("w1"), "gw")).isNull();
 
     cluster.runningPod(t, "a", nodeName("w1"), podIP(1), Map.of("app", "a"));
     await().atMost(TIMEOUT).untilAsserted(() -> assertThat(entry(nodeName("w1"), "gw").steer.get(0).sources)
@@ -262,7 +262,7 @@ class EgressGatewayIT {
         .containsExactly(podIP(1)));
 
     cluster.deletePod(t, "a");
-    await().atMost(TIMEOUT).until(() -> admin.resources(EgressNodeState.class).withName(nodeName("w1")).get() == null);
+    await().atMost(TIMEOUT).until(() -> state(nodeName("w1"), "gw") == null);
     await().atMost(TIMEOUT).untilAsserted(() -> assertThat(entry(nodeName("e1"), "gw").snat.get(0).sources).isEmpty());
     assertThat(get("gw").getStatus().selectedPods).isZero();
 
@@ -287,8 +287,8 @@ class EgressGatewayIT {
 
     await().atMost(TIMEOUT).until(() -> admin.resources(EgressGateway.class).withName(name("gw")).get() == null);
     assertThat(label("e1")).isNull();
-    assertThat(admin.resources(EgressNodeState.class).withName(nodeName("e1")).get()).isNull();
-    assertThat(admin.resources(EgressNodeState.class).withName(nodeName("w1")).get()).isNull();
+    assertThat(state(nodeName("e1"), "gw")).isNull();
+    assertThat(state(nodeName("w1"), "gw")).isNull();
   }
 
   @Test
@@ -400,17 +400,21 @@ class EgressGatewayIT {
             && reason.equals(c.getReason())));
   }
 
+  private EgressNodeState state(String node, String gateway) {
+    return admin.resources(EgressNodeState.class).withName(EgressNodeState.nameFor(name(gateway), node)).get();
+  }
+
   private NodeGatewayState entryOrNull(String node, String gateway) {
-    EgressNodeState s = admin.resources(EgressNodeState.class).withName(node).get();
-    return s == null ? null : s.getSpec().gateways.get(name(gateway));
+    EgressNodeState s = state(node, gateway);
+    return s == null ? null : s.getSpec();
   }
 
   private NodeGatewayState entry(String node, String gateway) {
     return await().atMost(TIMEOUT).until(() -> entryOrNull(node, gateway), e -> e != null);
   }
 
-  private void reportApplied(String node) {
-    EgressNodeState s = admin.resources(EgressNodeState.class).withName(node).get();
+  private void reportApplied(String node, String gateway) {
+    EgressNodeState s = state(node, gateway);
     if (s == null) {
       return;
     }

@@ -4,16 +4,41 @@ import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.Version;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
 
 /**
- * Internal: the complete desired data-plane state of one node, named after it. The operator writes the spec (one
- * map entry per EgressGateway, each under that gateway's own server-side-apply field manager); the node's agent
- * applies it and reports back in status.
+ * Internal: one node's part in one EgressGateway (gateway role, director role, or both). The operator writes the
+ * spec; the node's agent applies all states with its nodeName together and reports on each in its status. One
+ * object per (gateway, node) keeps every write small and owned by one writer: gateways never contend for an object.
  */
 @Group(EgressGateway.GROUP)
 @Version(EgressGateway.VERSION)
+@AdditionalPrinterColumn(name = "NODE", jsonPath = ".spec.nodeName", type = AdditionalPrinterColumn.Type.STRING)
+@AdditionalPrinterColumn(name = "GATEWAY", jsonPath = ".spec.gateway", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "APPLIED", jsonPath = ".status.appliedGeneration",
     type = AdditionalPrinterColumn.Type.INTEGER)
 @AdditionalPrinterColumn(name = "ERROR", jsonPath = ".status.error", type = AdditionalPrinterColumn.Type.STRING)
 public class EgressNodeState extends CustomResource<EgressNodeStateSpec, EgressNodeStateStatus> {
+  /**
+   * The object's name: {@code <gateway>.<node>} cut to fit, and a hash of both, since names of either may contain
+   * dots (so that two pairs never share a name) and may be up to 253 characters long each.
+   */
+  public static String nameFor(String gateway, String node) {
+    try {
+      byte[] digest = MessageDigest.getInstance("SHA-256")
+          .digest((gateway + "/" + node).getBytes(StandardCharsets.UTF_8));
+      return cut(gateway) + "." + cut(node) + "-" + HexFormat.of().formatHex(digest, 0, 5);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** At most 115 characters that do not end in '.' or '-' (two of them, a dot, a dash and 10 hex digits fit 253). */
+  private static String cut(String name) {
+    String s = name.length() <= 115 ? name : name.substring(0, 115);
+    return s.replaceAll("[.-]+$", "");
+  }
 }

@@ -26,7 +26,7 @@ public class NodeGatewayState {
 
   @Override
   public boolean equals(Object o) {
-    return o instanceof NodeGatewayState s && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
+    return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
         && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(snat, s.snat)
         && Objects.equals(steer, s.steer);
   }
