@@ -35,9 +35,10 @@ bench-dataplane: ## Data-path throughput (iperf3) and agent programming time in 
 	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
 
 .PHONY: bench-controlplane
-bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server
+HEARTBEAT_MS ?= 900
+bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server [HEARTBEAT_MS=900]
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.ControlPlaneBenchmark -Dexec.classpathScope=test \
-	  -Dnatgate.kube.version=$(KUBE_VERSION)
+	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dbench.heartbeat-timeout-ms=$(HEARTBEAT_MS)
 
 ##@ Test
 .PHONY: test

@@ -46,11 +46,6 @@ public final class NodeReadiness {
     return renewed != null && renewed.toInstant().plus(timeout).isAfter(now);
   }
 
-  /** When a live agent's Lease expires unless renewed. */
-  public static Instant agentExpiry(Lease lease, Duration timeout) {
-    return lease.getSpec().getRenewTime().toInstant().plus(timeout);
-  }
-
   public static boolean kubeletReady(Node node) {
     if (node.getMetadata().getDeletionTimestamp() != null || node.getStatus() == null
         || node.getStatus().getConditions() == null) {

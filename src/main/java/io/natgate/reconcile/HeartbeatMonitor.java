@@ -31,7 +31,7 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
   private final InformerEventSource<Lease, EgressGateway> leases;
   private final IndexerResourceCache<EgressGateway> gateways;
   private final Function<String, Optional<Node>> nodes;
-  private final Duration timeout;
+  private final AgentLiveness liveness;
   private final Duration tick;
   private ScheduledExecutorService timer;
   private volatile Set<String> live = Set.of();
@@ -42,18 +42,14 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
     this.leases = leases;
     this.gateways = gateways;
     this.nodes = nodes;
-    this.timeout = timeout;
+    this.liveness = new AgentLiveness(timeout);
     this.tick = tick;
   }
 
-  /** Nodes whose agent renewed its Lease within the timeout, now. */
+  /** Nodes whose agent's Lease renewal this operator saw within the timeout, now. */
   Set<String> liveAgents() {
-    Instant now = Instant.now();
-    Set<String> alive = new TreeSet<>();
-    leases.list(l -> l.getMetadata().getLabels() != null && l.getMetadata().getLabels().containsKey(NodeReadiness.NODE_LABEL))
-        .filter(l -> NodeReadiness.agentAlive(l, now, timeout))
-        .forEach(l -> alive.add(l.getMetadata().getLabels().get(NodeReadiness.NODE_LABEL)));
-    return alive;
+    return liveness.observe(leases.list(l -> l.getMetadata().getLabels() != null
+        && l.getMetadata().getLabels().containsKey(NodeReadiness.NODE_LABEL)).toList(), System.nanoTime(), Instant.now());
   }
 
   @Override

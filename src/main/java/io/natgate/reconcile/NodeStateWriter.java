@@ -4,13 +4,16 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.utils.Serialization;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import java.util.Objects;
+import org.jboss.logging.Logger;
 
 /** Writes a gateway's EgressNodeStates: one per node it wants something on, only when it differs. */
 final class NodeStateWriter {
+  private static final Logger LOG = Logger.getLogger(NodeStateWriter.class);
   private final KubernetesClient client;
 
   NodeStateWriter(KubernetesClient client) {
@@ -28,6 +31,10 @@ final class NodeStateWriter {
     if (desired == null) {
       delete(current);
       return;
+    }
+    if (LOG.isDebugEnabled()) {
+      LOG.debugf("writing node state %s/%s: was %s, now %s", desired.gateway, desired.nodeName,
+          current == null ? "absent" : Serialization.asJson(current.getSpec()), Serialization.asJson(desired));
     }
     EgressNodeState applied = new EgressNodeState();
     // Owned by the gateway, so that the garbage collector removes what a stopped operator could not.

@@ -54,6 +54,8 @@ public final class ControlPlaneBenchmark {
   static final int PODS_PER_GATEWAY = 50;
   static final String GROUP_LABEL = "bench.natgate.io/egress-group";
   static final Duration CONVERGE_WITHIN = Duration.ofMinutes(5);
+  /** The agents' Lease timeout, for the operator and the simulated agents (`make bench-controlplane HEARTBEAT_MS=…`). */
+  static final Duration HEARTBEAT_TIMEOUT = Duration.ofMillis(Long.getLong("bench.heartbeat-timeout-ms", 900));
   /** JOSDK's micrometer counter of reconciliations started, one series per gateway (summed). */
   static final String RECONCILES = "operator_sdk_reconciliations_started_total{";
 
@@ -87,10 +89,16 @@ public final class ControlPlaneBenchmark {
     say("machine: " + Runtime.getRuntime().availableProcessors() + " CPUs, load average " + loadAverage()
         + " (shared with other work: numbers are noisy)");
     PlanningBenchmark.main(args);
-    try (ControlPlane cp = ControlPlane.withOperatorAuditLog(auditLog)) {
+    ControlPlane cp = ControlPlane.withOperatorAuditLog(auditLog);
+    // Also on Ctrl-C or a failure: etcd and kube-apiserver are processes of their own and would outlive this JVM.
+    Runtime.getRuntime().addShutdownHook(new Thread(cp::close));
+    try {
       new ControlPlaneBenchmark(cp, auditLog).run();
+    } catch (Exception e) {
+      e.printStackTrace();
+      System.exit(1);
     }
-    System.exit(0); // exec:java would otherwise wait for the clients' lingering threads
+    System.exit(0); // runs the hook; exec:java would otherwise wait for the clients' lingering threads
   }
 
   private void run() throws Exception {
@@ -101,7 +109,7 @@ public final class ControlPlaneBenchmark {
     agentsConfig.setMaxConcurrentRequests(NODES * 2);
     agentsConfig.setMaxConcurrentRequestsPerHost(NODES * 2);
     KubernetesClient agents = new KubernetesClientBuilder().withConfig(agentsConfig).build();
-    try (Cluster cluster = new Cluster(agents)) {
+    try (Cluster cluster = new Cluster(agents, HEARTBEAT_TIMEOUT)) {
       // Only candidate nodes' Leases count (readiness is asked of candidates only): agents run on the egress nodes.
       // All 50 would add 200 Lease updates/s that, on this shared 2-CPU machine, made the egress nodes' own renewals
       // late past the operator's 900 ms timeout, and the numbers were those of failover storms.
@@ -113,7 +121,8 @@ public final class ControlPlaneBenchmark {
       });
       parallel(GATEWAYS, g -> cluster.namespace(namespace(g), Map.of("team", namespace(g))));
       say(NODES + " nodes, agents renewing their Leases every 200 ms on the " + EGRESS_NODES + " egress nodes ("
-          + EGRESS_NODES * 5 + " Lease updates/s on the API server), " + GATEWAYS + " namespaces");
+          + EGRESS_NODES * 5 + " Lease updates/s on the API server; Lease timeout " + HEARTBEAT_TIMEOUT.toMillis()
+          + " ms), " + GATEWAYS + " namespaces");
 
       OperatorProcess operator = startOperator();
       Thread.sleep(5000);
@@ -161,13 +170,15 @@ public final class ControlPlaneBenchmark {
 
   private OperatorProcess startOperator() throws Exception {
     operatorStarts++;
+    // Read before the start: the new operator may take the Lease before it answers ready.
+    String previousHolder = holder();
     var operator = new OperatorProcess(jar, kubeconfig, ControlPlane.OPERATOR_NAMESPACE,
-        out.resolve("operator-" + operatorStarts + ".log"));
+        out.resolve("operator-" + operatorStarts + ".log"),
+        Map.of("natgate.heartbeat.timeout", HEARTBEAT_TIMEOUT.toMillis() + "ms"));
     Duration ready = operator.awaitReady(Duration.ofSeconds(120));
     long leader = System.nanoTime();
-    // Ready comes before leadership: the reconciler starts once the leader Lease is taken.
-    String previousHolder = operatorStarts == 1 ? null : holder();
-    while (holder() == null || holder().equals(previousHolder)) {
+    // The reconciler starts once the leader Lease is taken (by this process: the previous one released it).
+    while (holder() == null || holder().isEmpty() || holder().equals(previousHolder)) {
       Thread.sleep(50);
     }
     row("operator start → /q/health/ready (start " + operatorStarts + ")", ready.toMillis() + " ms"

@@ -9,6 +9,9 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** The packaged operator (target/quarkus-app) as a process of its own, with what can be read from outside it. */
@@ -18,14 +21,22 @@ final class OperatorProcess implements AutoCloseable {
   private final Process process;
   private final long startedNanos;
 
-  /** Starts the operator with JVM defaults (as its image does, but for the heap percentage) and its log in {@code log}. */
-  OperatorProcess(Path jar, Path kubeconfig, String leaderNamespace, Path log) throws IOException {
+  /**
+   * Starts the operator with the heap it gets in its Deployment (the image's -XX:MaxRAMPercentage=75 of
+   * config/manager's 512 MiB limit) and its log in {@code log}.
+   *
+   * @param properties more system properties (natgate.* settings)
+   */
+  OperatorProcess(Path jar, Path kubeconfig, String leaderNamespace, Path log, Map<String, String> properties)
+      throws IOException {
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
     }
-    var builder = new ProcessBuilder("java", "-Dquarkus.http.port=" + port,
-        "-Dnatgate.leader-election.namespace=" + leaderNamespace, "-jar", jar.toString())
-        .redirectErrorStream(true).redirectOutput(log.toFile());
+    List<String> command = new ArrayList<>(List.of("java", "-Xmx384m", "-Dquarkus.http.port=" + port,
+        "-Dnatgate.leader-election.namespace=" + leaderNamespace));
+    properties.forEach((k, v) -> command.add("-D" + k + "=" + v));
+    command.addAll(List.of("-jar", jar.toString()));
+    var builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
     builder.environment().put("KUBECONFIG", kubeconfig.toString());
     startedNanos = System.nanoTime();
     process = builder.start();

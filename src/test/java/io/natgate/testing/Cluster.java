@@ -20,9 +20,17 @@ import java.util.Map;
 public final class Cluster implements AutoCloseable {
   private final KubernetesClient admin;
   private final Map<String, Heartbeat> agents = new ConcurrentHashMap<>();
+  private final Duration heartbeatTimeout;
 
+  /** Agents with the default heartbeat: renew every 200 ms, Lease timeout 900 ms, fence after 600 ms. */
   public Cluster(KubernetesClient admin) {
+    this(admin, Duration.ofMillis(900));
+  }
+
+  /** Agents that renew every 200 ms and fence after two thirds of {@code heartbeatTimeout}, as the defaults do. */
+  public Cluster(KubernetesClient admin, Duration heartbeatTimeout) {
     this.admin = admin;
+    this.heartbeatTimeout = heartbeatTimeout;
   }
 
   public Node node(String name, String internalIP, Map<String, String> labels) {
@@ -34,7 +42,7 @@ public final class Cluster implements AutoCloseable {
   /** Renews the node's agent Lease from now on, as a running agent would (no data plane). */
   public void startAgent(String name) {
     agents.computeIfAbsent(name, n -> new Heartbeat(admin, ControlPlane.OPERATOR_NAMESPACE, n, Duration.ofMillis(200),
-        Duration.ofMillis(900), Duration.ofMillis(600), () -> { }, () -> { }, () -> { }).start());
+        heartbeatTimeout, heartbeatTimeout.multipliedBy(2).dividedBy(3), () -> { }, () -> { }, () -> { }).start());
   }
 
   /** The node's agent stops renewing its Lease, as a killed agent would. */
