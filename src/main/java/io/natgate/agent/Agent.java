@@ -32,8 +32,9 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.jboss.logging.Logger;
 
 /**
- * The node agent: watches its node's EgressNodeStates (one per gateway), applies them together to the kernel, reports
- * on each the applied generation (or the error) in its status, renews its Lease, fences itself when it cannot, and repairs drift periodically.
+ * The node agent: watches its node's EgressNodeStates (one per gateway), applies them together to the kernel,
+ * reports on each the applied generation (or the error) in its status, renews its Lease, fences itself when it
+ * cannot, and repairs drift periodically.
  * All kernel work happens on one thread, so applies never overlap.
  */
 public final class Agent implements AutoCloseable {
@@ -195,11 +196,11 @@ public final class Agent implements AutoCloseable {
     try {
       KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
       NodeDataplane.Result result = dataplane.apply(plan);
-      sample.stop(applyTimer);
+      long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
-        LOG.infof("applied %d gateway(s): %d rules, %d set members, holding %s", byGateway.size(), plan.ruleCount(),
-            plan.setMembers(), plan.held());
+        LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", byGateway.size(),
+            nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       }
       states.forEach(st -> report(st, null));
     } catch (RuntimeException e) {

@@ -20,6 +20,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import org.jboss.logging.Logger;
 
 /**
  * Turns the agents' Leases into events. A dead agent writes nothing, so its Lease expiring is a moment in time,
@@ -28,6 +29,7 @@ import java.util.function.Function;
  * them when the Node is not known). Renewals alone trigger nothing.
  */
 final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
+  private static final Logger LOG = Logger.getLogger(HeartbeatMonitor.class);
   private final InformerEventSource<Lease, EgressGateway> leases;
   private final IndexerResourceCache<EgressGateway> gateways;
   private final Function<String, Optional<Node>> nodes;
@@ -48,8 +50,9 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
 
   /** Nodes whose agent's Lease renewal this operator saw within the timeout, now. */
   Set<String> liveAgents() {
-    return liveness.observe(leases.list(l -> l.getMetadata().getLabels() != null
-        && l.getMetadata().getLabels().containsKey(NodeReadiness.NODE_LABEL)).toList(), System.nanoTime(), Instant.now());
+    var agentLeases = leases.list(l -> l.getMetadata().getLabels() != null
+        && l.getMetadata().getLabels().containsKey(NodeReadiness.NODE_LABEL)).toList();
+    return liveness.observe(agentLeases, System.nanoTime(), Instant.now());
   }
 
   @Override
@@ -69,6 +72,15 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
   }
 
   private void check() {
+    try {
+      checkOnce();
+    } catch (RuntimeException e) {
+      // An exception would cancel the schedule: no failover would ever be detected again.
+      LOG.errorf(e, "checking the agents' Leases failed");
+    }
+  }
+
+  private void checkOnce() {
     Set<String> now = liveAgents();
     if (!now.equals(live)) {
       Set<String> changed = new TreeSet<>(now);

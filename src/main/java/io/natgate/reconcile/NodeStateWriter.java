@@ -44,8 +44,8 @@ final class NodeStateWriter {
             .withUid(gateway.getMetadata().getUid()).build())
         .build());
     applied.setSpec(desired);
-    client.resources(EgressNodeState.class).resource(applied).fieldManager(EgressGatewayReconciler.FIELD_MANAGER).forceConflicts()
-        .serverSideApply();
+    client.resources(EgressNodeState.class).resource(applied).fieldManager(EgressGatewayReconciler.FIELD_MANAGER)
+        .forceConflicts().serverSideApply();
   }
 
   void delete(EgressNodeState state) {

@@ -54,7 +54,7 @@ public final class ControlPlaneBenchmark {
   static final int PODS_PER_GATEWAY = 50;
   static final String GROUP_LABEL = "bench.natgate.io/egress-group";
   static final Duration CONVERGE_WITHIN = Duration.ofMinutes(5);
-  /** The agents' Lease timeout, for the operator and the simulated agents (`make bench-controlplane HEARTBEAT_MS=…`). */
+  /** The agents' Lease timeout for the operator and the simulated agents (`make bench-controlplane HEARTBEAT_MS=…`). */
   static final Duration HEARTBEAT_TIMEOUT = Duration.ofMillis(Long.getLong("bench.heartbeat-timeout-ms", 900));
   /** JOSDK's micrometer counter of reconciliations started, one series per gateway (summed). */
   static final String RECONCILES = "operator_sdk_reconciliations_started_total{";

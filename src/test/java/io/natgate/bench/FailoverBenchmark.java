@@ -87,8 +87,8 @@ public final class FailoverBenchmark {
           Instant created = Instant.now();
           e2e.cluster().runningPod("payments", "late", "node-2", late.ip(), Map.of());
           waitFor(() -> lab.seenSource(late).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
-          var first = joining.stop().stream().filter(p -> p.source().equals(Optional.of(EGRESS_IP))).findFirst();
-          podToSnat.add(first.map(p -> Duration.between(created, p.at().plus(p.took())).toMillis()).orElse(-1L));
+          podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
+              .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
           System.out.printf("new pod %d: %d ms%n", i + 1, podToSnat.get(i));
           e2e.cluster().deletePod("payments", "late");
           waitFor(() -> lab.seenSource(late).equals(Optional.of(lab.node(2).ip())), Duration.ofSeconds(30));
@@ -115,7 +115,8 @@ public final class FailoverBenchmark {
 
   static boolean applied(ControlPlane cp, LabNode n) {
     return cp.admin().resources(EgressNodeState.class).withField("spec.nodeName", n.name()).list().getItems().stream()
-        .allMatch(s -> s.getStatus() != null && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration));
+        .allMatch(s -> s.getStatus() != null
+            && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration));
   }
 
   static void waitFor(Callable<Boolean> done, Duration max) {

@@ -34,9 +34,17 @@ public final class Prober {
    */
   public static Optional<Duration> recovery(List<Probe> probes, Instant cut, String source) {
     return probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).findFirst()
-        .flatMap(failed -> probes.stream().filter(p -> p.at().isAfter(failed.at()))
-            .filter(p -> p.source().equals(Optional.of(source))).findFirst())
-        .map(p -> Duration.between(cut, p.at().plus(p.took())));
+        .flatMap(failed -> firstAnswer(probes, failed.at().plusNanos(1), source))
+        .map(answered -> Duration.between(cut, answered));
+  }
+
+  /**
+   * When the first answer with {@code source} came back among the probes started from {@code from}: the earliest
+   * to finish, not the earliest started (probes run in parallel, and an early one may be answered late).
+   */
+  public static Optional<Instant> firstAnswer(List<Probe> probes, Instant from, String source) {
+    return probes.stream().filter(p -> !p.at().isBefore(from) && p.source().equals(Optional.of(source)))
+        .map(p -> p.at().plus(p.took())).min(Comparator.naturalOrder());
   }
 
   /** Probes that the echo server saw with a source other than {@code source}. */

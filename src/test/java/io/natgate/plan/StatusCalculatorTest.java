@@ -63,7 +63,8 @@ class StatusCalculatorTest {
     List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true));
     GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0);
     EgressNodeState state = new EgressNodeState();
-    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", "e1")).withGeneration(3L).build());
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", "e1")).withGeneration(3L)
+        .build());
     state.setSpec(plan.nodeStates().get("e1"));
     state.setStatus(new EgressNodeStateStatus());
     state.getStatus().appliedGeneration = 2L;

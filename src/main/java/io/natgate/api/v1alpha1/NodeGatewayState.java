@@ -26,7 +26,9 @@ public class NodeGatewayState {
 
   @Override
   public boolean equals(Object o) {
-    return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
+    // Same class only: a spec (this plus its node and gateway) never equals a plain part.
+    return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s
+        && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
         && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(snat, s.snat)
         && Objects.equals(steer, s.steer);
   }
