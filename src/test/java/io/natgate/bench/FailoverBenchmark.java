@@ -17,6 +17,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 
@@ -63,7 +64,8 @@ public final class FailoverBenchmark {
         waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(120));
 
         for (int i = 0; i < rounds; i++) {
-          LabNode holder = holder(cp, lab);
+          // The data plane can be in place before the operator's status write that names the holder.
+          LabNode holder = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
           Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
           Thread.sleep(300);
           Instant killed = Instant.now();
