@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
 import io.natgate.plan.NodeReadiness;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.ZonedDateTime;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.Map;
@@ -23,10 +24,10 @@ final class AgentLiveness {
   static final Duration LONG_PAST = Duration.ofMinutes(1);
 
   private final Duration timeout;
-  /** By node: the renewTime last seen and when it was seen (System.nanoTime), or null when it was long past. */
-  private final Map<String, Seen> seen = new HashMap<>();
+  /** By node, for the Leases of the last observation: the renewTime seen and when (null: it was long past). */
+  private Map<String, Seen> seen = new HashMap<>();
 
-  private record Seen(Object renewTime, Long atNanos) {
+  private record Seen(ZonedDateTime renewTime, Long atNanos) {
   }
 
   AgentLiveness(Duration timeout) {
@@ -39,7 +40,7 @@ final class AgentLiveness {
     Map<String, Seen> current = new HashMap<>();
     for (Lease lease : leases) {
       String node = lease.getMetadata().getLabels().get(NodeReadiness.NODE_LABEL);
-      Object renewed = lease.getSpec() == null ? null : lease.getSpec().getRenewTime();
+      ZonedDateTime renewed = lease.getSpec() == null ? null : lease.getSpec().getRenewTime();
       if (node == null || renewed == null) {
         continue;
       }
@@ -57,8 +58,7 @@ final class AgentLiveness {
         alive.add(node);
       }
     }
-    seen.keySet().retainAll(current.keySet());
-    seen.putAll(current);
+    seen = current; // Leases gone are forgotten: back, they count as first seen
     return alive;
   }
 }
