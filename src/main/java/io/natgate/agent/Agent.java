@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -35,7 +36,9 @@ import org.jboss.logging.Logger;
  * The node agent: watches its node's EgressNodeStates (one per gateway), applies them together to the kernel,
  * reports on each the applied generation (or the error) in its status, renews its Lease, fences itself when it
  * cannot, and repairs drift periodically.
- * All kernel work happens on one thread, so applies never overlap.
+ * All kernel work happens on one thread, so applies never overlap. Status reports have a thread of their own (and
+ * retry until the server has what was applied); so has fencing, which never waits for either (see
+ * {@link NodeDataplane#fence()}).
  */
 public final class Agent implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Agent.class);
@@ -59,7 +62,17 @@ public final class Agent implements AutoCloseable {
   private final ScheduledExecutorService refresher =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-address-lifetime"));
   private final AtomicBoolean refreshPending = new AtomicBoolean();
+  /** Fencing and unfencing, in the order the heartbeat decided them, behind nothing else. */
+  private final ExecutorService fencer = Executors.newSingleThreadExecutor(r -> new Thread(r, "natgate-fence"));
+  /** Status reports: one PATCH at a time, retried with backoff, never in the way of the kernel work. */
+  private final ScheduledExecutorService reporter =
+      Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-report"));
+  private final AtomicBoolean reportPending = new AtomicBoolean();
+  private final Backoff reportBackoff = new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(30));
+  private volatile Outcome outcome;
   private final AtomicReference<String> lastError = new AtomicReference<>();
+  /** Why the agent cannot watch its node's states (403, API server down), or null while it watches. */
+  private final AtomicReference<String> watchError = new AtomicReference<>();
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
   private volatile SharedIndexInformer<EgressNodeState> informer;
@@ -91,7 +104,7 @@ public final class Agent implements AutoCloseable {
 
     heartbeat = new Heartbeat(heartbeatClient, settings.leaseNamespace(), settings.nodeName(),
         settings.renewInterval(), settings.heartbeatTimeout(), settings.fenceAfter(),
-        () -> onWorker(dataplane::fence), () -> onWorker(() -> {
+        () -> fencer.execute(this::fence), () -> fencer.execute(() -> {
           dataplane.unfence();
           applyLater();
         }), this::refreshLater).start();
@@ -106,12 +119,26 @@ public final class Agent implements AutoCloseable {
       while (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))) {
         LOG.warn("no Lease renewal yet: waiting for the API server before taking any egress IP");
       }
-      // spec.nodeName is a selectable field: the API server sends this node's states only.
-      informer = client.resources(EgressNodeState.class).withField("spec.nodeName", settings.nodeName())
-          .inform(handler());
+      var backoff = new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(30));
+      while (informer == null) {
+        try {
+          // spec.nodeName is a selectable field: the API server sends this node's states only.
+          informer = client.resources(EgressNodeState.class).withField("spec.nodeName", settings.nodeName())
+              .inform(handler());
+        } catch (RuntimeException e) {
+          Duration wait = backoff.next();
+          watchError.set("cannot watch EgressNodeStates: " + e.getMessage());
+          LOG.errorf("cannot watch this node's EgressNodeStates (retrying in %d s; nothing is applied meanwhile): %s",
+              wait.toSeconds(), e.getMessage());
+          Thread.sleep(wait.toMillis());
+        }
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return;
+    }
+    if (watchError.getAndSet(null) != null) {
+      LOG.info("watching this node's EgressNodeStates now");
     }
     synced = true;
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
@@ -130,6 +157,8 @@ public final class Agent implements AutoCloseable {
       public void onUpdate(EgressNodeState old, EgressNodeState s) {
         if (!Objects.equals(old.getMetadata().getGeneration(), s.getMetadata().getGeneration())) {
           applyLater();
+        } else if (!Objects.equals(old.getStatus(), s.getStatus())) {
+          reportLater(); // someone else changed what we reported
         }
       }
 
@@ -146,7 +175,12 @@ public final class Agent implements AutoCloseable {
   }
 
   public String lastError() {
-    return lastError.get();
+    return lastError.get() != null ? lastError.get() : watchError.get();
+  }
+
+  /** Why the agent cannot watch its node's states, or null while it can (or is still waiting for its Lease). */
+  public String watchError() {
+    return watchError.get();
   }
 
   public NodeDataplane dataplane() {
@@ -172,15 +206,15 @@ public final class Agent implements AutoCloseable {
     }
   }
 
-  private void onWorker(Runnable r) {
-    worker.execute(() -> {
-      try {
-        r.run();
-      } catch (RuntimeException e) {
-        LOG.errorf(e, "kernel update failed");
-        lastError.set(e.getMessage());
-      }
-    });
+  /** Releases the egress IPs now (on the fencing thread), then lets the worker bring the rest up to date. */
+  private void fence() {
+    try {
+      dataplane.fence();
+    } catch (RuntimeException e) {
+      LOG.errorf("releasing the egress IPs failed: %s", e.getMessage());
+      lastError.set(e.getMessage());
+    }
+    applyLater();
   }
 
   private void applyCurrent() {
@@ -202,15 +236,16 @@ public final class Agent implements AutoCloseable {
         LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", byGateway.size(),
             nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       }
-      states.forEach(st -> report(st, null));
+      outcome = Outcome.applied(states);
     } catch (RuntimeException e) {
       sample.stop(applyTimer);
       applyErrors.increment();
       lastError.set(e.getMessage());
       LOG.errorf("apply failed (retrying in 1 s): %s", e.getMessage());
-      states.forEach(st -> report(st, e.getMessage()));
+      outcome = Outcome.failed(e.getMessage());
       worker.schedule(this::applyLater, 1, TimeUnit.SECONDS);
     }
+    reportLater();
   }
 
   private void repair() {
@@ -223,26 +258,43 @@ public final class Agent implements AutoCloseable {
       LOG.errorf("repair failed: %s", e.getMessage());
       applyLater();
     }
+    reportLater(); // the status on the server drifts too (a lost PATCH, someone else's write)
   }
 
-  /** Writes status only when it differs from what is there (a no-op apply writes nothing). */
-  private void report(EgressNodeState state, String error) {
-    Long generation = error == null ? state.getMetadata().getGeneration()
-        : state.getStatus() == null ? null : state.getStatus().appliedGeneration;
-    var status = new EgressNodeStateStatus();
-    status.appliedGeneration = generation;
-    status.error = error == null ? null : error.length() > 1000 ? error.substring(0, 1000) : error;
-    if (status.equals(state.getStatus())) {
+  private void reportLater() {
+    if (reportPending.compareAndSet(false, true)) {
+      reporter.execute(this::reportAll);
+    }
+  }
+
+  /** Writes each state's status where it differs from the last apply's outcome; retried with backoff until it sticks. */
+  private void reportAll() {
+    reportPending.set(false);
+    Outcome o = outcome;
+    if (informer == null || o == null) {
       return;
     }
-    try {
-      Map<String, Object> body = new java.util.HashMap<>();
-      body.put("appliedGeneration", status.appliedGeneration);
-      body.put("error", status.error); // null removes it
-      client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
-          .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
-    } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
-      LOG.warnf("could not report status on %s: %s", state.getMetadata().getName(), e.getMessage());
+    boolean failed = false;
+    for (EgressNodeState state : informer.getStore().list()) {
+      EgressNodeStateStatus status = o.statusFor(state);
+      if (status == null || status.equals(state.getStatus())) {
+        continue;
+      }
+      try {
+        Map<String, Object> body = new java.util.HashMap<>();
+        body.put("appliedGeneration", status.appliedGeneration);
+        body.put("error", status.error); // null removes it
+        client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
+            .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
+      } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
+        failed = true;
+        LOG.warnf("could not report status on %s (retrying): %s", state.getMetadata().getName(), e.getMessage());
+      }
+    }
+    if (failed) {
+      reporter.schedule(this::reportLater, reportBackoff.next().toMillis(), TimeUnit.MILLISECONDS);
+    } else {
+      reportBackoff.reset();
     }
   }
 
@@ -285,6 +337,8 @@ public final class Agent implements AutoCloseable {
     }
     worker.shutdownNow();
     refresher.shutdownNow();
+    fencer.shutdownNow();
+    reporter.shutdownNow();
     if (dataplane != null) {
       dataplane.close();
     }

@@ -9,13 +9,15 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
  * What to run to take a node's kernel from what was observed to the plan (pure). Each step is one process:
  * <ol>
  * <li>{@link #release}: {@code ip -batch} removing egress IPs this node must no longer hold (first: never two holders)
- * <li>{@link #ipBefore}: {@code ip -batch} creating the tunnel and adding policy rules and routes
+ * <li>{@link #ipBefore}: {@code ip -batch} creating the tunnel and adding policy rules and routes; then the kernel
+ * settings ({@link #sysctls}) that differ from the plan's, one write each
  * <li>{@link #ipsetBefore}: {@code ipset -exist restore} creating and updating sets (new members, swaps)
  * <li>{@link #iptables}: {@code iptables-restore --noflush}, rewriting only our chains that differ and their jumps, in
  * up to three runs because each table commits on its own: nat gains new SNAT rules first (keeping the old ones),
@@ -26,7 +28,7 @@ import java.util.TreeSet;
  * </ol>
  * An empty string means there is nothing to do in that step.
  */
-public record Changes(String release, String ipBefore, List<String> tunnelSysctls, String ipsetBefore,
+public record Changes(String release, String ipBefore, Map<String, String> sysctls, String ipsetBefore,
     List<String> iptables, String hold, List<String> announce, String ipsetAfter, String ipAfter) {
 
   /** VXLAN-GPE adds 36 bytes of headers (outer IPv4, UDP, VXLAN); leave some room for options. */
@@ -34,7 +36,7 @@ public record Changes(String release, String ipBefore, List<String> tunnelSysctl
   static final String SET_OPTIONS = "family inet hashsize 1024 maxelem 1048576";
 
   public boolean isEmpty() {
-    return release.isEmpty() && ipBefore.isEmpty() && ipsetBefore.isEmpty() && iptables.isEmpty() && hold.isEmpty()
+    return release.isEmpty() && ipBefore.isEmpty() && sysctls.isEmpty() && ipsetBefore.isEmpty() && iptables.isEmpty() && hold.isEmpty()
         && ipsetAfter.isEmpty() && ipAfter.isEmpty();
   }
 
@@ -52,15 +54,18 @@ public record Changes(String release, String ipBefore, List<String> tunnelSysctl
 
     var ipBefore = new StringBuilder();
     var ipAfter = new StringBuilder();
-    List<String> sysctls = List.of();
     if (plan.tunnel() && !now.tunnel()) {
       ipBefore.append("link add ").append(tun).append(" type vxlan gpe external dstport ").append(s.tunnelPort())
           .append('\n')
           .append("link set ").append(tun).append(" mtu ").append(now.uplinkMtu() - TUNNEL_OVERHEAD).append(" up\n")
           .append("address add ").append(DataplaneSettings.TUNNEL_ADDRESS).append("/32 dev ").append(tun).append('\n');
-      // Loose reverse-path check: steered packets arrive on the tunnel from pods routed through the node network.
-      sysctls = List.of("net.ipv4.conf." + tun + ".rp_filter=2");
     }
+    Map<String, String> sysctls = new TreeMap<>();
+    plan.sysctls().forEach((key, value) -> {
+      if (!value.equals(now.sysctls().get(key))) {
+        sysctls.put(key, value);
+      }
+    });
     String proto = " proto " + DataplaneSettings.ROUTE_PROTOCOL;
     for (MarkRule r : plan.markRules()) {
       if (!now.markRules().contains(r)) {
@@ -160,7 +165,7 @@ public record Changes(String release, String ipBefore, List<String> tunnelSysctl
       var jumps = new java.util.EnumMap<>(now.jumps());
       jumps.put(Hook.NAT_POSTROUTING, List.of(0));
       now = new Observed(first, jumps, now.sets(), now.held(), now.uplinkAddresses(), now.routes(),
-          now.markRules(), now.tunnel(), now.uplinkMtu());
+          now.markRules(), now.tunnel(), now.uplinkMtu(), now.sysctls());
     }
     String gates = restore(now, plan.rules(), Set.of("mangle", "filter"));
     if (!gates.isEmpty()) {

@@ -1,5 +1,7 @@
 package io.natgate.dataplane;
 
+import java.util.Map;
+
 /**
  * How natgate's kernel objects on one node are named and numbered. Everything natgate adds is recognisable by
  * these: chains {@code NATGATE-*}, sets {@code natgate-*}, the tunnel device, policy rules at {@link #rulePriority}
@@ -31,6 +33,11 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
 
   public static DataplaneSettings defaults(String uplink) {
     return new DataplaneSettings(uplink, "natgate0", 4790, 0x0ff00000, 7400, 7400, 0);
+  }
+
+  /** Loose reverse-path check on the tunnel: steered packets arrive there from pods routed through the node network. */
+  public Map<String, String> tunnelSysctls() {
+    return Map.of("net.ipv4.conf." + tunnelDevice + ".rp_filter", "2");
   }
 
   /** What follows an egress IP's address in {@code ip address add/change}. */

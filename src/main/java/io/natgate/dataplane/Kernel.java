@@ -1,57 +1,93 @@
 package io.natgate.dataplane;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Runs the networking tools, optionally inside another network namespace ({@code prefix}, e.g. {@code ip netns exec
- * NAME}): one process per step, input on stdin.
+ * NAME}): one process per step, input on stdin. A command that does not finish within its timeout is killed with
+ * every process it started, and reported as an error: a hung tool never blocks the agent.
  */
-public final class Kernel {
+public class Kernel {
+  /** Long enough for iptables-restore waiting on the xtables lock ({@code -w 5}) and for 50,000-member ipsets. */
+  public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+
   private final List<String> prefix;
+  private final Duration timeout;
 
   public Kernel(List<String> prefix) {
+    this(prefix, DEFAULT_TIMEOUT);
+  }
+
+  public Kernel(List<String> prefix, Duration timeout) {
     this.prefix = List.copyOf(prefix);
+    this.timeout = timeout;
   }
 
   public String run(String stdin, String... command) {
+    return runWithin(timeout, stdin, command);
+  }
+
+  /**
+   * Runs one command to its end and returns its stdout. Input, stdout and stderr are each served by a thread of their
+   * own, so that neither a large input nor a large output can stall the child while we wait on another stream.
+   */
+  public String runWithin(Duration limit, String stdin, String... command) {
     List<String> argv = new ArrayList<>(prefix);
     argv.addAll(List.of(command));
+    String name = String.join(" ", command);
+    long deadline = System.nanoTime() + limit.toNanos();
+    Process p;
     try {
-      Process p = new ProcessBuilder(argv).redirectErrorStream(false).start();
-      try (OutputStream in = p.getOutputStream()) {
-        if (stdin != null) {
-          in.write(stdin.getBytes(StandardCharsets.UTF_8));
-        }
-      }
-      // Read both streams fully before waiting: large outputs (iptables-save, ipset save) would block the child.
-      var err = CompletableFuture.supplyAsync(() -> {
-        try {
-          return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-          return e.toString();
-        }
-      });
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      if (!p.waitFor(30, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        throw new KernelException(String.join(" ", command) + ": timed out");
-      }
-      if (p.exitValue() != 0) {
-        throw new KernelException(String.join(" ", command) + " failed (exit " + p.exitValue() + "): "
-            + err.join().strip() + (stdin == null ? "" : "\ninput:\n" + stdin));
-      }
-      return out;
+      p = new ProcessBuilder(argv).start();
     } catch (IOException e) {
-      throw new KernelException(String.join(" ", command) + ": " + e.getMessage());
+      throw new KernelException(name + ": " + e.getMessage());
+    }
+    CompletableFuture<Void> in = background(() -> {
+      try (OutputStream s = p.getOutputStream()) {
+        if (stdin != null) {
+          s.write(stdin.getBytes(StandardCharsets.UTF_8));
+        }
+      }
+      return null;
+    });
+    CompletableFuture<String> out = background(() -> text(p.getInputStream()));
+    CompletableFuture<String> err = background(() -> text(p.getErrorStream()));
+    try {
+      // The streams end when the last process holding them exits: a child left behind keeps them open.
+      boolean exited = p.waitFor(remaining(deadline), TimeUnit.NANOSECONDS);
+      String stdout = exited ? out.get(remaining(deadline), TimeUnit.NANOSECONDS) : null;
+      String stderr = exited ? err.get(remaining(deadline), TimeUnit.NANOSECONDS) : null;
+      if (!exited) {
+        throw new TimeoutException();
+      }
+      in.cancel(true);
+      if (p.exitValue() != 0) {
+        throw new KernelException(name + " failed (exit " + p.exitValue() + "): " + stderr.strip()
+            + (stdin == null ? "" : "\ninput:\n" + stdin));
+      }
+      return stdout;
+    } catch (TimeoutException e) {
+      killTree(p);
+      throw new KernelException(name + ": no answer within " + limit.toMillis() + " ms: killed");
+    } catch (ExecutionException e) {
+      killTree(p);
+      throw new KernelException(name + ": " + e.getCause());
     } catch (InterruptedException e) {
+      killTree(p);
       Thread.currentThread().interrupt();
-      throw new KernelException(String.join(" ", command) + ": interrupted");
+      throw new KernelException(name + ": interrupted");
     }
   }
 
@@ -68,36 +104,93 @@ public final class Kernel {
   }
 
   public Observed observe(DataplaneSettings s) {
+    String links = run(null, "ip", "-j", "link", "show");
     return Observed.parse(run(null, "iptables-save"), run(null, "ipset", "save"),
-        run(null, "ip", "-j", "address", "show", "dev", s.uplink()), run(null, "ip", "-j", "link", "show"),
+        run(null, "ip", "-j", "address", "show", "dev", s.uplink()), links,
         run(null, "ip", "route", "show", "table", "all", "proto", String.valueOf(DataplaneSettings.ROUTE_PROTOCOL)),
-        run(null, "ip", "-j", "rule", "list"), s);
+        run(null, "ip", "-j", "rule", "list"), s, Observed.hasLink(links, s.tunnelDevice())
+            ? readSysctls(s.tunnelSysctls().keySet()) : Map.of());
   }
 
-  /** Runs the steps in the order {@link Changes} documents. */
-  public void apply(Changes c) {
+  /** Runs the steps in the order {@link Changes} documents; {@code hold} runs step 5 (see {@link NodeDataplane}). */
+  public void apply(Changes c, Runnable hold) {
     batch("ip", c.release());
     batch("ip", c.ipBefore());
-    for (String sysctl : c.tunnelSysctls()) {
-      run(null, "sysctl", "-q", "-w", sysctl);
-    }
+    writeSysctls(c.sysctls());
     if (!c.ipsetBefore().isEmpty()) {
       run(c.ipsetBefore(), "ipset", "-exist", "restore");
     }
     for (String restore : c.iptables()) {
       run(restore, "iptables-restore", "--noflush", "-w", "5");
     }
-    batch("ip", c.hold());
+    hold.run();
     if (!c.ipsetAfter().isEmpty()) {
       run(c.ipsetAfter(), "ipset", "-exist", "restore");
     }
     batch("ip", c.ipAfter());
   }
 
-  private void batch(String tool, String script) {
+  void batch(String tool, String script) {
     if (!script.isEmpty()) {
       run(script, tool, "-batch", "-");
     }
+  }
+
+  /**
+   * Reads kernel settings ({@code net.ipv4.conf.natgate0.rp_filter}) from /proc/sys with {@code cat}, and writes them
+   * with {@code tee}: both in coreutils, which every Debian-based image has (the {@code sysctl} binary needs procps,
+   * which the agent image lacks), and both run through the prefix, so that they see the namespace's own /proc/sys/net.
+   */
+  public Map<String, String> readSysctls(java.util.Collection<String> keys) {
+    Map<String, String> values = new LinkedHashMap<>();
+    for (String key : keys) {
+      try {
+        values.put(key, run(null, "cat", procPath(key)).strip());
+      } catch (KernelException e) {
+        // absent (device gone): not set, so a change will write it
+      }
+    }
+    return values;
+  }
+
+  void writeSysctls(Map<String, String> settings) {
+    settings.forEach((key, value) -> run(value + "\n", "tee", procPath(key)));
+  }
+
+  static String procPath(String key) {
+    return "/proc/sys/" + key.replace('.', '/');
+  }
+
+  private static long remaining(long deadline) {
+    return Math.max(0, deadline - System.nanoTime());
+  }
+
+  /** Kills the process and everything it started; the descendants first, while they can still be found from it. */
+  private static void killTree(Process p) {
+    p.descendants().forEach(ProcessHandle::destroyForcibly);
+    p.destroyForcibly();
+  }
+
+  private static String text(InputStream s) throws IOException {
+    return new String(s.readAllBytes(), StandardCharsets.UTF_8);
+  }
+
+  private interface Io<T> {
+    T call() throws IOException;
+  }
+
+  private static <T> CompletableFuture<T> background(Io<T> io) {
+    var result = new CompletableFuture<T>();
+    Thread t = new Thread(() -> {
+      try {
+        result.complete(io.call());
+      } catch (IOException | RuntimeException e) {
+        result.completeExceptionally(e);
+      }
+    }, "natgate-kernel-io");
+    t.setDaemon(true);
+    t.start();
+    return result;
   }
 
   public static final class KernelException extends RuntimeException {

@@ -18,12 +18,13 @@ import java.util.TreeSet;
  * @param routes routes in natgate's tables
  * @param markRules policy rules sending a mark to its table
  * @param tunnel whether the tunnel device exists
+ * @param sysctls kernel settings ({@code net.ipv4.conf.natgate0.rp_filter} = "2"), observed and repaired like the rest
  */
 public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> rules, SortedSet<String> held,
-    SortedSet<Route> routes, SortedSet<MarkRule> markRules, boolean tunnel) {
+    SortedSet<Route> routes, SortedSet<MarkRule> markRules, boolean tunnel, SortedMap<String, String> sysctls) {
 
   public static final KernelPlan EMPTY = new KernelPlan(new TreeMap<>(), new EnumMap<>(Hook.class), new TreeSet<>(),
-      new TreeSet<>(), new TreeSet<>(), false);
+      new TreeSet<>(), new TreeSet<>(), false, new TreeMap<>());
 
   public boolean isEmpty() {
     return rules.isEmpty() && sets.isEmpty() && held.isEmpty() && routes.isEmpty() && markRules.isEmpty() && !tunnel;

@@ -1,22 +1,42 @@
 package io.natgate.dataplane;
 
-import java.util.HashMap;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One node's data plane: applies plans with the fewest commands, trusting what it applied last until a repair looks
  * at the kernel again. Thread-safe; every method is one consistent step.
+ *
+ * <p>Fencing has a path of its own: {@link #fence()} never waits for an apply (which holds this object's lock for as
+ * long as its commands take). It takes only {@code holdLock}, which guards nothing but adding egress IPs: so once it
+ * returns, no IP is held here and none is added until {@link #unfence()}, whatever an apply was doing meanwhile.
  */
 public final class NodeDataplane {
+  /** Releasing is one short command; a kernel that cannot answer in this time has failed (reported as an error). */
+  public static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(1);
+  private static final ObjectMapper JSON = new ObjectMapper();
+
   private final Kernel kernel;
   private final DataplaneSettings settings;
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
-  private KernelPlan wanted = KernelPlan.EMPTY;
-  private boolean fenced;
+  private volatile KernelPlan wanted = KernelPlan.EMPTY;
+  /** Set when something outside an apply (the fence) changed the kernel: the next apply looks at it first. */
+  private final AtomicBoolean kernelChanged = new AtomicBoolean();
+
+  private final Object holdLock = new Object();
+  /** Written under {@code holdLock}: while set, no egress IP is added. */
+  private volatile boolean fenced;
+  /** Egress IPs that an apply added (or was adding) here: what a fence removes. Guarded by {@code holdLock}. */
+  private final Set<String> mayHold = new TreeSet<>();
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
-  private final Map<String, Process> announcers = new HashMap<>();
+  private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
   public NodeDataplane(Kernel kernel, DataplaneSettings settings) {
     this.kernel = kernel;
@@ -38,20 +58,43 @@ public final class NodeDataplane {
     return converge();
   }
 
-  /** Releases every egress IP held here (self-fencing); rules stay. Kept until {@link #unfence()}. */
-  public synchronized void fence() {
-    fenced = true;
-    converge();
+  /**
+   * Releases every egress IP held here (self-fencing) at once, with one {@code ip} command of its own, without
+   * waiting for an apply in progress; rules stay. Kept until {@link #unfence()}. The next apply brings the rest of
+   * natgate's records (the held set) up to date.
+   */
+  public void fence() {
+    synchronized (holdLock) {
+      fenced = true;
+      kernelChanged.set(true);
+      announcers.values().forEach(Process::destroy);
+      Set<String> candidates = new TreeSet<>(mayHold);
+      candidates.addAll(wanted.held());
+      if (candidates.isEmpty()) {
+        return;
+      }
+      Set<String> present = uplinkAddresses();
+      var script = new StringBuilder();
+      candidates.stream().filter(present::contains)
+          .forEach(ip -> script.append("address del ").append(ip).append("/32 dev ").append(settings.uplink())
+              .append('\n'));
+      if (!script.isEmpty()) {
+        kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
+      }
+      mayHold.clear();
+    }
   }
 
-  public synchronized Result unfence() {
-    fenced = false;
-    return converge();
+  /** Allows holding egress IPs again: the next {@link #apply} takes them back. */
+  public void unfence() {
+    synchronized (holdLock) {
+      fenced = false;
+    }
   }
 
   /**
    * Extends the lifetime of the egress IPs held here (after each heartbeat). {@code change}, not {@code replace}: an
-   * address that already expired stays gone until an apply decides again.
+   * address that already expired (or was released by a fence meanwhile) stays gone until an apply decides again.
    */
   public synchronized void refreshHeld() {
     if (settings.addressLifetimeSeconds() == 0 || fenced || wanted.held().isEmpty()) {
@@ -63,12 +106,12 @@ public final class NodeDataplane {
     kernel.run(script.toString(), "ip", "-force", "-batch", "-");
   }
 
-  public synchronized boolean fenced() {
+  public boolean fenced() {
     return fenced;
   }
 
   /** Stops announcing (the kernel state stays). */
-  public synchronized void close() {
+  public void close() {
     announcers.values().forEach(Process::destroy);
     announcers.clear();
   }
@@ -77,13 +120,16 @@ public final class NodeDataplane {
     return settings;
   }
 
-  public synchronized KernelPlan wanted() {
+  public KernelPlan wanted() {
     return wanted;
   }
 
   private Result converge() {
     KernelPlan target = fenced ? withoutHeld(wanted) : wanted;
     try {
+      if (kernelChanged.getAndSet(false)) {
+        trusted = null;
+      }
       Observed now = trusted != null ? trusted : kernel.observe(settings);
       Changes changes = Changes.between(now, target, settings);
       announcers.entrySet().removeIf(a -> {
@@ -93,28 +139,65 @@ public final class NodeDataplane {
         }
         return stop;
       });
+      var held = new AtomicBoolean(true);
       if (!changes.isEmpty()) {
-        kernel.apply(changes);
-        for (String ip : changes.announce()) {
-          // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated
-          // for 3 s, because a neighbour may still resolve the IP to a previous holder whose agent died (until the
-          // kernel expires that address) and must be corrected again.
-          Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(),
-              "-c", "7", "-W", "0.5", ip));
-          if (previous != null) {
-            previous.destroy();
-          }
+        kernel.apply(changes, () -> held.set(hold(changes)));
+      }
+      trusted = held.get() ? Observed.after(target, now.uplinkMtu()) : null;
+      synchronized (holdLock) {
+        if (!fenced) {
+          mayHold.retainAll(target.held());
         }
       }
-      trusted = Observed.after(target, now.uplinkMtu());
-      return new Result(!changes.isEmpty(), changes.announce());
+      return new Result(!changes.isEmpty(), held.get() ? changes.announce() : List.of());
     } catch (RuntimeException e) {
       trusted = null;
       throw e;
     }
   }
 
+  /** Step 5 of {@link Changes}: adds the egress IPs and announces them, unless fenced meanwhile (then false). */
+  private boolean hold(Changes changes) {
+    synchronized (holdLock) {
+      if (fenced && !changes.hold().isEmpty()) {
+        return false;
+      }
+      mayHold.addAll(changes.announce()); // before the command: a fence racing with a timeout must still remove them
+      kernel.batch("ip", changes.hold());
+      for (String ip : changes.announce()) {
+        // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated
+        // for 3 s, because a neighbour may still resolve the IP to a previous holder whose agent died (until the
+        // kernel expires that address) and must be corrected again.
+        Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(),
+            "-c", "7", "-W", "0.5", ip));
+        if (previous != null) {
+          previous.destroy();
+        }
+      }
+      return true;
+    }
+  }
+
+  /** The uplink's /32 addresses, read directly (not from what an apply trusts). */
+  private Set<String> uplinkAddresses() {
+    Set<String> addresses = new TreeSet<>();
+    try {
+      for (JsonNode link : JSON.readTree(kernel.runWithin(RELEASE_TIMEOUT, null, "ip", "-j", "-4", "address", "show",
+          "dev", settings.uplink()))) {
+        for (JsonNode a : link.path("addr_info")) {
+          if (a.path("prefixlen").asInt() == 32) {
+            addresses.add(a.path("local").asText());
+          }
+        }
+      }
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new Kernel.KernelException("ip -j address show: " + e.getMessage());
+    }
+    return addresses;
+  }
+
   private static KernelPlan withoutHeld(KernelPlan plan) {
-    return new KernelPlan(plan.sets(), plan.rules(), new TreeSet<>(), plan.routes(), plan.markRules(), plan.tunnel());
+    return new KernelPlan(plan.sets(), plan.rules(), new TreeSet<>(), plan.routes(), plan.markRules(), plan.tunnel(),
+        plan.sysctls());
   }
 }

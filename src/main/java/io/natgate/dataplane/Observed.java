@@ -24,10 +24,11 @@ import java.util.TreeSet;
  * @param held        the egress IPs recorded in {@link DataplaneSettings#HELD_SET}; null when that set is absent
  * @param uplinkAddresses the uplink's /32 addresses
  * @param uplinkMtu   the uplink's MTU (the tunnel's is smaller by the encapsulation)
+ * @param sysctls     the kernel settings natgate makes, as found ({@code net.ipv4.conf.natgate0.rp_filter} = "2")
  */
 public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> jumps, Map<String, Set<String>> sets,
     Set<String> held, Set<String> uplinkAddresses, Set<Route> routes, Set<MarkRule> markRules, boolean tunnel,
-    int uplinkMtu) {
+    int uplinkMtu, Map<String, String> sysctls) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -38,12 +39,15 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
     Map<String, Set<String>> sets = new HashMap<>();
     plan.sets().forEach((name, set) -> sets.put(name, new HashSet<>(set.members())));
     return new Observed(new EnumMap<>(plan.rules()), jumps, sets, plan.isEmpty() ? null : plan.held(), plan.held(),
-        plan.routes(), plan.markRules(), plan.tunnel(), uplinkMtu);
+        plan.routes(), plan.markRules(), plan.tunnel(), uplinkMtu, plan.sysctls());
   }
 
-  /** Parses the outputs of iptables-save, ipset save, ip -j addr/link, ip route (proto), ip -j rule. */
+  /**
+   * Parses the outputs of iptables-save, ipset save, ip -j addr/link, ip route (proto), ip -j rule; {@code sysctls}
+   * as read from /proc/sys.
+   */
   public static Observed parse(String iptablesSave, String ipsetSave, String addrJson, String linkJson,
-      String routes, String rulesJson, DataplaneSettings s) {
+      String routes, String rulesJson, DataplaneSettings s, Map<String, String> sysctls) {
     Map<Hook, List<String>> chains = new EnumMap<>(Hook.class);
     Map<Hook, List<Integer>> jumps = new EnumMap<>(Hook.class);
     parseIptables(iptablesSave, chains, jumps);
@@ -65,11 +69,9 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
 
     Set<String> addresses = new TreeSet<>();
     int mtu = 0;
-    boolean tunnel = false;
+    boolean tunnel = hasLink(linkJson, s.tunnelDevice());
     for (JsonNode link : json(linkJson)) {
-      String name = link.path("ifname").asText();
-      tunnel |= name.equals(s.tunnelDevice());
-      if (name.equals(s.uplink())) {
+      if (link.path("ifname").asText().equals(s.uplink())) {
         mtu = link.path("mtu").asInt();
       }
     }
@@ -88,7 +90,18 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
             r.path("table").asInt()));
       }
     }
-    return new Observed(chains, jumps, sets, held, addresses, parseRoutes(routes), markRules, tunnel, mtu);
+    return new Observed(chains, jumps, sets, held, addresses, parseRoutes(routes), markRules, tunnel, mtu,
+        Map.copyOf(sysctls));
+  }
+
+  /** Whether {@code ip -j link show} lists a device of that name. */
+  static boolean hasLink(String linkJson, String name) {
+    for (JsonNode link : json(linkJson)) {
+      if (link.path("ifname").asText().equals(name)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static void parseIptables(String save, Map<Hook, List<String>> chains, Map<Hook, List<Integer>> jumps) {

@@ -125,7 +125,7 @@ public final class Renderer {
       routes.add(new Route(table, "throw", egressIP, null));
       markRules.add(new MarkRule(s.mark(slot), table));
     }
-    return new KernelPlan(sets, rules, held, routes, markRules, true);
+    return new KernelPlan(sets, rules, held, routes, markRules, true, new TreeMap<>(s.tunnelSysctls()));
   }
 
   /**

@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
@@ -24,7 +25,7 @@ import org.junit.jupiter.api.Test;
 class DataplaneGoldenTest {
   static final DataplaneSettings SETTINGS = new DataplaneSettings("eth0", "natgate0", 4790, 0x0ff00000, 7400, 7400, 2);
   static final Observed NOTHING = Observed.parse("", "", "[]", "[{\"ifname\":\"eth0\",\"mtu\":1500}]", "", "[]",
-      SETTINGS);
+      SETTINGS, Map.of());
 
   /** node-1: gateway of payments, director for partners (gateway elsewhere), billing (no gateway, Drop), audit (Allow). */
   static Map<String, NodeGatewayState> node1() {
@@ -90,13 +91,25 @@ class DataplaneGoldenTest {
   }
 
   @Test
+  void aKernelSettingSomeoneChangedIsSetAgainAndNothingElseIsTouched() {
+    KernelPlan plan = Renderer.render(node1(), SETTINGS);
+    Observed after = Observed.after(plan, 1500);
+    var drifted = new Observed(after.chains(), after.jumps(), after.sets(), after.held(), after.uplinkAddresses(),
+        after.routes(), after.markRules(), after.tunnel(), 1500, Map.of("net.ipv4.conf.natgate0.rp_filter", "1"));
+    Changes c = Changes.between(drifted, plan, SETTINGS);
+    assertThat(c.sysctls()).containsExactly(Map.entry("net.ipv4.conf.natgate0.rp_filter", "2"));
+    assertThat(c.ipBefore()).isEmpty();
+    assertThat(c.isEmpty()).isFalse();
+  }
+
+  @Test
   void aJumpThatIsNoLongerFirstIsMovedBackWithoutTouchingTheChain() {
     KernelPlan plan = Renderer.render(node1(), SETTINGS);
     Observed after = Observed.after(plan, 1500);
     var jumps = new java.util.EnumMap<>(after.jumps());
     jumps.put(Hook.NAT_POSTROUTING, List.of(1, 3)); // someone inserted ahead of us, and a duplicate
     var drifted = new Observed(after.chains(), jumps, after.sets(), after.held(), after.uplinkAddresses(),
-        after.routes(), after.markRules(), after.tunnel(), 1500);
+        after.routes(), after.markRules(), after.tunnel(), 1500, after.sysctls());
     assertThat(Changes.between(drifted, plan, SETTINGS).iptables()).containsExactly("""
         *nat
         -D POSTROUTING -j NATGATE-POSTROUTING
@@ -140,7 +153,8 @@ class DataplaneGoldenTest {
     String addr = "[{\"ifname\":\"eth0\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"198.18.0.11\",\"prefixlen\":24},"
         + "{\"family\":\"inet\",\"local\":\"198.18.0.100\",\"prefixlen\":32}]}]";
     String links = "[{\"ifname\":\"eth0\",\"mtu\":9000},{\"ifname\":\"natgate0\",\"mtu\":8950}]";
-    Observed o = Observed.parse(save, sets, addr, links, routes, rules, SETTINGS);
+    Observed o = Observed.parse(save, sets, addr, links, routes, rules, SETTINGS,
+        Map.of("net.ipv4.conf.natgate0.rp_filter", "1"));
     assertThat(o.chains()).containsOnlyKeys(Hook.NAT_POSTROUTING);
     assertThat(o.jumps()).containsEntry(Hook.NAT_POSTROUTING, List.of(0)).containsEntry(Hook.FILTER_FORWARD, List.of(1));
     assertThat(o.sets()).containsOnlyKeys("natgate-s-1");
@@ -151,6 +165,7 @@ class DataplaneGoldenTest {
     assertThat(o.markRules()).containsExactly(new KernelPlan.MarkRule("0x100000/0xff00000", 7401));
     assertThat(o.tunnel()).isTrue();
     assertThat(o.uplinkMtu()).isEqualTo(9000);
+    assertThat(o.sysctls()).containsExactly(Map.entry("net.ipv4.conf.natgate0.rp_filter", "1"));
   }
 
   @Test
@@ -168,7 +183,8 @@ class DataplaneGoldenTest {
   static void golden(String name, Changes c) throws IOException {
     List<String> parts = new ArrayList<>();
     parts.add("# 1. ip -batch - (release)\n" + c.release());
-    parts.add("# 2. ip -batch - (tunnel, rules, routes)\n" + c.ipBefore() + String.join("\n", c.tunnelSysctls()));
+    parts.add("# 2. ip -batch - (tunnel, rules, routes)\n" + c.ipBefore()
+        + c.sysctls().entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).collect(Collectors.joining("\n")));
     parts.add("# 3. ipset -exist restore\n" + c.ipsetBefore());
     for (String run : c.iptables()) {
       parts.add("# 4. iptables-restore --noflush\n" + run);

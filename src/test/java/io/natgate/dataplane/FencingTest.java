@@ -1,0 +1,76 @@
+package io.natgate.dataplane;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.testing.FakeKernel;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Fencing on its own path: releasing the egress IPs never waits for an apply that holds the data plane (a slow
+ * {@code iptables-restore}), and an apply that was about to add an IP when the fence came adds nothing.
+ */
+class FencingTest {
+  static final String EGRESS_IP = "198.18.0.100";
+  static final String SECOND_IP = "198.18.0.101";
+  static final Duration SLOW_APPLY = Duration.ofSeconds(3);
+
+  private final FakeKernel kernel = new FakeKernel("eth0");
+  private final NodeDataplane dataplane = new NodeDataplane(kernel, DataplaneSettings.defaults("eth0"));
+
+  static KernelPlan holding(List<String> ips) {
+    var gw = new NodeGatewayState();
+    gw.failurePolicy = FailurePolicy.Drop;
+    gw.cidrs = List.of("0.0.0.0/0");
+    for (int i = 0; i < ips.size(); i++) {
+      gw.snat.add(new NodeGatewayState.Snat(ips.get(i), true, List.of("198.19.1." + (11 + i))));
+    }
+    return Renderer.render(Map.of("payments", gw), DataplaneSettings.defaults("eth0"));
+  }
+
+  @Test
+  void fencingReleasesAtOnceWhileAnApplyHoldsTheDataplaneAndThatApplyAddsNothing() throws Exception {
+    dataplane.apply(holding(List.of(EGRESS_IP)));
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
+
+    // The next apply (a second IP) stalls in iptables-restore, before the step that would add its IP.
+    kernel.holdNext(c -> c.startsWith("iptables-restore"));
+    var apply = CompletableFuture.runAsync(() -> dataplane.apply(holding(List.of(EGRESS_IP, SECOND_IP))));
+    assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
+    var unblock = Executors.newSingleThreadScheduledExecutor();
+    unblock.schedule(kernel::release, SLOW_APPLY.toMillis(), TimeUnit.MILLISECONDS);
+    try {
+      long started = System.nanoTime();
+      dataplane.fence();
+      Duration took = Duration.ofNanos(System.nanoTime() - started);
+      System.out.printf("fence took %d ms with an apply stalled for %d ms%n", took.toMillis(), SLOW_APPLY.toMillis());
+      assertThat(took).as("fence waited for the stalled apply").isLessThan(Duration.ofSeconds(1));
+      assertThat(kernel.addresses()).as("held right after the fence").isEmpty();
+
+      apply.get(10, TimeUnit.SECONDS);
+      assertThat(kernel.addresses()).as("held once the stalled apply finished").isEmpty();
+      assertThat(dataplane.repair().announced()).isEmpty();
+      assertThat(kernel.addresses()).as("held after a repair while fenced").isEmpty();
+    } finally {
+      unblock.shutdownNow();
+      kernel.release();
+    }
+
+    dataplane.unfence();
+    dataplane.apply(holding(List.of(EGRESS_IP, SECOND_IP)));
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP, SECOND_IP);
+  }
+
+  @Test
+  void fencingWithNothingHeldRunsNothing() {
+    dataplane.fence();
+    assertThat(kernel.commands()).isEmpty();
+  }
+}

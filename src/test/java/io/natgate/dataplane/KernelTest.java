@@ -1,0 +1,52 @@
+package io.natgate.dataplane;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Running tools: a hung one is killed with its children and reported; large inputs and outputs never stall. */
+class KernelTest {
+  private final Kernel kernel = new Kernel(List.of(), Duration.ofMillis(800));
+
+  @Test
+  void aHungCommandIsKilledWithEverythingItStartedAndReported(@TempDir Path dir) throws Exception {
+    Path childPid = dir.resolve("child");
+    long started = System.nanoTime();
+    assertTimeoutPreemptively(Duration.ofSeconds(10), () -> assertThatThrownBy(
+        () -> kernel.run(null, "sh", "-c", "sleep 60 & echo $! > " + childPid + "; wait"))
+        .isInstanceOf(Kernel.KernelException.class).hasMessageContaining("no answer within 800 ms: killed"));
+    assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(5));
+    long pid = Long.parseLong(Files.readString(childPid).strip());
+    await().atMost(Duration.ofSeconds(2)).until(() -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true));
+  }
+
+  @Test
+  void aCommandThatNeverReadsItsInputStillTimesOut() {
+    String input = "x".repeat(4 << 20); // far more than a pipe holds
+    assertTimeoutPreemptively(Duration.ofSeconds(10), () -> assertThatThrownBy(
+        () -> kernel.run(input, "sleep", "60")).hasMessageContaining("killed"));
+  }
+
+  @Test
+  void largeInputAndBothLargeOutputsAtOnceComeThroughWhole() {
+    var big = new Kernel(List.of(), Duration.ofSeconds(20));
+    String input = "0123456789abcdef\n".repeat(256 * 1024); // 4.25 MiB, echoed back while stderr fills too
+    String out = assertTimeoutPreemptively(Duration.ofSeconds(20),
+        () -> big.run(input, "sh", "-c", "head -c 3000000 /dev/zero >&2 & cat; wait"));
+    assertThat(out).isEqualTo(input);
+  }
+
+  @Test
+  void aFailingCommandReportsItsExitAndStderr() {
+    assertThatThrownBy(() -> kernel.run(null, "sh", "-c", "echo nope >&2; exit 3"))
+        .hasMessageContaining("exit 3").hasMessageContaining("nope");
+  }
+}
