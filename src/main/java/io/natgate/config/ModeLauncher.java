@@ -9,16 +9,19 @@ import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Inject;
 import java.util.List;
 import org.eclipse.microprofile.health.HealthCheck;
 import org.eclipse.microprofile.health.HealthCheckResponse;
+import org.eclipse.microprofile.health.Liveness;
 import io.javaoperatorsdk.operator.Operator;
 import io.smallrye.health.api.HealthGroup;
 
 /**
  * Starts the node agent when the application runs in agent mode ({@code QUARKUS_PROFILE=agent}), the operator
- * otherwise. The agent's readiness ({@code /q/health/group/agent}): it has applied its node's current state.
+ * otherwise. The agent's readiness ({@code /q/health/group/agent}): it has applied its node's current state; its
+ * liveness ({@code /q/health/live}) is DOWN while it cannot watch that state.
  */
 @ApplicationScoped
 @HealthGroup("agent")
@@ -55,6 +58,22 @@ public class ModeLauncher implements HealthCheck {
     } else {
       operator.stop(); // informers and the leader Lease, which a replacement then takes without waiting it out
     }
+  }
+
+  /** Agent mode: DOWN while the agent cannot watch its node's states (403, API server refusing): it applies nothing. */
+  @Produces
+  @Liveness
+  HealthCheck watching() {
+    return () -> {
+      var response = HealthCheckResponse.named("natgate-agent-watch");
+      Agent a = agent;
+      String error = a == null ? null : a.watchError();
+      response.status(error == null);
+      if (error != null) {
+        response.withData("error", error);
+      }
+      return response.build();
+    };
   }
 
   @Override

@@ -165,6 +165,21 @@ class DataplaneLabIT {
   }
 
   @Test
+  void aTunnelSettingSomeoneChangedIsPutBackByTheRepair() {
+    payments();
+    String gw = lab.node(1).ns();
+    String rpFilter = "/proc/sys/net/ipv4/conf/" + agent(1).settings().tunnelDevice() + "/rp_filter";
+    assertThat(lab.exec(gw, "cat", rpFilter).strip()).isEqualTo("2");
+    // Strict reverse-path filtering on the tunnel drops the steered pod's packets: its source routes via the uplink.
+    lab.exec(gw, "sh", "-c", "echo 1 > " + rpFilter);
+    assertThat(lab.seenSource(lab.pod(2, 1))).as("steered through a strict tunnel").isEmpty();
+    assertThat(agent(1).repair().changed()).isTrue();
+    assertThat(lab.exec(gw, "cat", rpFilter).strip()).isEqualTo("2");
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+    assertThat(agent(1).repair().changed()).as("a second repair finds nothing to do").isFalse();
+  }
+
+  @Test
   void dropWithNoGatewayLetsNothingOutWhileAllowFallsBackToTheNodeIP() {
     LabPod pod = lab.pod(2, 1);
     var noGateway = List.of(new Steer(EGRESS_IP, null, null, List.of(pod.ip())));

@@ -1,0 +1,122 @@
+package io.natgate.agent;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBuilder;
+import io.fabric8.kubernetes.api.model.rbac.RoleBindingBuilder;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.testing.ControlPlane;
+import io.natgate.testing.ControlPlaneExtension;
+import io.natgate.testing.FakeKernel;
+import io.natgate.testing.LabAgent;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * The agent against the real API server with a recording kernel (no root): what it does while the API server refuses
+ * it. Its ServiceAccount starts with nothing but its heartbeat; the test grants the rest step by step, as an operator
+ * fixing a broken install would, and the agent must pick each up by itself.
+ */
+@ExtendWith(ControlPlaneExtension.class)
+class AgentIT {
+  static final String NS = ControlPlane.OPERATOR_NAMESPACE;
+  static final String ACCOUNT = "natgate-agent-it";
+  static final String NODE = "agent-it-node";
+  static final String EGRESS_IP = "198.18.0.130";
+
+  private final ControlPlane controlPlane;
+
+  AgentIT(ControlPlane controlPlane) {
+    this.controlPlane = controlPlane;
+  }
+
+  @Test
+  void watchRefusedIsReportedAndRetriedAndAFailedStatusReportIsRetriedUntilItSticks() throws Exception {
+    KubernetesClient admin = controlPlane.admin();
+    admin.serviceAccounts().inNamespace(NS).resource(new ServiceAccountBuilder().withNewMetadata().withName(ACCOUNT)
+        .endMetadata().build()).serverSideApply();
+    admin.rbac().roleBindings().inNamespace(NS).resource(new RoleBindingBuilder().withNewMetadata().withName(ACCOUNT)
+        .endMetadata().withNewRoleRef("rbac.authorization.k8s.io", "Role", "natgate-agent-heartbeat")
+        .addNewSubject().withKind("ServiceAccount").withName(ACCOUNT).withNamespace(NS).endSubject().build())
+        .serverSideApply();
+    var gw = new NodeGatewayState();
+    gw.failurePolicy = FailurePolicy.Drop;
+    gw.cidrs = List.of("0.0.0.0/0");
+    gw.snat.add(new NodeGatewayState.Snat(EGRESS_IP, true, List.of("198.19.1.11")));
+    var state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("payments", NODE)).build());
+    state.setSpec(new EgressNodeStateSpec(NODE, "payments", gw));
+    EgressNodeState created = admin.resource(state).create();
+
+    var kernel = new FakeKernel("eth0");
+    KubernetesClient client = controlPlane.clientFor(NS, ACCOUNT);
+    try (Agent agent = new Agent(client, io.natgate.agent.Heartbeat.client(new ConfigBuilder(client.getConfiguration())
+        .build(), LabAgent.FENCE_AFTER), new Agent.Settings(NODE, null, "eth0", NS, Duration.ofMillis(200),
+        LabAgent.HEARTBEAT_TIMEOUT, LabAgent.FENCE_AFTER, Duration.ofSeconds(1), 4790, 0x0ff00000, 7400, 7400),
+        kernel, new SimpleMeterRegistry()).start()) {
+
+      // No list/watch on EgressNodeStates: said so (liveness), nothing applied, and the agent keeps trying.
+      await().atMost(Duration.ofSeconds(15)).until(() -> agent.watchError() != null);
+      assertThat(agent.watchError()).contains("cannot watch EgressNodeStates").contains("403");
+      assertThat(agent.ready()).isFalse();
+      assertThat(kernel.addresses()).isEmpty();
+
+      // Watch granted, status not: applied, the PATCH refused.
+      grant("natgate-agent-it-read", "egressnodestates", List.of("get", "list", "watch"));
+      await().atMost(Duration.ofSeconds(40)).until(() -> kernel.addresses().contains(EGRESS_IP));
+      assertThat(agent.watchError()).isNull();
+      Thread.sleep(2000);
+      assertThat(admin.resource(created).get().getStatus()).as("status written without permission").isNull();
+
+      // Status granted: the report is retried without any change to the state.
+      grant("natgate-agent-it-status", "egressnodestates/status", List.of("get", "patch"));
+      await().atMost(Duration.ofSeconds(40)).untilAsserted(() -> {
+        var s = admin.resource(created).get().getStatus();
+        assertThat(s).isNotNull();
+        assertThat(s.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
+      });
+
+      // Someone overwrites the status: the next repair puts the applied one back.
+      admin.resources(EgressNodeState.class).withName(created.getMetadata().getName()).subresource("status")
+          .patch(io.fabric8.kubernetes.client.dsl.base.PatchContext.of(
+              io.fabric8.kubernetes.client.dsl.base.PatchType.JSON_MERGE),
+              "{\"status\":{\"appliedGeneration\":null,\"error\":\"forged\"}}");
+      await().atMost(Duration.ofSeconds(15)).untilAsserted(() -> {
+        var s = admin.resource(created).get().getStatus();
+        assertThat(s.error).isNull();
+        assertThat(s.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
+      });
+    } finally {
+      admin.resource(created).delete();
+      admin.leases().inNamespace(NS).withName(Heartbeat.leaseName(NODE)).delete();
+      admin.rbac().clusterRoleBindings().withName("natgate-agent-it-read").delete();
+      admin.rbac().clusterRoleBindings().withName("natgate-agent-it-status").delete();
+      admin.rbac().clusterRoles().withName("natgate-agent-it-read").delete();
+      admin.rbac().clusterRoles().withName("natgate-agent-it-status").delete();
+      admin.rbac().roleBindings().inNamespace(NS).withName(ACCOUNT).delete();
+      admin.serviceAccounts().inNamespace(NS).withName(ACCOUNT).delete();
+    }
+  }
+
+  private void grant(String name, String resource, List<String> verbs) {
+    KubernetesClient admin = controlPlane.admin();
+    admin.rbac().clusterRoles().resource(new ClusterRoleBuilder().withNewMetadata().withName(name).endMetadata()
+        .addNewRule().withApiGroups("natgate.io").withResources(resource).withVerbs(verbs).endRule().build())
+        .serverSideApply();
+    admin.rbac().clusterRoleBindings().resource(new ClusterRoleBindingBuilder().withNewMetadata().withName(name)
+        .endMetadata().withNewRoleRef("rbac.authorization.k8s.io", "ClusterRole", name).addNewSubject()
+        .withKind("ServiceAccount").withName(ACCOUNT).withNamespace(NS).endSubject().build()).serverSideApply();
+  }
+}
