@@ -17,7 +17,7 @@ help: ## Show this help
 
 ##@ Run
 .PHONY: demo
-demo: controlplane ## (root) Control plane, operator, an agent per lab node: real NAT, then a gateway cut off and the failover (KEEP=1: stay up)
+demo: setup-lab controlplane ## (root) Control plane, operator, an agent per lab node: real NAT, then a gateway cut off and the failover (KEEP=1: stay up)
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.testing.Demo -Dexec.classpathScope=test \
 	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dnatgate.kubectl=$(KUBECTL) $(if $(KEEP),-Dnatgate.demo.keep=true)
 
@@ -42,8 +42,11 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
+test: setup controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
+	@# A class that cannot run reports each test skipped with the reason; one that reports no test at all vanished.
+	@if grep -l 'tests="0"' target/surefire-reports/TEST-*.xml target/failsafe-reports/TEST-*.xml; then \
+	  echo "make test: FAILED: the classes above report no test, not even a skipped one" >&2; exit 1; fi
 
 .PHONY: bundle-validate
 bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's bundle validators
@@ -54,6 +57,13 @@ unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
 
 ##@ Build
+.PHONY: setup setup-lab
+setup: ## Install the network lab's tools (iptables, ipset, arping, ...) with apt-get as root, or say what is missing
+	src/tools/setup/setup.sh
+
+setup-lab: # as setup, but fails unless the lab can run (make demo)
+	src/tools/setup/setup.sh --lab
+
 .PHONY: controlplane
 controlplane: ## Build etcd, kube-apiserver, kubectl from Go modules into $(KUBE_API_TEST_DIR) (cached)
 	src/tools/controlplane/build.sh

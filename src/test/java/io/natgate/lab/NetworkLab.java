@@ -30,9 +30,10 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ConditionEvaluationResult;
+import org.junit.jupiter.api.extension.ExecutionCondition;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
@@ -48,11 +49,12 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * network (chain {@code LAB-CNI-MASQ}, like a CNI). The external host has no route back to pods: a packet that leaves
  * with a pod's address is seen and counted there but never answered. Nothing is added to the root namespace.
  *
- * <p>As a JUnit extension ({@code @RegisterExtension static}) it builds in beforeAll and tears down in afterAll,
- * or skips the class where it cannot run. Everything it creates carries a per-run prefix, and is removed on close,
+ * <p>As a JUnit extension ({@code @RegisterExtension static}) it builds in beforeAll and tears down in afterAll.
+ * Where it cannot run, it builds nothing and each test of the class is reported skipped with the reason (a class
+ * aborted as a whole would show as "Tests run: 0"); a class's own {@code @BeforeAll} checks {@link #started()}. Everything it creates carries a per-run prefix, and is removed on close,
  * on failure, and by a shutdown hook; the external server also exits when the JVM's end of its stdin closes.
  */
-public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, AutoCloseable {
+public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, ExecutionCondition, AutoCloseable {
   public static final String NODE_CIDR = "198.18.0.0/24";
   public static final String POD_CIDR = "198.19.0.0/16";
   public static final String EXTERNAL_IP = "203.0.113.10";
@@ -106,9 +108,22 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Au
 
   @Override
   public void beforeAll(ExtensionContext context) {
-    String reason = unavailableReason();
-    Assumptions.assumeTrue(reason == null, reason);
-    start();
+    if (unavailableReason() == null) {
+      start();
+    }
+  }
+
+  /** Each test, not the class: so that every test the lab cannot run is counted and shown as skipped. */
+  @Override
+  public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext context) {
+    String reason = context.getTestMethod().isPresent() ? unavailableReason() : null;
+    return reason == null ? ConditionEvaluationResult.enabled("network lab available")
+        : ConditionEvaluationResult.disabled(reason);
+  }
+
+  /** Whether the lab was built (false where it cannot run: its tests are skipped). */
+  public boolean started() {
+    return prefix != null;
   }
 
   @Override
