@@ -57,6 +57,30 @@ public final class StatusCalculator {
     return status;
   }
 
+  /**
+   * The last status with {@code Ready=False} for a reconcile that failed (a write refused: {@code Forbidden} for a
+   * missing permission, {@code Invalid} for a rejected object), so that it shows on the gateway, not only in the log.
+   * Everything else stays as last written: it still describes the data plane.
+   */
+  public static EgressGatewayStatus failed(EgressGatewayStatus last, long generation, String reason, String message,
+      Instant now) {
+    EgressGatewayStatus status = new EgressGatewayStatus();
+    List<Condition> previous = List.of();
+    if (last != null) {
+      status.sourceIPs = last.sourceIPs;
+      status.assignments = last.assignments;
+      status.nodes = last.nodes;
+      status.selectedPods = last.selectedPods;
+      status.observedGeneration = last.observedGeneration;
+      previous = last.conditions;
+    }
+    List<Condition> conditions = new ArrayList<>();
+    conditions.add(condition(READY, new Verdict(false, reason, message), previous, generation, now));
+    previous.stream().filter(c -> !READY.equals(c.getType())).forEach(conditions::add);
+    status.conditions = conditions;
+    return status;
+  }
+
   record Verdict(boolean status, String reason, String message) {
   }
 

@@ -5,12 +5,17 @@ import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.coordination.v1.Lease;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.dsl.base.PatchContext;
+import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import io.fabric8.kubernetes.client.informers.cache.ReducedStateItemStore;
 import io.javaoperatorsdk.operator.api.config.informer.InformerEventSourceConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
+import io.javaoperatorsdk.operator.api.reconciler.ErrorStatusUpdateControl;
 import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
@@ -42,6 +47,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
+import org.jboss.logging.Logger;
 
 /**
  * Observe (informer caches) → decide ({@link GatewayPlanner}, pure) → apply (node labels and node states, only what
@@ -49,6 +55,7 @@ import java.util.stream.Collectors;
  */
 @ControllerConfiguration(name = EgressGatewayReconciler.NAME)
 public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Cleaner<EgressGateway> {
+  private static final Logger LOG = Logger.getLogger(EgressGatewayReconciler.class);
   public static final String NAME = "egressgateway";
   /** The server-side-apply field manager of every write the operator makes to nodes and node states. */
   static final String FIELD_MANAGER = "natgate-operator";
@@ -160,6 +167,9 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     if (status.equals(gateway.getStatus())) {
       return UpdateControl.noUpdate();
     }
+    writeStatus(client, gateway, status);
+    // Only what was written is trusted, and only a written change is announced (a failed write retries: no repeats).
+    written.put(uid, status);
     var events = new EventRecorder(client, settings.eventNamespace());
     for (var e : StatusEvents.between(gateway.getStatus(), status, plan)) {
       if (e.warning()) {
@@ -168,11 +178,43 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
         events.normal(gateway, e.reason(), e.message());
       }
     }
-    written.put(uid, status);
-    gateway.setStatus(status);
-    // The status is whole and recomputed on every event: apply it without an optimistic lock.
-    gateway.getMetadata().setResourceVersion(null);
-    return UpdateControl.patchStatus(gateway);
+    return UpdateControl.noUpdate();
+  }
+
+  /**
+   * A reconcile that threw (after the SDK's retries too): {@code Ready=False} with the reason, e.g. a write the API
+   * server refused for a missing RBAC verb (403) or an invalid object (422). The SDK keeps retrying as configured.
+   */
+  @Override
+  public ErrorStatusUpdateControl<EgressGateway> updateErrorStatus(EgressGateway gateway, Context<EgressGateway> context,
+      Exception e) {
+    String uid = gateway.getMetadata().getUid();
+    written.remove(uid);
+    String reason = e instanceof KubernetesClientException k && k.getCode() == 403 ? "Forbidden"
+        : e instanceof KubernetesClientException k && k.getCode() == 422 ? "Invalid" : "ReconcileFailed";
+    String message = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    EgressGatewayStatus status = StatusCalculator.failed(gateway.getStatus(),
+        Objects.requireNonNullElse(gateway.getMetadata().getGeneration(), 0L), reason,
+        message.length() > 1000 ? message.substring(0, 1000) : message, Instant.now().truncatedTo(ChronoUnit.SECONDS));
+    if (!status.equals(gateway.getStatus())) {
+      try {
+        writeStatus(context.getClient(), gateway, status);
+      } catch (KubernetesClientException writeFailed) {
+        LOG.warnf("gateway %s: could not report the failure in its status either: %s",
+            gateway.getMetadata().getName(), writeFailed.getMessage());
+      }
+    }
+    return ErrorStatusUpdateControl.noStatusUpdate();
+  }
+
+  /**
+   * The whole status as a JSON merge patch, without an optimistic lock: it is recomputed on every event, and each
+   * of its fields is a list or a number, so each is replaced whole.
+   */
+  private static void writeStatus(KubernetesClient client, EgressGateway gateway, EgressGatewayStatus status) {
+    client.resources(EgressGateway.class).withName(gateway.getMetadata().getName()).subresource("status")
+        .patch(PatchContext.of(PatchType.JSON_MERGE),
+            client.getKubernetesSerialization().asJson(Map.of("status", status)));
   }
 
   /** Deletes this gateway's node states and hands its node labels to the next gateway, if any. */

@@ -113,6 +113,26 @@ class StatusCalculatorTest {
     return StatusCalculator.compute(gw, plan, new HashMap<>(states), T0);
   }
 
+  @Test
+  void aFailedReconcileTurnsReadyFalseWithItsReasonAndKeepsTheRest() {
+    var last = new EgressGatewayStatus();
+    last.sourceIPs = List.of("198.18.0.100");
+    last.conditions = List.of(
+        new io.fabric8.kubernetes.api.model.ConditionBuilder().withType("Ready").withStatus("True").withReason("Ready")
+            .withLastTransitionTime("2026-01-01T00:00:00Z").build(),
+        new io.fabric8.kubernetes.api.model.ConditionBuilder().withType("Programmed").withStatus("True")
+            .withReason("Programmed").build());
+    Instant now = Instant.parse("2026-01-02T00:00:00Z");
+    EgressGatewayStatus failed = StatusCalculator.failed(last, 3, "Forbidden", "nodes is forbidden", now);
+    assertThat(failed.sourceIPs).containsExactly("198.18.0.100");
+    assertThat(condition(failed, "Ready").getStatus()).isEqualTo("False");
+    assertThat(condition(failed, "Ready").getReason()).isEqualTo("Forbidden");
+    assertThat(condition(failed, "Ready").getLastTransitionTime()).isEqualTo(now.toString());
+    assertThat(condition(failed, "Ready").getObservedGeneration()).isEqualTo(3L);
+    assertThat(condition(failed, "Programmed").getReason()).isEqualTo("Programmed");
+    assertThat(StatusCalculator.failed(null, 1, "Invalid", "x", now).conditions).hasSize(1);
+  }
+
   private static Condition condition(EgressGatewayStatus status, String type) {
     return status.conditions.stream().filter(c -> type.equals(c.getType())).findFirst().orElseThrow();
   }

@@ -49,6 +49,8 @@ class EgressGatewayIT {
   private String t;
   private int subnet;
   private final List<String> nodes = new ArrayList<>();
+  /** Set by a test whose reconciles fail on purpose. */
+  private boolean failuresExpected;
 
   EgressGatewayIT(ControlPlane controlPlane) {
     this.controlPlane = controlPlane;
@@ -70,7 +72,9 @@ class EgressGatewayIT {
     }
     admin.resources(EgressGateway.class).list().getItems().forEach(g -> admin.resource(g).delete());
     await().atMost(TIMEOUT).until(() -> admin.resources(EgressGateway.class).list().getItems().isEmpty());
-    assertThat(operator.failures()).as("failed reconciliations").isZero();
+    if (!failuresExpected) {
+      assertThat(operator.failures()).as("failed reconciliations").isZero();
+    }
     operator.close();
     nodes.forEach(cluster::removeNode);
     admin.namespaces().withName(t).delete();
@@ -310,6 +314,63 @@ class EgressGatewayIT {
 
     assertThat(resourceVersions()).isEqualTo(before);
     assertThat(get("gw2").getStatus().sourceIPs).containsExactly("198.18.0.71");
+  }
+
+  @Test
+  void refusedWriteIsReadyFalseWithItsReason() {
+    failuresExpected = true;
+    String policy = "natgate-it-" + t;
+    // An admission policy refuses this gateway's node states, as a 422 from the API server.
+    admin.load(new java.io.ByteArrayInputStream("""
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicy
+        metadata: {name: %s}
+        spec:
+          failurePolicy: Fail
+          matchConstraints:
+            resourceRules:
+              - {apiGroups: [natgate.io], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: [egressnodestates]}
+          validations:
+            - expression: "object.spec.gateway != '%s'"
+              message: refused by the test's policy
+        ---
+        apiVersion: admissionregistration.k8s.io/v1
+        kind: ValidatingAdmissionPolicyBinding
+        metadata: {name: %s}
+        spec: {policyName: %s, validationActions: [Deny]}
+        """.formatted(policy, name("gw"), policy, policy).getBytes(java.nio.charset.StandardCharsets.UTF_8)))
+        .serverSideApply();
+    try {
+      var probe = new EgressNodeState();
+      probe.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor(name("gw"), "probe")).build());
+      probe.setSpec(new io.natgate.api.v1alpha1.EgressNodeStateSpec("probe", name("gw"), new NodeGatewayState()));
+      await().atMost(TIMEOUT).until(() -> { // the policy takes effect a moment after it is created
+        try {
+          admin.resource(probe).create();
+          admin.resource(probe).delete();
+          return false;
+        } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+          return e.getCode() == 422;
+        }
+      });
+      node("e1", true, "198.18.0.81");
+      cluster.namespace(t, Map.of("team", t));
+      create(gateway("gw", List.of("198.18.0.108")));
+
+      EgressGateway gw = awaitCondition("gw", "Ready", "False", "Invalid");
+      assertThat(condition(gw, "Ready").getMessage()).contains("refused by the test's policy");
+      assertThat(events("gw")).as("nothing announced that was not written").isEmpty();
+    } finally {
+      admin.admissionRegistration().v1().validatingAdmissionPolicyBindings().withName(policy).delete();
+      admin.admissionRegistration().v1().validatingAdmissionPolicies().withName(policy).delete();
+    }
+    // Allowed again: the next event (here a node's label) reconciles it to Ready.
+    admin.nodes().withName(nodeName("e1")).edit(n -> {
+      n.getMetadata().getLabels().put("natgate.io/test-touch", "1");
+      return n;
+    });
+    awaitCondition("gw", "Ready", "True", "Ready");
+    await().atMost(TIMEOUT).until(() -> entryOrNull(nodeName("e1"), "gw") != null);
   }
 
   // --- helpers -----------------------------------------------------------------------------------------------
