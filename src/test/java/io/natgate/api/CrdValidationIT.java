@@ -32,6 +32,7 @@ class CrdValidationIT {
 
   static Stream<Arguments> invalid() {
     String sel = "nodeSelector: {matchLabels: {role: egress}}\nsources: {podSelector: {}}\n";
+    String node = "nodeSelector: {matchLabels: {role: egress}}\n";
     return Stream.of(
         Arguments.of("no spec", null, "spec is required"),
         Arguments.of("no nodeSelector", "sources: {podSelector: {}}", "spec.nodeSelector: Required value"),
@@ -70,7 +71,28 @@ class CrdValidationIT {
             "excludedCidrs must not repeat"),
         Arguments.of("too many CIDRs", sel + "destinations: {cidrs: [" + cidrs(65) + "]}",
             "spec.destinations.cidrs: Too many"),
-        Arguments.of("egressIPs not a list", sel + "egressIPs: 198.18.0.1", "spec.egressIPs"));
+        Arguments.of("egressIPs not a list", sel + "egressIPs: 198.18.0.1", "spec.egressIPs"),
+        // Label selectors: what Kubernetes refuses in its own workloads' selectors.
+        Arguments.of("unknown operator", node + "sources: {podSelector: {matchExpressions: [{key: a, operator: Equals, "
+            + "values: [x]}]}}", "spec.sources.podSelector.matchExpressions[0].operator: Unsupported value: \"Equals\""),
+        Arguments.of("In without values", node + "sources: {podSelector: {matchExpressions: [{key: a, operator: In}]}}",
+            "values must be non-empty for In and NotIn"),
+        Arguments.of("NotIn with no values", node + "sources: {namespaceSelector: {matchExpressions: [{key: a, "
+            + "operator: NotIn, values: []}]}}", "values must be non-empty for In and NotIn"),
+        Arguments.of("Exists with values", "nodeSelector: {matchExpressions: [{key: a, operator: Exists, values: [x]}]}\n"
+            + "sources: {podSelector: {}}", "empty for Exists and DoesNotExist"),
+        Arguments.of("expression without operator", node + "sources: {podSelector: {matchExpressions: [{key: a}]}}",
+            "spec.sources.podSelector.matchExpressions[0].operator: Required value"),
+        Arguments.of("expression key with a space", node + "sources: {podSelector: {matchExpressions: [{key: 'a b', "
+            + "operator: Exists}]}}", "spec.sources.podSelector.matchExpressions[0].key"),
+        Arguments.of("expression value too long", node + "sources: {podSelector: {matchExpressions: [{key: a, "
+            + "operator: In, values: [" + "v".repeat(64) + "]}]}}", "Too long"),
+        Arguments.of("matchLabels key with a space", "nodeSelector: {matchLabels: {'node role': egress}}\n"
+            + "sources: {podSelector: {}}", "matchLabels keys must be label keys"),
+        Arguments.of("matchLabels key with two slashes", node + "sources: {namespaceSelector: {matchLabels: "
+            + "{'a/b/c': x}}}", "matchLabels keys must be label keys"),
+        Arguments.of("matchLabels value starting with a dash", node + "sources: {namespaceSelector: {matchLabels: "
+            + "{team: '-pay'}}}", "spec.sources.namespaceSelector.matchLabels.team"));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -86,6 +108,18 @@ class CrdValidationIT {
   void acceptsAValidSpecAndDefaultsFailurePolicyToDrop() {
     GenericKubernetesResource created = dryRunCreate(VALID_SPEC);
     assertThat(created.getAdditionalProperties().get("spec").toString()).contains("failurePolicy=Drop");
+  }
+
+  @Test
+  void acceptsEverySelectorFormKubernetesAccepts() {
+    dryRunCreate("""
+        nodeSelector: {matchExpressions: [{key: node-role.kubernetes.io/egress, operator: Exists}]}
+        sources:
+          namespaceSelector:
+            matchLabels: {example.com/team: pay_ments.1, empty: ''}
+            matchExpressions: [{key: tier, operator: NotIn, values: [a, b]}, {key: x, operator: DoesNotExist}]
+          podSelector: {matchExpressions: [{key: app, operator: In, values: [web]}]}
+        """);
   }
 
   @Test

@@ -6,6 +6,7 @@ import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.Required;
 import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
+import io.fabric8.crd.generator.annotation.SchemaFrom;
 import io.fabric8.kubernetes.api.model.LabelSelector;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,6 +23,7 @@ public class EgressGatewaySpec {
       + "and assigns each egress IP to one ready candidate.")
   @ValidationRule(value = "has(self.matchLabels) || has(self.matchExpressions)",
       message = "nodeSelector must set matchLabels or matchExpressions: an empty selector would make every node a gateway")
+  @SchemaFrom(type = SelectorSchema.class)
   public LabelSelector nodeSelector;
 
   @Size(max = 16)
