@@ -1,17 +1,14 @@
 package io.natgate.dataplane;
 
+import io.natgate.Sha256;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.KernelPlan.IpSet;
 import io.natgate.dataplane.KernelPlan.MarkRule;
 import io.natgate.dataplane.KernelPlan.Route;
 import io.natgate.plan.IpAddresses;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.EnumMap;
-import java.util.HexFormat;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -161,11 +158,6 @@ public final class Renderer {
 
   /** Short stable id: kernel names are short (ipset 31, chains 28, devices 15 characters) and gateway names long. */
   static String id(String key) {
-    try {
-      byte[] digest = MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
-      return HexFormat.of().formatHex(digest, 0, 4);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return Sha256.hex(key, 4);
   }
 }

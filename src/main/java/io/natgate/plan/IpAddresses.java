@@ -1,8 +1,6 @@
 package io.natgate.plan;
 
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
+import io.natgate.Sha256;
 import java.util.Comparator;
 import java.util.List;
 
@@ -40,15 +38,6 @@ public final class IpAddresses {
   }
 
   private static long hash(String s) {
-    try {
-      byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
-      long v = 0;
-      for (int i = 0; i < 8; i++) {
-        v = (v << 8) | (d[i] & 0xff);
-      }
-      return v;
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return Sha256.first64Bits(s);
   }
 }

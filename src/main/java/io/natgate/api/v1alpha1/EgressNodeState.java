@@ -4,10 +4,7 @@ import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.Version;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
+import io.natgate.Sha256;
 
 /**
  * Internal: one node's part in one EgressGateway (gateway role, director role, or both). The operator writes the
@@ -27,13 +24,7 @@ public class EgressNodeState extends CustomResource<EgressNodeStateSpec, EgressN
    * dots (so that two pairs never share a name) and may be up to 253 characters long each.
    */
   public static String nameFor(String gateway, String node) {
-    try {
-      byte[] digest = MessageDigest.getInstance("SHA-256")
-          .digest((gateway + "/" + node).getBytes(StandardCharsets.UTF_8));
-      return cut(gateway) + "." + cut(node) + "-" + HexFormat.of().formatHex(digest, 0, 5);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return cut(gateway) + "." + cut(node) + "-" + Sha256.hex(gateway + "/" + node, 5);
   }
 
   /** At most 115 characters that do not end in '.' or '-' (two of them, a dot, a dash and 10 hex digits fit 253). */
