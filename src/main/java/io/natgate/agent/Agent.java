@@ -11,6 +11,7 @@ import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import io.natgate.Defaults;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
@@ -48,6 +49,17 @@ public final class Agent implements AutoCloseable {
   public record Settings(String nodeName, String nodeIP, String uplink, String leaseNamespace, Duration renewInterval,
       Duration heartbeatTimeout, Duration fenceAfter, Duration repairInterval, int tunnelPort, int markMask,
       int tableBase, int rulePriority) {
+    /** The defaults ({@link Defaults}) for a node. */
+    public static Settings defaults(String nodeName, String nodeIP, String uplink) {
+      return new Settings(nodeName, nodeIP, uplink, Defaults.HEARTBEAT_NAMESPACE, Defaults.renewInterval(),
+          Defaults.heartbeatTimeout(), Defaults.fenceAfter(), Defaults.repairInterval(), Defaults.TUNNEL_PORT,
+          Defaults.markMask(Defaults.MARK_MASK), Defaults.TABLE_BASE, Defaults.RULE_PRIORITY);
+    }
+
+    public Settings withRepairInterval(Duration interval) {
+      return new Settings(nodeName, nodeIP, uplink, leaseNamespace, renewInterval, heartbeatTimeout, fenceAfter,
+          interval, tunnelPort, markMask, tableBase, rulePriority);
+    }
   }
 
   private final KubernetesClient client;
@@ -95,7 +107,7 @@ public final class Agent implements AutoCloseable {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
     // Egress IPs outlive a dead agent by at most this (whole seconds: the kernel's granularity).
     int lifetime = (int) Math.max(1, (settings.heartbeatTimeout().toMillis() + 999) / 1000);
-    DataplaneSettings dp = new DataplaneSettings(uplink, "natgate0", settings.tunnelPort(), settings.markMask(),
+    DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(), settings.markMask(),
         settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
     registerMetrics();

@@ -2,6 +2,7 @@ package io.natgate.config;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
@@ -48,7 +49,7 @@ public class ModeLauncher implements HealthCheck {
     KubernetesClient heartbeatClient = Heartbeat.client(client.getConfiguration(), h.fenceAfter());
     var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
-        (int) (long) Long.decode(a.markMask()), a.tableBase(), a.rulePriority());
+        Defaults.markMask(a.markMask()), a.tableBase(), a.rulePriority());
     agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).start();
   }
 

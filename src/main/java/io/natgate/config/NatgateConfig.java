@@ -1,5 +1,6 @@
 package io.natgate.config;
 
+import io.natgate.Defaults;
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.time.Duration;
@@ -13,7 +14,7 @@ public interface NatgateConfig {
   Optional<List<String>> clusterCidrs();
 
   /** Namespace that holds the Events about (cluster-scoped) EgressGateways. */
-  @WithDefault("default")
+  @WithDefault(Defaults.EVENT_NAMESPACE)
   String eventNamespace();
 
   LeaderElection leaderElection();
@@ -29,19 +30,19 @@ public interface NatgateConfig {
   /** The agents' node Leases: the operator's failure detector, and the agents' self-fencing clock. */
   interface Heartbeat {
     /** Namespace of the Leases {@code natgate-agent-<node>}. */
-    @WithDefault("natgate-system")
+    @WithDefault(Defaults.HEARTBEAT_NAMESPACE)
     String namespace();
 
     /** How often an agent renews its Lease. */
-    @WithDefault("200ms")
+    @WithDefault(Defaults.RENEW_INTERVAL_MS + "ms")
     Duration renewInterval();
 
     /** Operator: a node whose Lease was not renewed for this long may not hold egress IPs. */
-    @WithDefault("900ms")
+    @WithDefault(Defaults.HEARTBEAT_TIMEOUT_MS + "ms")
     Duration timeout();
 
     /** Agent: releases its egress IPs when it could not renew for this long (less than timeout: never two holders). */
-    @WithDefault("600ms")
+    @WithDefault(Defaults.FENCE_AFTER_MS + "ms")
     Duration fenceAfter();
   }
 
@@ -56,23 +57,23 @@ public interface NatgateConfig {
     Optional<String> uplink();
 
     /** How often the agent compares the kernel with what it applied and puts back what is missing. */
-    @WithDefault("10s")
+    @WithDefault(Defaults.REPAIR_INTERVAL_S + "s")
     Duration repairInterval();
 
     /** UDP port of the VXLAN-GPE tunnel between nodes. */
-    @WithDefault("4790")
+    @WithDefault("" + Defaults.TUNNEL_PORT)
     int tunnelPort();
 
     /** fwmark bits natgate may use; must not overlap the CNI's or kube-proxy's (0x4000, 0x8000). */
-    @WithDefault("0x0ff00000")
+    @WithDefault(Defaults.MARK_MASK)
     String markMask();
 
     /** Routing table of the first mark value; natgate uses the next 255 after it. */
-    @WithDefault("7400")
+    @WithDefault("" + Defaults.TABLE_BASE)
     int tableBase();
 
     /** Priority of natgate's policy routing rules. */
-    @WithDefault("7400")
+    @WithDefault("" + Defaults.RULE_PRIORITY)
     int rulePriority();
   }
 

@@ -1,5 +1,6 @@
 package io.natgate.dataplane;
 
+import io.natgate.Defaults;
 import java.util.Map;
 
 /**
@@ -32,7 +33,8 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
   }
 
   public static DataplaneSettings defaults(String uplink) {
-    return new DataplaneSettings(uplink, "natgate0", 4790, 0x0ff00000, 7400, 7400, 0);
+    return new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, Defaults.TUNNEL_PORT,
+        Defaults.markMask(Defaults.MARK_MASK), Defaults.TABLE_BASE, Defaults.RULE_PRIORITY, 0);
   }
 
   /** Loose reverse-path check on the tunnel: steered packets arrive there from pods routed through the node network. */

@@ -1,5 +1,6 @@
 package io.natgate.reconcile;
 
+import io.natgate.Defaults;
 import java.time.Duration;
 import java.util.List;
 
@@ -15,6 +16,7 @@ import java.util.List;
 public record OperatorSettings(List<String> clusterCidrs, String eventNamespace, String heartbeatNamespace,
     Duration heartbeatTimeout) {
   public static OperatorSettings defaults() {
-    return new OperatorSettings(List.of(), "default", "natgate-system", Duration.ofMillis(900));
+    return new OperatorSettings(List.of(), Defaults.EVENT_NAMESPACE, Defaults.HEARTBEAT_NAMESPACE,
+        Defaults.heartbeatTimeout());
   }
 }

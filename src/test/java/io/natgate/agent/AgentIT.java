@@ -63,9 +63,8 @@ class AgentIT {
     var kernel = new FakeKernel("eth0");
     KubernetesClient client = controlPlane.clientFor(NS, ACCOUNT);
     try (Agent agent = new Agent(client, io.natgate.agent.Heartbeat.client(new ConfigBuilder(client.getConfiguration())
-        .build(), LabAgent.FENCE_AFTER), new Agent.Settings(NODE, null, "eth0", NS, Duration.ofMillis(200),
-        LabAgent.HEARTBEAT_TIMEOUT, LabAgent.FENCE_AFTER, Duration.ofSeconds(1), 4790, 0x0ff00000, 7400, 7400),
-        kernel, new SimpleMeterRegistry()).start()) {
+        .build(), LabAgent.FENCE_AFTER), Agent.Settings.defaults(NODE, null, "eth0")
+        .withRepairInterval(Duration.ofSeconds(1)), kernel, new SimpleMeterRegistry()).start()) {
 
       // No list/watch on EgressNodeStates: said so (liveness), nothing applied, and the agent keeps trying.
       await().atMost(Duration.ofSeconds(15)).until(() -> agent.watchError() != null);

@@ -6,6 +6,7 @@ import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.natgate.Defaults;
 import io.natgate.agent.Heartbeat;
 import java.time.Duration;
 import java.time.Instant;
@@ -22,12 +23,12 @@ public final class Cluster implements AutoCloseable {
   private final Map<String, Heartbeat> agents = new ConcurrentHashMap<>();
   private final Duration heartbeatTimeout;
 
-  /** Agents with the default heartbeat: renew every 200 ms, Lease timeout 900 ms, fence after 600 ms. */
+  /** Agents with the default heartbeat ({@link Defaults}). */
   public Cluster(KubernetesClient admin) {
-    this(admin, Duration.ofMillis(900));
+    this(admin, Defaults.heartbeatTimeout());
   }
 
-  /** Agents that renew every 200 ms and fence after two thirds of {@code heartbeatTimeout}, as the defaults do. */
+  /** Agents that renew as often as the default and fence after two thirds of {@code heartbeatTimeout}. */
   public Cluster(KubernetesClient admin, Duration heartbeatTimeout) {
     this.admin = admin;
     this.heartbeatTimeout = heartbeatTimeout;
@@ -41,7 +42,7 @@ public final class Cluster implements AutoCloseable {
 
   /** Renews the node's agent Lease from now on, as a running agent would (no data plane). */
   public void startAgent(String name) {
-    agents.computeIfAbsent(name, n -> new Heartbeat(admin, ControlPlane.OPERATOR_NAMESPACE, n, Duration.ofMillis(200),
+    agents.computeIfAbsent(name, n -> new Heartbeat(admin, ControlPlane.OPERATOR_NAMESPACE, n, Defaults.renewInterval(),
         heartbeatTimeout, heartbeatTimeout.multipliedBy(2).dividedBy(3), () -> { }, () -> { }, () -> { }).start());
   }
 

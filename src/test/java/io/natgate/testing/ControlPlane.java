@@ -8,6 +8,7 @@ import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.natgate.Defaults;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -20,7 +21,7 @@ import java.util.stream.Stream;
  * with the committed CRDs and config/rbac installed. One per test JVM; {@link ControlPlaneExtension} stops it.
  */
 public final class ControlPlane implements AutoCloseable {
-  public static final String OPERATOR_NAMESPACE = "natgate-system";
+  public static final String OPERATOR_NAMESPACE = Defaults.HEARTBEAT_NAMESPACE;
   public static final String OPERATOR_SERVICE_ACCOUNT = "natgate-operator";
 
   private final KubeAPIServer server;

@@ -3,6 +3,7 @@ package io.natgate.testing;
 import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
@@ -15,8 +16,8 @@ import java.time.Duration;
  * ServiceAccount, and its heartbeat goes through {@code link}, which a test can cut. Settings are the defaults.
  */
 public final class LabAgent {
-  public static final Duration HEARTBEAT_TIMEOUT = Duration.ofMillis(900);
-  public static final Duration FENCE_AFTER = Duration.ofMillis(600);
+  public static final Duration HEARTBEAT_TIMEOUT = Defaults.heartbeatTimeout();
+  public static final Duration FENCE_AFTER = Defaults.fenceAfter();
 
   private LabAgent() {
   }
@@ -25,8 +26,7 @@ public final class LabAgent {
     KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
-    return new Agent(client, heartbeat, new Agent.Settings(n.name(), n.ip(), null, ControlPlane.OPERATOR_NAMESPACE,
-        Duration.ofMillis(200), HEARTBEAT_TIMEOUT, FENCE_AFTER, Duration.ofSeconds(10), 4790, 0x0ff00000, 7400, 7400),
+    return new Agent(client, heartbeat, Agent.Settings.defaults(n.name(), n.ip(), null),
         new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
   }
 }

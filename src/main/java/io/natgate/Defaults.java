@@ -1,0 +1,48 @@
+package io.natgate;
+
+import java.time.Duration;
+
+/**
+ * The one place for natgate's default settings: {@code NatgateConfig}'s {@code @WithDefault}s are built from these
+ * constants, and so are the plain settings values tests and tools start from.
+ */
+public final class Defaults {
+  /** Namespace of the agents' Leases (and natgate's own). */
+  public static final String HEARTBEAT_NAMESPACE = "natgate-system";
+  public static final String EVENT_NAMESPACE = "default";
+  public static final long RENEW_INTERVAL_MS = 200;
+  public static final long HEARTBEAT_TIMEOUT_MS = 900;
+  /** Below the timeout: an agent releases its IPs before the operator may give them to another node. */
+  public static final long FENCE_AFTER_MS = 600;
+  public static final long REPAIR_INTERVAL_S = 10;
+  public static final int TUNNEL_PORT = 4790;
+  public static final String TUNNEL_DEVICE = "natgate0";
+  /** Clear of the CNI's and kube-proxy's marks (0x4000, 0x8000). */
+  public static final String MARK_MASK = "0x0ff00000";
+  public static final int TABLE_BASE = 7400;
+  public static final int RULE_PRIORITY = 7400;
+
+  private Defaults() {
+  }
+
+  public static Duration renewInterval() {
+    return Duration.ofMillis(RENEW_INTERVAL_MS);
+  }
+
+  public static Duration heartbeatTimeout() {
+    return Duration.ofMillis(HEARTBEAT_TIMEOUT_MS);
+  }
+
+  public static Duration fenceAfter() {
+    return Duration.ofMillis(FENCE_AFTER_MS);
+  }
+
+  public static Duration repairInterval() {
+    return Duration.ofSeconds(REPAIR_INTERVAL_S);
+  }
+
+  /** A mark mask as configured ({@code 0x0ff00000} or decimal). */
+  public static int markMask(String text) {
+    return (int) (long) Long.decode(text);
+  }
+}
