@@ -107,8 +107,8 @@ public final class Agent implements AutoCloseable {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
     // Egress IPs outlive a dead agent by at most this (whole seconds: the kernel's granularity).
     int lifetime = (int) Math.max(1, (settings.heartbeatTimeout().toMillis() + 999) / 1000);
-    DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(), settings.markMask(),
-        settings.tableBase(), settings.rulePriority(), lifetime);
+    DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
+        settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
     registerMetrics();
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
@@ -279,7 +279,7 @@ public final class Agent implements AutoCloseable {
     }
   }
 
-  /** Writes each state's status where it differs from the last apply's outcome; retried with backoff until it sticks. */
+  /** Writes each state's status where it differs from the last apply's outcome; retried with backoff until it is in. */
   private void reportAll() {
     reportPending.set(false);
     Outcome o = outcome;

@@ -41,46 +41,119 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
   }
 
   public static Changes between(Observed now, KernelPlan plan, DataplaneSettings s) {
-    String uplink = s.uplink();
-    String tun = s.tunnelDevice();
+    List<String> announce = plan.held().stream().filter(ip -> !now.uplinkAddresses().contains(ip)).toList();
+    return new Changes(release(now, plan, s), ipBefore(now, plan, s), sysctls(now, plan), ipsetBefore(now, plan),
+        iptables(now, plan), hold(announce, s), announce, ipsetAfter(now, plan), ipAfter(now, plan, s));
+  }
 
-    var release = new StringBuilder();
-    Set<String> previouslyHeld = now.held() == null ? Set.of() : now.held();
-    for (String ip : new TreeSet<>(previouslyHeld)) {
+  /** The egress IPs recorded as ours that this node must no longer hold (only those still on the uplink). */
+  static String release(Observed now, KernelPlan plan, DataplaneSettings s) {
+    var out = new StringBuilder();
+    for (String ip : new TreeSet<>(previouslyHeld(now))) {
       if (!plan.held().contains(ip) && now.uplinkAddresses().contains(ip)) {
-        release.append("address del ").append(ip).append("/32 dev ").append(uplink).append('\n');
+        out.append("address del ").append(ip).append("/32 dev ").append(s.uplink()).append('\n');
       }
     }
+    return out.toString();
+  }
 
-    var ipBefore = new StringBuilder();
-    var ipAfter = new StringBuilder();
+  /** The tunnel device when it is missing, then missing policy rules and routes (replacing a changed route). */
+  static String ipBefore(Observed now, KernelPlan plan, DataplaneSettings s) {
+    String tun = s.tunnelDevice();
+    var out = new StringBuilder();
     if (plan.tunnel() && !now.tunnel()) {
-      ipBefore.append("link add ").append(tun).append(" type vxlan gpe external dstport ").append(s.tunnelPort())
+      out.append("link add ").append(tun).append(" type vxlan gpe external dstport ").append(s.tunnelPort())
           .append('\n')
           .append("link set ").append(tun).append(" mtu ").append(now.uplinkMtu() - TUNNEL_OVERHEAD).append(" up\n")
           .append("address add ").append(DataplaneSettings.TUNNEL_ADDRESS).append("/32 dev ").append(tun).append('\n');
     }
-    Map<String, String> sysctls = new TreeMap<>();
-    plan.sysctls().forEach((key, value) -> {
-      if (!value.equals(now.sysctls().get(key))) {
-        sysctls.put(key, value);
-      }
-    });
     String proto = " proto " + DataplaneSettings.ROUTE_PROTOCOL;
     for (MarkRule r : plan.markRules()) {
       if (!now.markRules().contains(r)) {
-        ipBefore.append("rule add pref ").append(s.rulePriority()).append(" fwmark ").append(r.mark())
+        out.append("rule add pref ").append(s.rulePriority()).append(" fwmark ").append(r.mark())
             .append(" lookup ").append(r.table()).append(proto).append('\n');
       }
     }
     for (Route r : plan.routes()) {
       if (!now.routes().contains(r)) {
-        ipBefore.append("route replace ").append(routeSpec(r, tun)).append(proto).append('\n');
+        out.append("route replace ").append(routeSpec(r, tun)).append(proto).append('\n');
       }
     }
+    return out.toString();
+  }
+
+  /** The kernel settings whose value differs from the plan's (or that are not there yet). */
+  static Map<String, String> sysctls(Observed now, KernelPlan plan) {
+    Map<String, String> out = new TreeMap<>();
+    plan.sysctls().forEach((key, value) -> {
+      if (!value.equals(now.sysctls().get(key))) {
+        out.put(key, value);
+      }
+    });
+    return out;
+  }
+
+  /** New sets, members added and removed, and the held set recording each IP before it is added. */
+  static String ipsetBefore(Observed now, KernelPlan plan) {
+    var out = new StringBuilder();
+    for (IpSet set : plan.sets().values()) {
+      Set<String> current = now.sets().get(set.name());
+      if (current == null) {
+        out.append("create ").append(set.name()).append(' ').append(set.type()).append(' ').append(SET_OPTIONS)
+            .append('\n');
+        set.members().forEach(m -> out.append("add ").append(set.name()).append(' ').append(m).append('\n'));
+      } else {
+        // Only the difference: a one-pod change costs one line, whatever the size of the set.
+        set.members().stream().filter(m -> !current.contains(m))
+            .forEach(m -> out.append("add ").append(set.name()).append(' ').append(m).append('\n'));
+        // A HashSet, not Set.copyOf: the immutable set probes linearly, and IP strings' hash codes are nearly
+        // consecutive, so its lookups walk long runs (tens of ms at 50,000 members instead of about one).
+        Set<String> wanted = new HashSet<>(set.members());
+        current.stream().filter(m -> !wanted.contains(m)).sorted()
+            .forEach(m -> out.append("del ").append(set.name()).append(' ').append(m).append('\n'));
+      }
+    }
+    String heldSet = DataplaneSettings.HELD_SET;
+    if (!plan.isEmpty() && now.held() == null) {
+      out.append("create ").append(heldSet).append(" hash:ip ").append(SET_OPTIONS).append('\n');
+    }
+    Set<String> previouslyHeld = previouslyHeld(now);
+    for (String ip : plan.held()) {
+      if (!previouslyHeld.contains(ip)) {
+        out.append("add ").append(heldSet).append(' ').append(ip).append('\n'); // recorded before it is added
+      }
+    }
+    return out.toString();
+  }
+
+  /** The egress IPs to add to the uplink (those not there yet). */
+  static String hold(List<String> ips, DataplaneSettings s) {
+    var out = new StringBuilder();
+    ips.forEach(ip -> out.append("address add ").append(ip).append("/32").append(s.addressOptions()).append('\n'));
+    return out.toString();
+  }
+
+  /** Sets no rule references any more, and held-set records of IPs released. */
+  static String ipsetAfter(Observed now, KernelPlan plan) {
+    var out = new StringBuilder();
+    String heldSet = DataplaneSettings.HELD_SET;
+    new TreeSet<>(now.sets().keySet()).stream().filter(name -> !plan.sets().containsKey(name))
+        .forEach(name -> out.append("destroy ").append(name).append('\n'));
+    if (plan.isEmpty() && now.held() != null) {
+      out.append("destroy ").append(heldSet).append('\n');
+    } else {
+      new TreeSet<>(previouslyHeld(now)).stream().filter(ip -> !plan.held().contains(ip))
+          .forEach(ip -> out.append("del ").append(heldSet).append(' ').append(ip).append('\n'));
+    }
+    return out.toString();
+  }
+
+  /** Policy rules and routes no longer wanted (a route replaced in place stays), then the tunnel if unwanted. */
+  static String ipAfter(Observed now, KernelPlan plan, DataplaneSettings s) {
+    var out = new StringBuilder();
     for (MarkRule r : now.markRules()) {
       if (!plan.markRules().contains(r)) {
-        ipAfter.append("rule del pref ").append(s.rulePriority()).append(" fwmark ").append(r.mark())
+        out.append("rule del pref ").append(s.rulePriority()).append(" fwmark ").append(r.mark())
             .append(" lookup ").append(r.table()).append('\n');
       }
     }
@@ -88,61 +161,18 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
       boolean replaced = plan.routes().stream().anyMatch(p -> p.table() == r.table() && p.type().equals(r.type())
           && p.dst().equals(r.dst()));
       if (!plan.routes().contains(r) && !replaced) {
-        ipAfter.append("route del ").append(r.type().equals("throw") ? "throw " : "").append(r.dst())
+        out.append("route del ").append(r.type().equals("throw") ? "throw " : "").append(r.dst())
             .append(" table ").append(r.table()).append('\n');
       }
     }
     if (!plan.tunnel() && now.tunnel()) {
-      ipAfter.append("link del ").append(tun).append('\n');
+      out.append("link del ").append(s.tunnelDevice()).append('\n');
     }
+    return out.toString();
+  }
 
-    var ipsetBefore = new StringBuilder();
-    var ipsetAfter = new StringBuilder();
-    for (IpSet set : plan.sets().values()) {
-      Set<String> current = now.sets().get(set.name());
-      if (current == null) {
-        ipsetBefore.append("create ").append(set.name()).append(' ').append(set.type()).append(' ')
-            .append(SET_OPTIONS).append('\n');
-        set.members().forEach(m -> ipsetBefore.append("add ").append(set.name()).append(' ').append(m).append('\n'));
-      } else {
-        // Only the difference: a one-pod change costs one line, whatever the size of the set.
-        set.members().stream().filter(m -> !current.contains(m))
-            .forEach(m -> ipsetBefore.append("add ").append(set.name()).append(' ').append(m).append('\n'));
-        // A HashSet, not Set.copyOf: the immutable set probes linearly, and IP strings' hash codes are nearly
-        // consecutive, so its lookups walk long runs (tens of ms at 50,000 members instead of about one).
-        Set<String> wanted = new HashSet<>(set.members());
-        current.stream().filter(m -> !wanted.contains(m)).sorted()
-            .forEach(m -> ipsetBefore.append("del ").append(set.name()).append(' ').append(m).append('\n'));
-      }
-    }
-    String heldSet = DataplaneSettings.HELD_SET;
-    if (!plan.isEmpty() && now.held() == null) {
-      ipsetBefore.append("create ").append(heldSet).append(" hash:ip ").append(SET_OPTIONS).append('\n');
-    }
-    for (String ip : plan.held()) {
-      if (!previouslyHeld.contains(ip)) {
-        ipsetBefore.append("add ").append(heldSet).append(' ').append(ip).append('\n'); // recorded before it is added
-      }
-    }
-    new TreeSet<>(now.sets().keySet()).stream().filter(name -> !plan.sets().containsKey(name))
-        .forEach(name -> ipsetAfter.append("destroy ").append(name).append('\n'));
-    if (plan.isEmpty() && now.held() != null) {
-      ipsetAfter.append("destroy ").append(heldSet).append('\n');
-    } else {
-      new TreeSet<>(previouslyHeld).stream().filter(ip -> !plan.held().contains(ip))
-          .forEach(ip -> ipsetAfter.append("del ").append(heldSet).append(' ').append(ip).append('\n'));
-    }
-
-    var hold = new StringBuilder();
-    var announce = new ArrayList<String>();
-    for (String ip : plan.held()) {
-      if (!now.uplinkAddresses().contains(ip)) {
-        hold.append("address add ").append(ip).append("/32").append(s.addressOptions()).append('\n');
-        announce.add(ip);
-      }
-    }
-    return new Changes(release.toString(), ipBefore.toString(), sysctls, ipsetBefore.toString(),
-        iptables(now, plan), hold.toString(), List.copyOf(announce), ipsetAfter.toString(), ipAfter.toString());
+  private static Set<String> previouslyHeld(Observed now) {
+    return now.held() == null ? Set.of() : now.held();
   }
 
   /** The iptables-restore runs, in order (see the class comment); none when nothing differs. */

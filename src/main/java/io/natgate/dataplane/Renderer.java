@@ -32,86 +32,10 @@ public final class Renderer {
     if (gateways.isEmpty()) {
       return KernelPlan.EMPTY;
     }
-    List<String> tunnelled = gateways.values().stream().flatMap(g -> g.steer.stream())
-        .filter(st -> st.gatewayNode != null && st.egressIP != null).map(st -> st.egressIP).distinct()
-        .sorted(IpAddresses.ORDER).toList();
-    if (tunnelled.size() >= s.dropSlot()) {
-      throw new IllegalArgumentException("this node steers to " + tunnelled.size()
-          + " egress IPs; the mark mask 0x" + Integer.toHexString(s.markMask()) + " has room for " + (s.dropSlot() - 1));
-    }
-
+    List<String> tunnelled = tunnelled(gateways, s);
     Map<String, Integer> slots = slots(tunnelled, s.dropSlot() - 1);
-    var sets = new TreeMap<String, IpSet>();
-    var mangle = new ArrayList<String>();
-    var snat = new ArrayList<String>();
-    var invalid = new ArrayList<String>();
-    var tunnelAccept = new ArrayList<String>();
-    var held = new TreeSet<String>();
-    boolean steering = false;
-    String tun = s.tunnelDevice();
-    for (Map.Entry<String, ? extends NodeGatewayState> e : new TreeMap<>(gateways).entrySet()) {
-      String gateway = e.getKey();
-      NodeGatewayState g = e.getValue();
-      String cidrs = "natgate-c-" + id(gateway);
-      String excluded = "natgate-x-" + id(gateway);
-      sets.put(cidrs, new IpSet(cidrs, "hash:net", netMembers(g.cidrs)));
-      sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
-      String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
-
-      for (NodeGatewayState.Snat sn : g.snat) {
-        String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
-        sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(sn.sources)));
-        String match = " -m set --match-set " + sources + " src" + destinations;
-        snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
-            + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
-        // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips
-        // the nat table: it would leave with the pod's own address. Drop it instead.
-        invalid.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources
-            + " src -m conntrack --ctstate INVALID -j DROP");
-        tunnelAccept.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -o " + s.uplink() + match + " -j RETURN");
-        if (sn.holdAddress) {
-          held.add(sn.egressIP);
-        }
-      }
-
-      for (NodeGatewayState.Steer st : g.steer) {
-        boolean hasGateway = st.gatewayNode != null && st.egressIP != null;
-        if (!hasGateway && g.failurePolicy == FailurePolicy.Allow) {
-          continue; // no gateway, and falling back to the node's own masquerade is allowed: leave the CNI path alone
-        }
-        int slot = hasGateway ? slots.get(st.egressIP) : s.dropSlot();
-        String sources = "natgate-d-" + id(gateway + "/" + Objects.requireNonNullElse(st.egressIP, ""));
-        sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(st.sources)));
-        mangle.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m set --match-set " + sources + " src" + destinations
-            + " -j MARK --set-xmark " + s.mark(slot));
-        steering = true;
-      }
-    }
-
-    var nat = new ArrayList<String>();
-    if (steering) {
-      // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's masquerade.
-      nat.add("-A " + Hook.NAT_POSTROUTING.chain + " -m mark ! --mark " + s.mark(0) + " -j ACCEPT");
-    }
-    nat.addAll(snat);
-    var filter = new ArrayList<String>();
-    if (steering) {
-      // Fail closed, one constant rule: whatever carries a natgate mark and does not leave through the tunnel (no
-      // gateway: the drop mark has no route; or a mark whose route is not in place yet) is dropped. Being constant,
-      // it never leaves a window while marks and routes change.
-      filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
-    }
-    filter.addAll(invalid);
-    filter.addAll(tunnelAccept);
-    // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is dropped.
-    filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");
-    var rules = new EnumMap<Hook, List<String>>(Hook.class);
-    rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
-    rules.put(Hook.MANGLE_FORWARD, List.of("-A " + Hook.MANGLE_FORWARD.chain + " -o " + tun
-        + " -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"));
-    rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));
-    rules.put(Hook.FILTER_FORWARD, List.copyOf(filter));
-
+    var parts = new Parts(s, slots);
+    new TreeMap<>(gateways).forEach(parts::add);
     var routes = new TreeSet<Route>();
     var markRules = new TreeSet<MarkRule>();
     for (String egressIP : tunnelled) {
@@ -122,7 +46,112 @@ public final class Renderer {
       routes.add(new Route(table, "throw", egressIP, null));
       markRules.add(new MarkRule(s.mark(slot), table));
     }
-    return new KernelPlan(sets, rules, held, routes, markRules, true, new TreeMap<>(s.tunnelSysctls()));
+    return new KernelPlan(parts.sets, parts.chains(), parts.held, routes, markRules, true,
+        new TreeMap<>(s.tunnelSysctls()));
+  }
+
+  /** The egress IPs this node steers to through the tunnel, in order; more than the mark mask holds is an error. */
+  static List<String> tunnelled(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s) {
+    List<String> tunnelled = gateways.values().stream().flatMap(g -> g.steer.stream())
+        .filter(st -> st.gatewayNode != null && st.egressIP != null).map(st -> st.egressIP).distinct()
+        .sorted(IpAddresses.ORDER).toList();
+    if (tunnelled.size() >= s.dropSlot()) {
+      throw new IllegalArgumentException("this node steers to " + tunnelled.size()
+          + " egress IPs; the mark mask 0x" + Integer.toHexString(s.markMask()) + " has room for " + (s.dropSlot() - 1));
+    }
+    return tunnelled;
+  }
+
+  /** The sets and rules of every gateway, gathered gateway by gateway, then put in their chains in order. */
+  private static final class Parts {
+    private final DataplaneSettings s;
+    private final Map<String, Integer> slots;
+    final TreeMap<String, IpSet> sets = new TreeMap<>();
+    final TreeSet<String> held = new TreeSet<>();
+    private final List<String> mangle = new ArrayList<>();
+    private final List<String> snat = new ArrayList<>();
+    private final List<String> invalid = new ArrayList<>();
+    private final List<String> tunnelAccept = new ArrayList<>();
+    private boolean steering;
+
+    Parts(DataplaneSettings s, Map<String, Integer> slots) {
+      this.s = s;
+      this.slots = slots;
+    }
+
+    void add(String gateway, NodeGatewayState g) {
+      String cidrs = "natgate-c-" + id(gateway);
+      String excluded = "natgate-x-" + id(gateway);
+      sets.put(cidrs, new IpSet(cidrs, "hash:net", netMembers(g.cidrs)));
+      sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
+      String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
+      g.snat.forEach(sn -> snat(gateway, sn, destinations));
+      for (NodeGatewayState.Steer st : g.steer) {
+        boolean hasGateway = st.gatewayNode != null && st.egressIP != null;
+        if (hasGateway || g.failurePolicy != FailurePolicy.Allow) {
+          // (no gateway with Allow: falling back to the node's own masquerade is allowed; the CNI path stays alone)
+          steer(gateway, st, hasGateway, destinations);
+        }
+      }
+    }
+
+    /** Gateway role: SNAT the egress IP's sources, drop their INVALID packets, accept them from the tunnel. */
+    private void snat(String gateway, NodeGatewayState.Snat sn, String destinations) {
+      String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
+      sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(sn.sources)));
+      String match = " -m set --match-set " + sources + " src" + destinations;
+      snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
+          + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
+      // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips
+      // the nat table: it would leave with the pod's own address. Drop it instead.
+      invalid.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources
+          + " src -m conntrack --ctstate INVALID -j DROP");
+      tunnelAccept.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + s.tunnelDevice() + " -o " + s.uplink() + match
+          + " -j RETURN");
+      if (sn.holdAddress) {
+        held.add(sn.egressIP);
+      }
+    }
+
+    /** Director role: mark the sources' packets with their egress IP's slot (or the drop slot without a gateway). */
+    private void steer(String gateway, NodeGatewayState.Steer st, boolean hasGateway, String destinations) {
+      int slot = hasGateway ? slots.get(st.egressIP) : s.dropSlot();
+      String sources = "natgate-d-" + id(gateway + "/" + Objects.requireNonNullElse(st.egressIP, ""));
+      sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(st.sources)));
+      mangle.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m set --match-set " + sources + " src" + destinations
+          + " -j MARK --set-xmark " + s.mark(slot));
+      steering = true;
+    }
+
+    Map<Hook, List<String>> chains() {
+      String tun = s.tunnelDevice();
+      var nat = new ArrayList<String>();
+      if (steering) {
+        // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's
+        // masquerade.
+        nat.add("-A " + Hook.NAT_POSTROUTING.chain + " -m mark ! --mark " + s.mark(0) + " -j ACCEPT");
+      }
+      nat.addAll(snat);
+      var filter = new ArrayList<String>();
+      if (steering) {
+        // Fail closed, one constant rule: whatever carries a natgate mark and does not leave through the tunnel (no
+        // gateway: the drop mark has no route; or a mark whose route is not in place yet) is dropped. Being
+        // constant, it never leaves a window while marks and routes change.
+        filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
+      }
+      filter.addAll(invalid);
+      filter.addAll(tunnelAccept);
+      // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is
+      // dropped.
+      filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");
+      var rules = new EnumMap<Hook, List<String>>(Hook.class);
+      rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
+      rules.put(Hook.MANGLE_FORWARD, List.of("-A " + Hook.MANGLE_FORWARD.chain + " -o " + tun
+          + " -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"));
+      rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));
+      rules.put(Hook.FILTER_FORWARD, List.copyOf(filter));
+      return rules;
+    }
   }
 
   /**

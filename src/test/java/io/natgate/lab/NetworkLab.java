@@ -51,7 +51,8 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  *
  * <p>As a JUnit extension ({@code @RegisterExtension static}) it builds in beforeAll and tears down in afterAll.
  * Where it cannot run, it builds nothing and each test of the class is reported skipped with the reason (a class
- * aborted as a whole would show as "Tests run: 0"); a class's own {@code @BeforeAll} checks {@link #started()}. Everything it creates carries a per-run prefix, and is removed on close,
+ * aborted as a whole would show as "Tests run: 0"); a class's own {@code @BeforeAll} checks {@link #started()}.
+ * Everything it creates carries a per-run prefix, and is removed on close,
  * on failure, and by a shutdown hook; the external server also exits when the JVM's end of its stdin closes.
  */
 public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, ExecutionCondition, AutoCloseable {
