@@ -32,7 +32,7 @@ public final class StatusCalculator {
     status.observedGeneration = gateway.getMetadata().getGeneration();
 
     List<String> pending = new ArrayList<>();
-    List<String> failed = new ArrayList<>();
+    Map<String, String> failed = new java.util.LinkedHashMap<>(); // node -> the agent's error
     List<String> involved = new ArrayList<>(plan.nodeStates().keySet());
     plan.candidates().stream().filter(n -> !involved.contains(n)).forEach(involved::add);
     for (String node : involved) {
@@ -40,12 +40,12 @@ public final class StatusCalculator {
       if (state == ProgrammedState.PENDING) {
         pending.add(node);
       } else if (state == ProgrammedState.FAILED) {
-        failed.add(node + ": " + nodeStates.get(node).getStatus().error);
+        failed.put(node, nodeStates.get(node).getStatus().error);
       }
     }
     status.nodes = plan.candidates().stream()
         .map(n -> new NodeStatus(n, plan.readyNodes().contains(n),
-            !pending.contains(n) && failed.stream().noneMatch(f -> f.startsWith(n + ": "))))
+            !pending.contains(n) && !failed.containsKey(n)))
         .toList();
 
     List<Condition> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().conditions;
@@ -101,9 +101,11 @@ public final class StatusCalculator {
         .collect(Collectors.joining(", ")));
   }
 
-  static Verdict programmed(GatewayPlan plan, List<String> pending, List<String> failed) {
+  /** @param failed the agent's error by node */
+  static Verdict programmed(GatewayPlan plan, List<String> pending, Map<String, String> failed) {
     if (!failed.isEmpty()) {
-      return new Verdict(false, "ApplyFailed", "agent failed on " + String.join("; ", failed));
+      return new Verdict(false, "ApplyFailed", "agent failed on " + failed.entrySet().stream()
+          .map(f -> f.getKey() + ": " + f.getValue()).collect(Collectors.joining("; ")));
     }
     if (!pending.isEmpty()) {
       return new Verdict(false, "NotProgrammed", "waiting for the agents on " + String.join(", ", pending));
