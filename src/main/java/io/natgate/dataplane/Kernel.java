@@ -165,9 +165,18 @@ public class Kernel {
     return Math.max(0, deadline - System.nanoTime());
   }
 
-  /** Kills the process and everything it started; the descendants first, while they can still be found from it. */
+  /**
+   * Kills the process and everything it started: the descendants first, while they can still be found from it, and
+   * again until none is left (one may have been starting meanwhile).
+   */
   private static void killTree(Process p) {
-    p.descendants().forEach(ProcessHandle::destroyForcibly);
+    for (int round = 0; round < 5; round++) {
+      List<ProcessHandle> descendants = p.descendants().toList();
+      if (descendants.isEmpty()) {
+        break;
+      }
+      descendants.forEach(ProcessHandle::destroyForcibly);
+    }
     p.destroyForcibly();
   }
 

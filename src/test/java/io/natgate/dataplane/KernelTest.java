@@ -19,13 +19,15 @@ class KernelTest {
   @Test
   void aHungCommandIsKilledWithEverythingItStartedAndReported(@TempDir Path dir) throws Exception {
     Path childPid = dir.resolve("child");
+    // Long enough for the shell to have started its child on a loaded machine: the tree is what is being killed.
+    var patient = new Kernel(List.of(), Duration.ofMillis(2500));
     long started = System.nanoTime();
-    assertTimeoutPreemptively(Duration.ofSeconds(10), () -> assertThatThrownBy(
-        () -> kernel.run(null, "sh", "-c", "sleep 60 & echo $! > " + childPid + "; wait"))
-        .isInstanceOf(Kernel.KernelException.class).hasMessageContaining("no answer within 800 ms: killed"));
-    assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(5));
+    assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThatThrownBy(
+        () -> patient.run(null, "sh", "-c", "sleep 60 & echo $! > " + childPid + "; wait"))
+        .isInstanceOf(Kernel.KernelException.class).hasMessageContaining("no answer within 2500 ms: killed"));
+    assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(15));
     long pid = Long.parseLong(Files.readString(childPid).strip());
-    await().atMost(Duration.ofSeconds(2)).until(() -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true));
+    await().atMost(Duration.ofSeconds(5)).until(() -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true));
   }
 
   @Test
