@@ -88,6 +88,8 @@ public final class Agent implements AutoCloseable {
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
   private volatile SharedIndexInformer<EgressNodeState> informer;
+  /** Waits for the first renewal, then retries watching until it can; stopped by {@link #close()}. */
+  private Thread connector;
   private volatile boolean synced;
   private Timer applyTimer;
   private Counter applyErrors;
@@ -120,9 +122,9 @@ public final class Agent implements AutoCloseable {
           dataplane.unfence();
           applyLater();
         }), this::refreshLater).start();
-    Thread connect = new Thread(this::connect, "natgate-agent-connect");
-    connect.setDaemon(true);
-    connect.start();
+    connector = new Thread(this::connect, "natgate-agent-connect");
+    connector.setDaemon(true);
+    connector.start();
     return this;
   }
 
@@ -341,6 +343,9 @@ public final class Agent implements AutoCloseable {
 
   @Override
   public void close() {
+    if (connector != null) {
+      connector.interrupt();
+    }
     if (heartbeat != null) {
       heartbeat.close();
     }
