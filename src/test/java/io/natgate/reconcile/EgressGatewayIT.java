@@ -207,8 +207,9 @@ class EgressGatewayIT {
             : entry(other, "gw").snat.isEmpty() ? null : other));
     System.out.printf("agent stopped -> new holder's node state written: %d ms (heartbeat timeout 900 ms)%n",
         (System.nanoTime() - killed) / 1_000_000);
-    assertThat(get("gw").getStatus().nodes).filteredOn(n -> n.name.equals(holder)).singleElement()
-        .satisfies(n -> assertThat(n.ready).isFalse());
+    // The status is written right after the node states (the same reconcile): on a loaded machine, a moment later.
+    await().atMost(TIMEOUT).untilAsserted(() -> assertThat(get("gw").getStatus().nodes)
+        .filteredOn(n -> n.name.equals(holder)).singleElement().satisfies(n -> assertThat(n.ready).isFalse()));
 
     cluster.startAgent(holder); // back: it may hold IPs again, but the IP stays where it is now (sticky)
     await().atMost(TIMEOUT).untilAsserted(() -> assertThat(get("gw").getStatus().nodes)
