@@ -19,6 +19,9 @@ import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.Renderer;
+import io.natgate.peers.HoldDecision;
+import io.natgate.peers.PeerKey;
+import io.natgate.peers.PeerLiveness;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -44,7 +47,7 @@ public final class Agent implements AutoCloseable {
   /** What the agent needs to know; see {@code natgate.agent.*} and {@code natgate.heartbeat.*}. */
   public record Settings(String nodeName, String nodeIP, String uplink, String leaseNamespace, Duration renewInterval,
       Duration heartbeatTimeout, Duration fenceAfter, Duration repairInterval, int tunnelPort, int markMask,
-      int tableBase, int rulePriority) {
+      int tableBase, int rulePriority, PeerLiveness.Settings peers) {
   }
 
   private final KubernetesClient client;
@@ -62,6 +65,10 @@ public final class Agent implements AutoCloseable {
   private final AtomicReference<String> lastError = new AtomicReference<>();
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
+  private volatile PeerLiveness peers;
+  /** Status writes wait on the API server: never on the kernel thread, which must keep failing over without it. */
+  private final ScheduledExecutorService reporter =
+      Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-agent-report"));
   private volatile SharedIndexInformer<EgressNodeState> informer;
   private volatile boolean synced;
   private Timer applyTimer;
@@ -89,12 +96,13 @@ public final class Agent implements AutoCloseable {
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
         uplink, settings.tunnelPort());
 
+    // Whether to hold is decided by PeerLiveness (which reads the Lease's freshness for groups too small for a
+    // quorum); a renewal after an outage re-reports what was held meanwhile.
     heartbeat = new Heartbeat(heartbeatClient, settings.leaseNamespace(), settings.nodeName(),
         settings.renewInterval(), settings.heartbeatTimeout(), settings.fenceAfter(),
-        () -> onWorker(dataplane::fence), () -> onWorker(() -> {
-          dataplane.unfence();
-          applyLater();
-        }), this::refreshLater).start();
+        () -> { }, this::applyLater, () -> { }).start();
+    long refresh = settings.renewInterval().toMillis();
+    refresher.scheduleWithFixedDelay(this::refreshLater, refresh, refresh, TimeUnit.MILLISECONDS);
     Thread connect = new Thread(this::connect, "natgate-agent-connect");
     connect.setDaemon(true);
     connect.start();
@@ -114,9 +122,54 @@ public final class Agent implements AutoCloseable {
       return;
     }
     synced = true;
+    peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
+        () -> !heartbeat.lost(), this::onHoldingChanged).start();
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
+    listenToPeers();
+  }
+
+  /** Reads the peer key, waiting for the operator to create it, and starts the heartbeats with it. */
+  private void listenToPeers() {
+    try {
+      byte[] key;
+      while ((key = readPeerKey()) == null) {
+        LOG.warnf("no Secret %s/%s yet (the operator creates it): waiting", settings.leaseNamespace(), PeerKey.SECRET);
+        Thread.sleep(1000);
+      }
+      peers.listen(key);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private byte[] readPeerKey() {
+    try {
+      return PeerKey.read(client, settings.leaseNamespace());
+    } catch (KubernetesClientException e) {
+      LOG.warnf("could not read the peer key: %s", e.getMessage());
+      return null;
+    }
+  }
+
+  private List<EgressNodeStateSpec> currentStates() {
+    var i = informer;
+    return i == null ? List.of() : i.getStore().list().stream().map(EgressNodeState::getSpec)
+        .filter(sp -> sp != null && settings.nodeName().equals(sp.nodeName)).toList();
+  }
+
+  /** Releasing everything takes the fast path (fence); any other change is an apply of the re-rendered state. */
+  private void onHoldingChanged(java.util.Set<String> holding) {
+    if (holding.isEmpty()) {
+      onWorker(dataplane::fence);
+    }
+    applyLater();
+  }
+
+  private java.util.Set<String> holding() {
+    var p = peers;
+    return p == null ? java.util.Set.of() : p.holding();
   }
 
   private ResourceEventHandler<EgressNodeState> handler() {
@@ -160,7 +213,7 @@ public final class Agent implements AutoCloseable {
   }
 
   private void refreshLater() {
-    if (refreshPending.compareAndSet(false, true)) {
+    if (!holding().isEmpty() && refreshPending.compareAndSet(false, true)) {
       refresher.execute(() -> {
         refreshPending.set(false);
         try {
@@ -190,25 +243,29 @@ public final class Agent implements AutoCloseable {
     }
     List<EgressNodeState> states = informer.getStore().list().stream()
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
-    Map<String, EgressNodeStateSpec> byGateway = new TreeMap<>();
-    states.forEach(st -> byGateway.put(st.getSpec().gateway, st.getSpec()));
+    java.util.Set<String> holding = holding();
+    Map<String, io.natgate.api.v1alpha1.NodeGatewayState> byGateway = new TreeMap<>();
+    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding)));
     Timer.Sample sample = Timer.start(metrics);
     try {
       KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
       NodeDataplane.Result result = dataplane.apply(plan);
+      if (!holding.isEmpty() && dataplane.fenced()) {
+        dataplane.unfence();
+      }
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
         LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", byGateway.size(),
             nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       }
-      states.forEach(st -> report(st, null));
+      reporter.execute(() -> states.forEach(st -> report(st, null, heldBy(st, holding))));
     } catch (RuntimeException e) {
       sample.stop(applyTimer);
       applyErrors.increment();
       lastError.set(e.getMessage());
       LOG.errorf("apply failed (retrying in 1 s): %s", e.getMessage());
-      states.forEach(st -> report(st, e.getMessage()));
+      reporter.execute(() -> states.forEach(st -> report(st, e.getMessage(), heldBy(st, dataplane.wanted().held()))));
       worker.schedule(this::applyLater, 1, TimeUnit.SECONDS);
     }
   }
@@ -226,12 +283,17 @@ public final class Agent implements AutoCloseable {
   }
 
   /** Writes status only when it differs from what is there (a no-op apply writes nothing). */
-  private void report(EgressNodeState state, String error) {
+  private static List<String> heldBy(EgressNodeState state, java.util.Set<String> held) {
+    return HoldDecision.egressIPs(state.getSpec()).stream().filter(held::contains).toList();
+  }
+
+  private void report(EgressNodeState state, String error, List<String> held) {
     Long generation = error == null ? state.getMetadata().getGeneration()
         : state.getStatus() == null ? null : state.getStatus().appliedGeneration;
     var status = new EgressNodeStateStatus();
     status.appliedGeneration = generation;
     status.error = error == null ? null : error.length() > 1000 ? error.substring(0, 1000) : error;
+    status.held = held.isEmpty() ? null : held;
     if (status.equals(state.getStatus())) {
       return;
     }
@@ -239,6 +301,7 @@ public final class Agent implements AutoCloseable {
       Map<String, Object> body = new java.util.HashMap<>();
       body.put("appliedGeneration", status.appliedGeneration);
       body.put("error", status.error); // null removes it
+      body.put("held", status.held);
       client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
           .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
     } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -280,11 +343,15 @@ public final class Agent implements AutoCloseable {
     if (heartbeat != null) {
       heartbeat.close();
     }
+    if (peers != null) {
+      peers.close();
+    }
     if (informer != null) {
       informer.close();
     }
     worker.shutdownNow();
     refresher.shutdownNow();
+    reporter.shutdownNow();
     if (dataplane != null) {
       dataplane.close();
     }

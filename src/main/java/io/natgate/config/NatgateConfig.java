@@ -26,6 +26,27 @@ public interface NatgateConfig {
 
   Agent agent();
 
+  Peers peers();
+
+  /** Agents' heartbeats to each other on the node network: egress that does not depend on the API server. */
+  interface Peers {
+    /** UDP port on the node IP; must be open between nodes. */
+    @WithDefault("4791")
+    int port();
+
+    /** How often an agent sends a heartbeat to each member of its groups. */
+    @WithDefault("50ms")
+    Duration interval();
+
+    /** A member not heard for this long is dead; a holder without a quorum for this long releases its IPs. */
+    @WithDefault("200ms")
+    Duration timeout();
+
+    /** Added to the timeout before a standby takes over an IP whose holder went silent (time to release it). */
+    @WithDefault("150ms")
+    Duration takeoverMargin();
+  }
+
   /** The agents' node Leases: the operator's failure detector, and the agents' self-fencing clock. */
   interface Heartbeat {
     /** Namespace of the Leases {@code natgate-agent-<node>}. */

@@ -27,6 +27,8 @@ import io.natgate.plan.GatewayPlanner;
 import io.natgate.plan.LabelSelectors;
 import io.natgate.plan.NodeLabels;
 import io.natgate.plan.NodeReadiness;
+import io.natgate.plan.PeerGroups;
+import io.natgate.peers.PeerKey;
 import io.natgate.plan.StatusCalculator;
 import io.natgate.plan.StatusEvents;
 import jakarta.inject.Inject;
@@ -65,6 +67,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
    * single.
    */
   private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
+  private volatile boolean peerKeyEnsured;
   @Inject
   public EgressGatewayReconciler(OperatorSettings settings) {
     this.settings = settings;
@@ -135,9 +138,14 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       gateway.setStatus(written.get(uid));
     }
     ClusterSnapshot cluster = snapshot(context, gateway);
-    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, now);
     String name = gateway.getMetadata().getName();
+    Map<String, EgressNodeState> states = nodeStatesOf(name);
+    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, PeerGroups.takeovers(states), now);
     var client = context.getClient();
+    if (!peerKeyEnsured) {
+      PeerKey.ensure(client, settings.heartbeatNamespace()); // before any state names a peer group
+      peerKeyEnsured = true;
+    }
 
     var labeler = new NodeLabeler(client);
     Set<String> labelled = new HashSet<>(plan.candidates());
@@ -148,7 +156,6 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       labeler.ensure(n, NodeLabels.desiredGateway(n, cluster.liveGateways()));
     }
 
-    Map<String, EgressNodeState> states = nodeStatesOf(name);
     var writer = new NodeStateWriter(client);
     Set<String> involved = new HashSet<>(plan.nodeStates().keySet());
     involved.addAll(states.keySet());

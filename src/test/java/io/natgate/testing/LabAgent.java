@@ -8,6 +8,7 @@ import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
+import io.natgate.peers.PeerLiveness;
 import java.time.Duration;
 
 /**
@@ -17,6 +18,9 @@ import java.time.Duration;
 public final class LabAgent {
   public static final Duration HEARTBEAT_TIMEOUT = Duration.ofMillis(900);
   public static final Duration FENCE_AFTER = Duration.ofMillis(600);
+  /** In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here. */
+  static final PeerLiveness.Settings PEERS = new PeerLiveness.Settings(4791, Duration.ofMillis(50),
+      Duration.ofMillis(200), Duration.ofMillis(150));
 
   private LabAgent() {
   }
@@ -26,7 +30,8 @@ public final class LabAgent {
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
     return new Agent(client, heartbeat, new Agent.Settings(n.name(), n.ip(), null, ControlPlane.OPERATOR_NAMESPACE,
-        Duration.ofMillis(200), HEARTBEAT_TIMEOUT, FENCE_AFTER, Duration.ofSeconds(10), 4790, 0x0ff00000, 7400, 7400),
+        Duration.ofMillis(200), HEARTBEAT_TIMEOUT, FENCE_AFTER, Duration.ofSeconds(10), 4790, 0x0ff00000, 7400, 7400,
+        PEERS),
         new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
   }
 }

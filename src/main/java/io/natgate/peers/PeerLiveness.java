@@ -1,0 +1,211 @@
+package io.natgate.peers;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.io.IOException;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+import java.net.SocketException;
+import java.time.Duration;
+import java.util.Collection;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+import org.jboss.logging.Logger;
+
+/**
+ * The agent's peer heartbeats: sends one to every member of this node's groups each {@code interval} (UDP on the
+ * node network), feeds what it receives into a {@link PeerView}, and every few milliseconds decides with
+ * {@link HoldDecision} which egress IPs this node holds, telling {@code onChange} when that changes.
+ */
+public final class PeerLiveness implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(PeerLiveness.class);
+  /** How often the holding decision is taken again: a small part of the peer timeout. */
+  static final Duration DECIDE_EVERY = Duration.ofMillis(10);
+
+  /**
+   * @param port           UDP port on the node IP
+   * @param interval       between two heartbeats
+   * @param timeout        a member not heard for this long is dead (a holder without a quorum for this long fences)
+   * @param takeoverMargin added to the timeout before a standby takes an IP whose holder went silent
+   */
+  public record Settings(int port, Duration interval, Duration timeout, Duration takeoverMargin) {
+    public HoldDecision.Timing timing() {
+      return new HoldDecision.Timing(timeout, timeout.plus(takeoverMargin));
+    }
+  }
+
+  private final String self;
+  private final String selfIP;
+  private final Settings settings;
+  private volatile byte[] key;
+  private final Supplier<Collection<? extends NodeGatewayState>> states;
+  private final BooleanSupplier leaseFresh;
+  private final Consumer<Set<String>> onChange;
+  private final PeerView view;
+  private final SequenceClock sequence = new SequenceClock();
+  private final Map<PeerView.Verdict, Counter> rejected = new EnumMap<>(PeerView.Verdict.class);
+  private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(2, r -> {
+    Thread t = new Thread(r, "natgate-peers");
+    t.setDaemon(true);
+    return t;
+  });
+  private volatile Map<String, String> members = Map.of(); // name -> IP, every group of this node
+  private volatile Set<String> holding = Set.of();
+  private DatagramSocket socket;
+  private Thread receiver;
+
+  /**
+   * @param states     this node's part in each gateway (the node states' specs)
+   * @param leaseFresh whether the Lease was renewed within the fence deadline (for groups too small for a quorum)
+   * @param onChange   called (on the deciding thread) with every IP this node should hold when that set changes
+   */
+  public PeerLiveness(String self, String selfIP, Settings settings, MeterRegistry metrics,
+      Supplier<Collection<? extends NodeGatewayState>> states, BooleanSupplier leaseFresh,
+      Consumer<Set<String>> onChange) {
+    this.self = self;
+    this.selfIP = selfIP;
+    this.settings = settings;
+    this.states = states;
+    this.leaseFresh = leaseFresh;
+    this.onChange = onChange;
+    this.view = new PeerView(self, settings.timeout());
+    for (PeerView.Verdict v : PeerView.Verdict.values()) {
+      if (v != PeerView.Verdict.ACCEPTED) {
+        rejected.put(v, Counter.builder("natgate_agent_peer_rejected_total").tag("reason", v.label())
+            .description("Peer heartbeats dropped: wrong MAC, sender not in a group of this node, or replayed")
+            .register(metrics));
+      }
+    }
+    metrics.gauge("natgate_agent_peers_heard", this,
+        p -> p.view.peers(System.nanoTime()).values().stream().filter(PeerView.Peer::direct).count());
+  }
+
+  /** Starts deciding; until {@link #listen} this node has no quorum and holds only in groups too small for one. */
+  public PeerLiveness start() {
+    decide(); // before the first apply reads it
+    timer.scheduleWithFixedDelay(this::decide, DECIDE_EVERY.toMillis(), DECIDE_EVERY.toMillis(), TimeUnit.MILLISECONDS);
+    return this;
+  }
+
+  /**
+   * Starts the heartbeats with the group key, unless the node IP's port cannot be bound (logged: then this node
+   * never has a quorum).
+   */
+  public void listen(byte[] groupKey) {
+    key = groupKey.clone();
+    try {
+      socket = new DatagramSocket(new InetSocketAddress(selfIP, settings.port()));
+      receiver = new Thread(this::receive, "natgate-peers-receive");
+      receiver.setDaemon(true);
+      receiver.start();
+      timer.scheduleAtFixedRate(this::send, 0, settings.interval().toMillis(), TimeUnit.MILLISECONDS);
+    } catch (SocketException | IllegalArgumentException e) {
+      LOG.errorf("cannot listen for peer heartbeats on %s:%d (%s): this node holds no egress IP of a peer group",
+          selfIP, settings.port(), e.getMessage());
+    }
+    LOG.infof("peer heartbeats on %s:%d every %d ms, timeout %d ms", selfIP, settings.port(),
+        settings.interval().toMillis(), settings.timeout().toMillis());
+  }
+
+  /** The egress IPs this node holds by the last decision. */
+  public Set<String> holding() {
+    return holding;
+  }
+
+  private void receive() {
+    PeerCodec codec = new PeerCodec(key);
+    byte[] buffer = new byte[PeerCodec.MAX_LENGTH + 1];
+    while (!socket.isClosed()) {
+      try {
+        DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
+        socket.receive(packet);
+        PeerView.Verdict v = view.receive(packet.getData(), packet.getLength(), codec, System.nanoTime(),
+            System.currentTimeMillis());
+        if (v != PeerView.Verdict.ACCEPTED) {
+          rejected.get(v).increment();
+          LOG.debugf("dropped a peer heartbeat from %s: %s", packet.getAddress(), v.label());
+        }
+      } catch (IOException e) {
+        if (!socket.isClosed()) {
+          LOG.warnf("receiving peer heartbeats: %s", e.getMessage());
+        }
+      } catch (RuntimeException e) {
+        LOG.errorf(e, "handling a peer heartbeat failed");
+      }
+    }
+  }
+
+  private PeerCodec encoder;
+
+  private void send() {
+    try {
+      if (encoder == null) {
+        encoder = new PeerCodec(key);
+      }
+      Map<String, String> to = members;
+      if (to.isEmpty()) {
+        return;
+      }
+      byte[] data = encoder.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), holding,
+          view.hears(System.nanoTime())));
+      to.forEach((name, ip) -> {
+        if (!name.equals(self)) {
+          try {
+            socket.send(new DatagramPacket(data, data.length, new InetSocketAddress(ip, settings.port())));
+          } catch (IOException e) {
+            LOG.debugf("peer heartbeat to %s (%s) not sent: %s", name, ip, e.getMessage());
+          }
+        }
+      });
+    } catch (RuntimeException e) {
+      LOG.errorf(e, "sending peer heartbeats failed"); // an exception would end the schedule
+    }
+  }
+
+  private void decide() {
+    try {
+      Collection<? extends NodeGatewayState> parts = states.get();
+      Map<String, String> all = new TreeMap<>();
+      parts.stream().filter(s -> s.peers != null).flatMap(s -> s.peers.members.stream())
+          .filter(m -> m.name != null && m.ip != null).forEach(m -> all.put(m.name, m.ip));
+      if (!all.equals(members)) {
+        members = Map.copyOf(all);
+        view.members(all.keySet());
+      }
+      var peers = view.peers(System.nanoTime());
+      boolean fresh = leaseFresh.getAsBoolean();
+      Set<String> before = holding;
+      Set<String> decided = new TreeSet<>();
+      for (NodeGatewayState part : parts) {
+        decided.addAll(HoldDecision.decide(self, part, peers, before, fresh, settings.timing()));
+      }
+      if (!decided.equals(before)) {
+        holding = Set.copyOf(decided);
+        LOG.infof("holding %s (was %s); peers heard: %s", decided, before,
+            peers.entrySet().stream().filter(e -> e.getValue().direct()).map(Map.Entry::getKey).toList());
+        onChange.accept(holding);
+      }
+    } catch (RuntimeException e) {
+      LOG.errorf(e, "deciding which egress IPs to hold failed");
+    }
+  }
+
+  @Override
+  public void close() {
+    timer.shutdownNow();
+    if (socket != null) {
+      socket.close();
+    }
+  }
+}
