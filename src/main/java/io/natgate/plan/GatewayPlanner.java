@@ -97,8 +97,11 @@ public final class GatewayPlanner {
     List<String> problems = new ArrayList<>(LabelSelectors.problems("spec.nodeSelector", spec.nodeSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.namespaceSelector", spec.sources.namespaceSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.podSelector", spec.sources.podSelector));
+    Map<String, String> adopted = new TreeMap<>(takeovers);
+    adopted.entrySet().removeIf(e -> assignments.stream().noneMatch(a -> e.getKey().equals(a.egressIP)
+        && e.getValue().equals(a.node)));
     return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, nodeStates, selected,
-        problems);
+        problems, adopted);
   }
 
   /** Egress IPs of this gateway that an older live gateway also lists. */

@@ -103,6 +103,9 @@ class GatewayPlannerTest {
     GatewayPlan plan = GatewayPlanner.plan(gw, c, Map.of("198.18.0.100", "e1"), NOW);
 
     assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e1", NOW.toString()));
+    assertThat(StatusEvents.between(gw.getStatus(), StatusCalculator.compute(gw, plan, Map.of(), NOW), plan))
+        .extracting(StatusEvents.Event::message)
+        .containsExactly("198.18.0.100 moved from node e2 to node e1: its peers stopped hearing e2 and e1 took the IP over");
     assertThat(plan.nodeStates().get("e1").snat).extracting(s -> s.egressIP).containsExactly("198.18.0.100");
     assertThat(plan.nodeStates().get("e2").snat).isEmpty();
     assertThat(plan.nodeStates().get("e2").peers.successions)
