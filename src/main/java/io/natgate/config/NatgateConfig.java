@@ -30,6 +30,9 @@ public interface NatgateConfig {
 
   /** Agents' heartbeats to each other on the node network: egress that does not depend on the API server. */
   interface Peers {
+    /** Operator: publish peer groups (off: every gateway uses the Lease rule, as agents that cannot reach each other need). */
+    @WithDefault("true")
+    boolean enabled();
     /** UDP port on the node IP; must be open between nodes. */
     @WithDefault("4791")
     int port();
@@ -39,7 +42,7 @@ public interface NatgateConfig {
     Duration interval();
 
     /** A member not heard for this long is dead; a holder without a quorum for this long releases its IPs. */
-    @WithDefault("200ms")
+    @WithDefault("250ms")
     Duration timeout();
 
     /** Added to the timeout before a standby takes over an IP whose holder went silent (time to release it). */

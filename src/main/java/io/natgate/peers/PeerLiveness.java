@@ -4,10 +4,10 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import java.io.IOException;
-import java.net.DatagramPacket;
-import java.net.DatagramSocket;
 import java.net.InetSocketAddress;
-import java.net.SocketException;
+import java.net.StandardProtocolFamily;
+import java.nio.ByteBuffer;
+import java.nio.channels.DatagramChannel;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.EnumMap;
@@ -32,6 +32,11 @@ public final class PeerLiveness implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(PeerLiveness.class);
   /** How often the holding decision is taken again: a small part of the peer timeout. */
   static final Duration DECIDE_EVERY = Duration.ofMillis(10);
+  /**
+   * A release is carried out once decided again this much later: a thread that was not scheduled for a while (a
+   * loaded node) first catches up on the heartbeats that arrived meanwhile. Part of the takeover margin.
+   */
+  static final Duration CONFIRM_RELEASE = Duration.ofMillis(30);
 
   /**
    * @param port           UDP port on the node IP
@@ -55,6 +60,7 @@ public final class PeerLiveness implements AutoCloseable {
   private final PeerView view;
   private final SequenceClock sequence = new SequenceClock();
   private final Map<PeerView.Verdict, Counter> rejected = new EnumMap<>(PeerView.Verdict.class);
+  /** Two threads: sending never waits for deciding (which also receives), nor the other way round. */
   private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(2, r -> {
     Thread t = new Thread(r, "natgate-peers");
     t.setDaemon(true);
@@ -62,8 +68,10 @@ public final class PeerLiveness implements AutoCloseable {
   });
   private volatile Map<String, String> members = Map.of(); // name -> IP, every group of this node
   private volatile Set<String> holding = Set.of();
-  private DatagramSocket socket;
-  private Thread receiver;
+  private long releaseSeenNanos; // when the current decision to release was first taken; 0: none pending
+  private volatile DatagramChannel channel;
+  private PeerCodec decoder;
+  private PeerCodec encoder;
 
   /**
    * @param states     this node's part in each gateway (the node states' specs)
@@ -105,12 +113,12 @@ public final class PeerLiveness implements AutoCloseable {
   public void listen(byte[] groupKey) {
     key = groupKey.clone();
     try {
-      socket = new DatagramSocket(new InetSocketAddress(selfIP, settings.port()));
-      receiver = new Thread(this::receive, "natgate-peers-receive");
-      receiver.setDaemon(true);
-      receiver.start();
+      DatagramChannel c = DatagramChannel.open(StandardProtocolFamily.INET);
+      c.bind(new InetSocketAddress(selfIP, settings.port()));
+      c.configureBlocking(false);
+      channel = c;
       timer.scheduleAtFixedRate(this::send, 0, settings.interval().toMillis(), TimeUnit.MILLISECONDS);
-    } catch (SocketException | IllegalArgumentException e) {
+    } catch (IOException | IllegalArgumentException e) {
       LOG.errorf("cannot listen for peer heartbeats on %s:%d (%s): this node holds no egress IP of a peer group",
           selfIP, settings.port(), e.getMessage());
     }
@@ -123,30 +131,33 @@ public final class PeerLiveness implements AutoCloseable {
     return holding;
   }
 
-  private void receive() {
-    PeerCodec codec = new PeerCodec(key);
-    byte[] buffer = new byte[PeerCodec.MAX_LENGTH + 1];
-    while (!socket.isClosed()) {
-      try {
-        DatagramPacket packet = new DatagramPacket(buffer, buffer.length);
-        socket.receive(packet);
-        PeerView.Verdict v = view.receive(packet.getData(), packet.getLength(), codec, System.nanoTime(),
+  /**
+   * Reads every datagram waiting, on the deciding thread right before it decides: after a pause (a loaded machine,
+   * a GC) the heartbeats that arrived meanwhile count before the verdict, not after it.
+   */
+  private synchronized void receivePending() {
+    DatagramChannel c = channel;
+    if (c == null) {
+      return;
+    }
+    if (decoder == null) {
+      decoder = new PeerCodec(key);
+    }
+    ByteBuffer buffer = ByteBuffer.allocate(PeerCodec.MAX_LENGTH + 1);
+    try {
+      for (var from = c.receive(buffer); from != null; from = c.receive(buffer)) {
+        PeerView.Verdict v = view.receive(buffer.array(), buffer.position(), decoder, System.nanoTime(),
             System.currentTimeMillis());
         if (v != PeerView.Verdict.ACCEPTED) {
           rejected.get(v).increment();
-          LOG.debugf("dropped a peer heartbeat from %s: %s", packet.getAddress(), v.label());
+          LOG.debugf("dropped a peer heartbeat from %s: %s", from, v.label());
         }
-      } catch (IOException e) {
-        if (!socket.isClosed()) {
-          LOG.warnf("receiving peer heartbeats: %s", e.getMessage());
-        }
-      } catch (RuntimeException e) {
-        LOG.errorf(e, "handling a peer heartbeat failed");
+        buffer.clear();
       }
+    } catch (IOException e) {
+      LOG.warnf("receiving peer heartbeats: %s", e.getMessage());
     }
   }
-
-  private PeerCodec encoder;
 
   private void send() {
     try {
@@ -157,12 +168,13 @@ public final class PeerLiveness implements AutoCloseable {
       if (to.isEmpty()) {
         return;
       }
+      receivePending(); // whom this node hears is told as of now, even when the deciding thread runs late
       byte[] data = encoder.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), holding,
           view.hears(System.nanoTime())));
       to.forEach((name, ip) -> {
         if (!name.equals(self)) {
           try {
-            socket.send(new DatagramPacket(data, data.length, new InetSocketAddress(ip, settings.port())));
+            channel.send(ByteBuffer.wrap(data), new InetSocketAddress(ip, settings.port()));
           } catch (IOException e) {
             LOG.debugf("peer heartbeat to %s (%s) not sent: %s", name, ip, e.getMessage());
           }
@@ -183,12 +195,22 @@ public final class PeerLiveness implements AutoCloseable {
         members = Map.copyOf(all);
         view.members(all.keySet());
       }
+      receivePending();
       var peers = view.peers(System.nanoTime());
       boolean fresh = leaseFresh.getAsBoolean();
       Set<String> before = holding;
       Set<String> decided = new TreeSet<>();
       for (NodeGatewayState part : parts) {
         decided.addAll(HoldDecision.decide(self, part, peers, before, fresh, settings.timing()));
+      }
+      long now = System.nanoTime();
+      if (decided.containsAll(before)) {
+        releaseSeenNanos = 0;
+      } else if (releaseSeenNanos == 0 || now - releaseSeenNanos < CONFIRM_RELEASE.toNanos()) {
+        releaseSeenNanos = releaseSeenNanos == 0 ? now : releaseSeenNanos;
+        decided.addAll(before); // keeps what it holds until the release is confirmed; takes what is new at once
+      } else {
+        releaseSeenNanos = 0; // confirmed: carried out now
       }
       if (!decided.equals(before)) {
         holding = Set.copyOf(decided);
@@ -204,8 +226,12 @@ public final class PeerLiveness implements AutoCloseable {
   @Override
   public void close() {
     timer.shutdownNow();
-    if (socket != null) {
-      socket.close();
+    if (channel != null) {
+      try {
+        channel.close();
+      } catch (IOException e) {
+        LOG.debugf("closing the peer socket: %s", e.getMessage());
+      }
     }
   }
 }

@@ -53,7 +53,7 @@ public final class GatewayPlanner {
     List<Assignment> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().assignments;
     List<Assignment> assignments;
     List<String> sourceIPs;
-    List<NodeGatewayState.Member> group = spec.egressIPs().isEmpty() ? List.of()
+    List<NodeGatewayState.Member> group = spec.egressIPs().isEmpty() || !cluster.peerGroups() ? List.of()
         : PeerGroups.members(gateway.getMetadata().getName(), candidates, cluster);
     boolean peerRule = group.size() >= PeerGroups.MIN_GROUP;
     if (spec.egressIPs().isEmpty()) {

@@ -142,7 +142,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     Map<String, EgressNodeState> states = nodeStatesOf(name);
     GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, PeerGroups.takeovers(states), now);
     var client = context.getClient();
-    if (!peerKeyEnsured) {
+    if (settings.peerGroups() && !peerKeyEnsured) {
       PeerKey.ensure(client, settings.heartbeatNamespace()); // before any state names a peer group
       peerKeyEnsured = true;
     }
@@ -212,7 +212,8 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       }
     });
     return new ClusterSnapshot(nodesByName, candidatePods, namespaceLabels,
-        context.getPrimaryCache().list().toList(), settings.clusterCidrs(), heartbeats.liveAgents());
+        context.getPrimaryCache().list().toList(), settings.clusterCidrs(), heartbeats.liveAgents(),
+        settings.peerGroups());
   }
 
   /** Gateways whose sources' namespaceSelector selects the namespace (none while the namespace is not known yet). */

@@ -63,7 +63,7 @@ class FaultsE2E {
   /**
    * One round of a fault.
    *
-   * @param outageMs    from the fault to the first echo with the egress IP after the first failed probe (0: none)
+   * @param outageMs    the longest time new connections failed (see {@link #longestOutage}; 0: none)
    * @param failed      probes that got no answer
    * @param leaked      packets the external host saw from the pod with another source
    * @param mostHolders most node namespaces holding the egress IP at once
@@ -253,7 +253,6 @@ class FaultsE2E {
     watcher.start();
     Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
     Thread.sleep(300);
-    Instant at = Instant.now();
     try {
       f.inject();
       await().atMost(SOON).until(() -> seen().equals(Optional.of(EGRESS_IP)));
@@ -266,12 +265,28 @@ class FaultsE2E {
     long failed = probes.stream().filter(p -> p.source().isEmpty()).count();
     long leaked = Prober.seenWithOtherSource(probes, EGRESS_IP) + lab.arrivals(probe).entrySet().stream()
         .filter(e -> !e.getKey().equals(EGRESS_IP)).mapToLong(Map.Entry::getValue).sum();
-    long outage = Prober.recovery(probes, at, EGRESS_IP).map(Duration::toMillis).orElse(0L);
+    long outage = longestOutage(probes);
     Round r = new Round(outage, failed, leaked, most.get(), overlapNanos.get() / 1_000_000);
     results.computeIfAbsent(fault, k -> new ArrayList<>()).add(r);
     System.out.printf("%s: %s (load %s)%n", fault, r, load());
     assertThat(leaked).as("packets that reached the external host with another source").isZero();
     return r;
+  }
+
+  /**
+   * The longest time from a probe that got no answer to the first answer with the egress IP after it: the longest
+   * a new connection could not be made (0 when every probe was answered).
+   */
+  static long longestOutage(List<Prober.Probe> probes) {
+    long longest = 0;
+    for (Prober.Probe p : probes) {
+      if (p.source().isEmpty()) {
+        long gap = Prober.firstAnswer(probes, p.at().plusNanos(1), EGRESS_IP)
+            .map(answered -> Duration.between(p.at(), answered).toMillis()).orElse(Long.MAX_VALUE);
+        longest = Math.max(longest, gap);
+      }
+    }
+    return longest;
   }
 
   static void printTable() {

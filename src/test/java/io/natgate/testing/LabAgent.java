@@ -20,7 +20,7 @@ public final class LabAgent {
   public static final Duration FENCE_AFTER = Duration.ofMillis(600);
   /** In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here. */
   static final PeerLiveness.Settings PEERS = new PeerLiveness.Settings(4791, Duration.ofMillis(50),
-      Duration.ofMillis(200), Duration.ofMillis(150));
+      Duration.ofMillis(250), Duration.ofMillis(150));
 
   private LabAgent() {
   }
