@@ -66,6 +66,8 @@ public final class Agent implements AutoCloseable {
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
   private volatile PeerLiveness peers;
+  /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
+  private final AtomicReference<java.util.Set<String>> inKernel = new AtomicReference<>(java.util.Set.of());
   /** Status writes wait on the API server: never on the kernel thread, which must keep failing over without it. */
   private final ScheduledExecutorService reporter =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-agent-report"));
@@ -123,7 +125,7 @@ public final class Agent implements AutoCloseable {
     }
     synced = true;
     peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
-        () -> !heartbeat.lost(), this::onHoldingChanged).start();
+        () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get).start();
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
@@ -162,7 +164,10 @@ public final class Agent implements AutoCloseable {
   /** Releasing everything takes the fast path (fence); any other change is an apply of the re-rendered state. */
   private void onHoldingChanged(java.util.Set<String> holding) {
     if (holding.isEmpty()) {
-      onWorker(dataplane::fence);
+      onWorker(() -> {
+        dataplane.fence();
+        inKernel.set(java.util.Set.of());
+      });
     }
     applyLater();
   }
@@ -249,10 +254,12 @@ public final class Agent implements AutoCloseable {
     Timer.Sample sample = Timer.start(metrics);
     try {
       KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
+      inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {
         dataplane.unfence();
       }
+      inKernel.set(dataplane.fenced() ? java.util.Set.of() : java.util.Set.copyOf(plan.held()));
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
@@ -283,6 +290,12 @@ public final class Agent implements AutoCloseable {
   }
 
   /** Writes status only when it differs from what is there (a no-op apply writes nothing). */
+  private static java.util.Set<String> union(java.util.Set<String> a, java.util.Set<String> b) {
+    java.util.Set<String> u = new java.util.TreeSet<>(a);
+    u.addAll(b);
+    return u;
+  }
+
   private static List<String> heldBy(EgressNodeState state, java.util.Set<String> held) {
     return HoldDecision.egressIPs(state.getSpec()).stream().filter(held::contains).toList();
   }

@@ -16,8 +16,9 @@ import java.util.TreeSet;
  * (a majority of the group, itself included, of members it hears and that hear it within the peer timeout): cut
  * off from its peers, a holder releases its IPs within the peer timeout, whatever the API server says. With a
  * quorum, an IP is held by the first node of its succession (the assigned holder, then the standbys in order) that
- * can: a standby steps in only when every node before it is silent or without a quorum, and any node adds an IP only
- * when no other member has claimed it within {@code takeoverAfter} (the peer timeout plus a margin for the holder to
+ * can: a standby steps in only when every node before it is silent or without a quorum, and keeps the IP until the
+ * operator adopts it (a holder that comes back waits, unless both took it at once: then the later one yields); any
+ * node adds an IP only when no other member has claimed it within {@code takeoverAfter} (the peer timeout plus a margin for the holder to
  * drop it), so at most one node holds it, except when an agent dies while its kernel keeps the address until its
  * lifetime ends.
  * <p>
@@ -63,14 +64,25 @@ public final class HoldDecision {
       if (me < 0) {
         continue;
       }
-      boolean first = order.subList(0, me).stream().noneMatch(m -> able(m, group, peers, timing));
-      boolean free = peers.entrySet().stream().noneMatch(p -> p.getValue().holds().contains(s.egressIP)
-          && p.getValue().silentMillis() <= timing.takeoverAfter().toMillis());
-      if (first && (held.contains(s.egressIP) || free)) {
+      List<String> before = order.subList(0, me);
+      if (held.contains(s.egressIP)) {
+        // Kept until a node before it in the succession claims it too (two took it at once): a holder that comes
+        // back does not take it back while this node holds it; the operator adopts this node instead.
+        if (before.stream().noneMatch(m -> claims(m, s.egressIP, peers, timing))) {
+          hold.add(s.egressIP);
+        }
+      } else if (before.stream().noneMatch(m -> able(m, group, peers, timing))
+          && peers.keySet().stream().noneMatch(m -> claims(m, s.egressIP, peers, timing))) {
         hold.add(s.egressIP);
       }
     }
     return hold;
+  }
+
+  /** Whether the member may hold the IP by what is known of it: it claimed it, and was heard of lately enough. */
+  static boolean claims(String member, String egressIP, Map<String, PeerView.Peer> peers, Timing timing) {
+    PeerView.Peer p = peers.get(member);
+    return p != null && p.holds().contains(egressIP) && p.silentMillis() <= timing.takeoverAfter().toMillis();
   }
 
   /** Whether this gateway's group decides by quorum (else by the Lease). */

@@ -57,6 +57,7 @@ public final class PeerLiveness implements AutoCloseable {
   private final Supplier<Collection<? extends NodeGatewayState>> states;
   private final BooleanSupplier leaseFresh;
   private final Consumer<Set<String>> onChange;
+  private final Supplier<Set<String>> inKernel;
   private final PeerView view;
   private final SequenceClock sequence = new SequenceClock();
   private final Map<PeerView.Verdict, Counter> rejected = new EnumMap<>(PeerView.Verdict.class);
@@ -77,16 +78,18 @@ public final class PeerLiveness implements AutoCloseable {
    * @param states     this node's part in each gateway (the node states' specs)
    * @param leaseFresh whether the Lease was renewed within the fence deadline (for groups too small for a quorum)
    * @param onChange   called (on the deciding thread) with every IP this node should hold when that set changes
+   * @param inKernel   the egress IPs the kernel still holds: claimed until released there, not just decided
    */
   public PeerLiveness(String self, String selfIP, Settings settings, MeterRegistry metrics,
       Supplier<Collection<? extends NodeGatewayState>> states, BooleanSupplier leaseFresh,
-      Consumer<Set<String>> onChange) {
+      Consumer<Set<String>> onChange, Supplier<Set<String>> inKernel) {
     this.self = self;
     this.selfIP = selfIP;
     this.settings = settings;
     this.states = states;
     this.leaseFresh = leaseFresh;
     this.onChange = onChange;
+    this.inKernel = inKernel;
     this.view = new PeerView(self, settings.timeout());
     for (PeerView.Verdict v : PeerView.Verdict.values()) {
       if (v != PeerView.Verdict.ACCEPTED) {
@@ -169,7 +172,9 @@ public final class PeerLiveness implements AutoCloseable {
         return;
       }
       receivePending(); // whom this node hears is told as of now, even when the deciding thread runs late
-      byte[] data = encoder.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), holding,
+      Set<String> claims = new TreeSet<>(holding);
+      claims.addAll(inKernel.get());
+      byte[] data = encoder.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), claims,
           view.hears(System.nanoTime())));
       to.forEach((name, ip) -> {
         if (!name.equals(self)) {

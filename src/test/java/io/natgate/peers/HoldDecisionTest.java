@@ -126,11 +126,19 @@ class HoldDecisionTest {
   }
 
   @Test
-  void aStandbyHoldingTheIPGivesItBackWhenTheHolderIsAbleAgainAndTheHolderWaitsForThat() {
+  void aStandbyThatTookTheIPKeepsItWhenTheHolderComesBackAndTheHolderWaits() {
     var toB = everyoneHearsEveryone("b", Set.of(), null);
-    assertThat(decide("b", toB, Set.of(IP), true)).as("a is able again").isEmpty();
+    assertThat(decide("b", toB, Set.of(IP), true)).as("a is able again, but does not claim it").containsExactly(IP);
     var toA = everyoneHearsEveryone("a", Set.of(), "b");
-    assertThat(decide("a", toA, Set.of(), true)).as("b still claims it").isEmpty();
+    assertThat(decide("a", toA, Set.of(), true)).as("b claims it").isEmpty();
+  }
+
+  @Test
+  void whenTwoTookTheIPAtOnceTheLaterInTheSuccessionGivesItUp() {
+    var toB = everyoneHearsEveryone("b", Set.of(), "a");
+    assertThat(decide("b", toB, Set.of(IP), true)).isEmpty();
+    var toA = everyoneHearsEveryone("a", Set.of(), "b");
+    assertThat(decide("a", toA, Set.of(IP), true)).containsExactly(IP);
   }
 
   @Test
