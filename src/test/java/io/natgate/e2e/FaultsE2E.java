@@ -51,6 +51,7 @@ class FaultsE2E {
   static final Duration SOON = Duration.ofSeconds(60);
   static final Duration API_OUTAGE = Duration.ofSeconds(10);
   static final int ROUNDS = Integer.getInteger("faults.rounds", 2);
+  static final String NAMESPACE = "faults";
 
   @RegisterExtension
   static final NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(1);
@@ -76,9 +77,10 @@ class FaultsE2E {
   static void start(ControlPlane cp) throws Exception {
     admin = cp.admin();
     e2e = new EndToEnd(lab, cp).start();
-    e2e.cluster().namespace("payments", Map.of("team", "payments"));
+    // Its own namespace: another suite in this JVM may have left "payments" terminating (no namespace controller).
+    e2e.cluster().namespace(NAMESPACE, Map.of("team", "payments"));
     probe = lab.pod(3, 1);
-    e2e.cluster().runningPod("payments", probe.name(), lab.node(3).name(), probe.ip(), Map.of());
+    e2e.cluster().runningPod(NAMESPACE, probe.name(), lab.node(3).name(), probe.ip(), Map.of());
     try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
       admin.load(sample).create();
     }
@@ -90,8 +92,11 @@ class FaultsE2E {
     printTable();
     if (e2e != null) {
       admin.resources(EgressGateway.class).withName("payments").delete();
+      // The operator removes its finalizer: gone before the next suite in this JVM creates its own "payments".
+      await().atMost(SOON).ignoreExceptions()
+          .until(() -> admin.resources(EgressGateway.class).withName("payments").get() == null);
       e2e.close();
-      admin.namespaces().withName("payments").delete();
+      admin.namespaces().withName(NAMESPACE).delete();
     }
   }
 
