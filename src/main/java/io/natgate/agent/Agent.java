@@ -136,8 +136,11 @@ public final class Agent implements AutoCloseable {
   private void listenToPeers() {
     try {
       byte[] key;
-      while ((key = readPeerKey()) == null) {
-        LOG.warnf("no Secret %s/%s yet (the operator creates it): waiting", settings.leaseNamespace(), PeerKey.SECRET);
+      for (int attempt = 0; (key = readPeerKey()) == null; attempt++) {
+        if (attempt == 0) {
+          LOG.warnf("no Secret %s/%s yet (the operator creates it): waiting, holding only in groups too small for a "
+              + "quorum", settings.leaseNamespace(), PeerKey.SECRET);
+        }
         Thread.sleep(1000);
       }
       peers.listen(key);
