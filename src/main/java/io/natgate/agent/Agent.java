@@ -14,6 +14,7 @@ import io.micrometer.core.instrument.Timer;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
@@ -26,7 +27,9 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -67,7 +70,7 @@ public final class Agent implements AutoCloseable {
   private Heartbeat heartbeat;
   private volatile PeerLiveness peers;
   /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
-  private final AtomicReference<java.util.Set<String>> inKernel = new AtomicReference<>(java.util.Set.of());
+  private final AtomicReference<Set<String>> inKernel = new AtomicReference<>(Set.of());
   /** Status writes wait on the API server: never on the kernel thread, which must keep failing over without it. */
   private final ScheduledExecutorService reporter =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-agent-report"));
@@ -165,19 +168,19 @@ public final class Agent implements AutoCloseable {
   }
 
   /** Releasing everything takes the fast path (fence); any other change is an apply of the re-rendered state. */
-  private void onHoldingChanged(java.util.Set<String> holding) {
+  private void onHoldingChanged(Set<String> holding) {
     if (holding.isEmpty()) {
       onWorker(() -> {
         dataplane.fence();
-        inKernel.set(java.util.Set.of());
+        inKernel.set(Set.of());
       });
     }
     applyLater();
   }
 
-  private java.util.Set<String> holding() {
+  private Set<String> holding() {
     var p = peers;
-    return p == null ? java.util.Set.of() : p.holding();
+    return p == null ? Set.of() : p.holding();
   }
 
   private ResourceEventHandler<EgressNodeState> handler() {
@@ -251,8 +254,8 @@ public final class Agent implements AutoCloseable {
     }
     List<EgressNodeState> states = informer.getStore().list().stream()
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
-    java.util.Set<String> holding = holding();
-    Map<String, io.natgate.api.v1alpha1.NodeGatewayState> byGateway = new TreeMap<>();
+    Set<String> holding = holding();
+    Map<String, NodeGatewayState> byGateway = new TreeMap<>();
     states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding)));
     Timer.Sample sample = Timer.start(metrics);
     try {
@@ -262,7 +265,7 @@ public final class Agent implements AutoCloseable {
       if (!holding.isEmpty() && dataplane.fenced()) {
         dataplane.unfence();
       }
-      inKernel.set(dataplane.fenced() ? java.util.Set.of() : java.util.Set.copyOf(plan.held()));
+      inKernel.set(dataplane.fenced() ? Set.of() : Set.copyOf(plan.held()));
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
@@ -292,17 +295,18 @@ public final class Agent implements AutoCloseable {
     }
   }
 
-  /** Writes status only when it differs from what is there (a no-op apply writes nothing). */
-  private static java.util.Set<String> union(java.util.Set<String> a, java.util.Set<String> b) {
-    java.util.Set<String> u = new java.util.TreeSet<>(a);
+  private static Set<String> union(Set<String> a, Set<String> b) {
+    Set<String> u = new TreeSet<>(a);
     u.addAll(b);
     return u;
   }
 
-  private static List<String> heldBy(EgressNodeState state, java.util.Set<String> held) {
+  /** The egress IPs of this state's gateway that are held here. */
+  private static List<String> heldBy(EgressNodeState state, Set<String> held) {
     return HoldDecision.egressIPs(state.getSpec()).stream().filter(held::contains).toList();
   }
 
+  /** Writes status only when it differs from what is there (a no-op apply writes nothing). */
   private void report(EgressNodeState state, String error, List<String> held) {
     Long generation = error == null ? state.getMetadata().getGeneration()
         : state.getStatus() == null ? null : state.getStatus().appliedGeneration;
