@@ -15,16 +15,22 @@ import io.natgate.Defaults;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.Renderer;
+import io.natgate.peers.HoldDecision;
+import io.natgate.peers.PeerKey;
+import io.natgate.peers.PeerLiveness;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -48,17 +54,18 @@ public final class Agent implements AutoCloseable {
   /** What the agent needs to know; see {@code natgate.agent.*} and {@code natgate.heartbeat.*}. */
   public record Settings(String nodeName, String nodeIP, String uplink, String leaseNamespace, Duration renewInterval,
       Duration heartbeatTimeout, Duration fenceAfter, Duration repairInterval, int tunnelPort, int markMask,
-      int tableBase, int rulePriority) {
+      int tableBase, int rulePriority, PeerLiveness.Settings peers) {
     /** The defaults ({@link Defaults}) for a node. */
     public static Settings defaults(String nodeName, String nodeIP, String uplink) {
       return new Settings(nodeName, nodeIP, uplink, Defaults.HEARTBEAT_NAMESPACE, Defaults.renewInterval(),
           Defaults.heartbeatTimeout(), Defaults.fenceAfter(), Defaults.repairInterval(), Defaults.TUNNEL_PORT,
-          Defaults.markMask(Defaults.MARK_MASK), Defaults.TABLE_BASE, Defaults.RULE_PRIORITY);
+          Defaults.markMask(Defaults.MARK_MASK), Defaults.TABLE_BASE, Defaults.RULE_PRIORITY,
+          PeerLiveness.Settings.defaults());
     }
 
     public Settings withRepairInterval(Duration interval) {
       return new Settings(nodeName, nodeIP, uplink, leaseNamespace, renewInterval, heartbeatTimeout, fenceAfter,
-          interval, tunnelPort, markMask, tableBase, rulePriority);
+          interval, tunnelPort, markMask, tableBase, rulePriority, peers);
     }
   }
 
@@ -87,6 +94,9 @@ public final class Agent implements AutoCloseable {
   private final AtomicReference<String> watchError = new AtomicReference<>();
   private NodeDataplane dataplane;
   private Heartbeat heartbeat;
+  private volatile PeerLiveness peers;
+  /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
+  private final AtomicReference<Set<String>> inKernel = new AtomicReference<>(Set.of());
   private volatile SharedIndexInformer<EgressNodeState> informer;
   /** Waits for the first renewal, then retries watching until it can; stopped by {@link #close()}. */
   private Thread connector;
@@ -116,12 +126,13 @@ public final class Agent implements AutoCloseable {
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
         uplink, settings.tunnelPort());
 
+    // Whether to hold is decided by PeerLiveness (which reads the Lease's freshness for groups too small for a
+    // quorum); a renewal after an outage re-reports what was held meanwhile.
     heartbeat = new Heartbeat(heartbeatClient, settings.leaseNamespace(), settings.nodeName(),
         settings.renewInterval(), settings.heartbeatTimeout(), settings.fenceAfter(),
-        () -> fencer.execute(this::fence), () -> fencer.execute(() -> {
-          dataplane.unfence();
-          applyLater();
-        }), this::refreshLater).start();
+        () -> { }, this::applyLater, () -> { }).start();
+    long refresh = settings.renewInterval().toMillis();
+    refresher.scheduleWithFixedDelay(this::refreshLater, refresh, refresh, TimeUnit.MILLISECONDS);
     connector = new Thread(this::connect, "natgate-agent-connect");
     connector.setDaemon(true);
     connector.start();
@@ -155,9 +166,61 @@ public final class Agent implements AutoCloseable {
       LOG.info("watching this node's EgressNodeStates now");
     }
     synced = true;
+    peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
+        () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get).start();
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
+    listenToPeers();
+  }
+
+  /** Reads the peer key, waiting for the operator to create it, and starts the heartbeats with it. */
+  private void listenToPeers() {
+    try {
+      byte[] key;
+      for (int attempt = 0; (key = readPeerKey()) == null; attempt++) {
+        if (attempt == 0) {
+          LOG.warnf("no Secret %s/%s yet (the operator creates it): waiting, holding only in groups too small for a "
+              + "quorum", settings.leaseNamespace(), PeerKey.SECRET);
+        }
+        Thread.sleep(1000);
+      }
+      peers.listen(key);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private byte[] readPeerKey() {
+    try {
+      return PeerKey.read(client, settings.leaseNamespace());
+    } catch (KubernetesClientException e) {
+      LOG.warnf("could not read the peer key: %s", e.getMessage());
+      return null;
+    }
+  }
+
+  private List<EgressNodeStateSpec> currentStates() {
+    var i = informer;
+    return i == null ? List.of() : i.getStore().list().stream().map(EgressNodeState::getSpec)
+        .filter(sp -> sp != null && settings.nodeName().equals(sp.nodeName)).toList();
+  }
+
+  /** Releasing everything takes the fencing path (behind nothing); any other change is an apply of the new state. */
+  private void onHoldingChanged(Set<String> holding) {
+    if (holding.isEmpty()) {
+      fencer.execute(() -> {
+        fence();
+        inKernel.set(Set.of());
+      });
+    } else {
+      applyLater();
+    }
+  }
+
+  private Set<String> holding() {
+    var p = peers;
+    return p == null ? Set.of() : p.holding();
   }
 
   private ResourceEventHandler<EgressNodeState> handler() {
@@ -208,7 +271,7 @@ public final class Agent implements AutoCloseable {
   }
 
   private void refreshLater() {
-    if (refreshPending.compareAndSet(false, true)) {
+    if (!holding().isEmpty() && refreshPending.compareAndSet(false, true)) {
       refresher.execute(() -> {
         refreshPending.set(false);
         try {
@@ -238,25 +301,31 @@ public final class Agent implements AutoCloseable {
     }
     List<EgressNodeState> states = informer.getStore().list().stream()
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
-    Map<String, EgressNodeStateSpec> byGateway = new TreeMap<>();
-    states.forEach(st -> byGateway.put(st.getSpec().gateway, st.getSpec()));
+    Set<String> holding = holding();
+    Map<String, NodeGatewayState> byGateway = new TreeMap<>();
+    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding)));
     Timer.Sample sample = Timer.start(metrics);
     try {
       KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
+      inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
+      if (!holding.isEmpty() && dataplane.fenced()) {
+        dataplane.unfence();
+      }
+      inKernel.set(dataplane.fenced() ? Set.of() : Set.copyOf(plan.held()));
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
         LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", byGateway.size(),
             nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       }
-      outcome = Outcome.applied(states);
+      outcome = Outcome.applied(states, holding);
     } catch (RuntimeException e) {
       sample.stop(applyTimer);
       applyErrors.increment();
       lastError.set(e.getMessage());
       LOG.errorf("apply failed (retrying in 1 s): %s", e.getMessage());
-      outcome = Outcome.failed(e.getMessage());
+      outcome = Outcome.failed(e.getMessage(), dataplane.wanted().held());
       worker.schedule(this::applyLater, 1, TimeUnit.SECONDS);
     }
     reportLater();
@@ -298,6 +367,7 @@ public final class Agent implements AutoCloseable {
         Map<String, Object> body = new java.util.HashMap<>();
         body.put("appliedGeneration", status.appliedGeneration);
         body.put("error", status.error); // null removes it
+        body.put("held", status.held);
         client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
             .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
       } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -310,6 +380,12 @@ public final class Agent implements AutoCloseable {
     } else {
       reportBackoff.reset();
     }
+  }
+
+  private static Set<String> union(Set<String> a, Set<String> b) {
+    Set<String> u = new TreeSet<>(a);
+    u.addAll(b);
+    return u;
   }
 
   private String uplinkHolding(String nodeIP) {
@@ -348,6 +424,9 @@ public final class Agent implements AutoCloseable {
     }
     if (heartbeat != null) {
       heartbeat.close();
+    }
+    if (peers != null) {
+      peers.close();
     }
     if (informer != null) {
       informer.close();

@@ -112,7 +112,7 @@ public final class Heartbeat implements AutoCloseable {
       firstRenewal.countDown();
       if (lost) {
         lost = false;
-        LOG.infof("Lease %s renewed again after %.1f s: taking egress IPs back", leaseName(node),
+        LOG.infof("Lease %s renewed again after %.1f s", leaseName(node),
             (System.nanoTime() - started) / 1e9);
         onRegained.run();
       }
@@ -129,7 +129,7 @@ public final class Heartbeat implements AutoCloseable {
   private void checkFence() {
     if (!lost && System.nanoTime() - lastRenewStarted > fenceAfter.toNanos()) {
       lost = true;
-      LOG.warnf("Lease %s not renewed for %d ms: releasing egress IPs before another node may take them",
+      LOG.warnf("Lease %s not renewed for %d ms (gateways whose group is too small for a quorum release their IPs)",
           leaseName(node), (System.nanoTime() - lastRenewStarted) / 1_000_000);
       try {
         onLost.run();

@@ -2,8 +2,10 @@ package io.natgate.agent;
 
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import io.natgate.peers.HoldDecision;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Collectors;
 
 /**
@@ -11,18 +13,19 @@ import java.util.stream.Collectors;
  *
  * @param applied the generation applied, by state name (after a success)
  * @param error   why the apply failed, or null
+ * @param held    the egress IPs held here (by the peers' decision, or as last applied after a failure)
  */
-record Outcome(Map<String, Long> applied, String error) {
+record Outcome(Map<String, Long> applied, String error, Set<String> held) {
   /** The API server's limit is far above this; a status is for people to read. */
   static final int MAX_ERROR_LENGTH = 1000;
 
-  static Outcome applied(List<EgressNodeState> states) {
+  static Outcome applied(List<EgressNodeState> states, Set<String> held) {
     return new Outcome(states.stream().collect(Collectors.toUnmodifiableMap(s -> s.getMetadata().getName(),
-        s -> s.getMetadata().getGeneration())), null);
+        s -> s.getMetadata().getGeneration())), null, Set.copyOf(held));
   }
 
-  static Outcome failed(String error) {
-    return new Outcome(Map.of(), error == null ? "failed" : error);
+  static Outcome failed(String error, Set<String> held) {
+    return new Outcome(Map.of(), error == null ? "failed" : error, Set.copyOf(held));
   }
 
   /**
@@ -31,6 +34,9 @@ record Outcome(Map<String, Long> applied, String error) {
    */
   EgressNodeStateStatus statusFor(EgressNodeState state) {
     var status = new EgressNodeStateStatus();
+    List<String> heldHere = state.getSpec() == null ? List.of()
+        : HoldDecision.egressIPs(state.getSpec()).stream().filter(held::contains).sorted().toList();
+    status.held = heldHere.isEmpty() ? null : heldHere;
     if (error != null) {
       status.appliedGeneration = state.getStatus() == null ? null : state.getStatus().appliedGeneration;
       status.error = error.length() > MAX_ERROR_LENGTH ? error.substring(0, MAX_ERROR_LENGTH) : error;

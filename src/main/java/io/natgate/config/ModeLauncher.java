@@ -6,6 +6,7 @@ import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
+import io.natgate.peers.PeerLiveness;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -44,12 +45,14 @@ public class ModeLauncher implements HealthCheck {
     }
     var a = config.agent();
     var h = config.heartbeat();
+    var p = config.peers();
     String node = a.nodeName().orElseThrow(() -> new IllegalStateException(
         "natgate.agent.node-name (NATGATE_AGENT_NODE_NAME, from spec.nodeName) is required in agent mode"));
     KubernetesClient heartbeatClient = Heartbeat.client(client.getConfiguration(), h.fenceAfter());
     var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
-        Defaults.markMask(a.markMask()), a.tableBase(), a.rulePriority());
+        Defaults.markMask(a.markMask()), a.tableBase(), a.rulePriority(),
+        new PeerLiveness.Settings(p.port(), p.interval(), p.timeout(), p.takeoverMargin()));
     agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).start();
   }
 

@@ -27,6 +27,31 @@ public interface NatgateConfig {
 
   Agent agent();
 
+  Peers peers();
+
+  /** Agents' heartbeats to each other on the node network: egress that does not depend on the API server. */
+  interface Peers {
+    /** Operator: publish peer groups (off: every gateway uses the Lease rule, as agents that cannot reach each other need). */
+    @WithDefault("true")
+    boolean enabled();
+
+    /** UDP port on the node IP; must be open between nodes. */
+    @WithDefault("" + Defaults.PEER_PORT)
+    int port();
+
+    /** How often an agent sends a heartbeat to each member of its groups. */
+    @WithDefault(Defaults.PEER_INTERVAL_MS + "ms")
+    Duration interval();
+
+    /** A member not heard for this long is dead; a holder without a quorum for this long releases its IPs. */
+    @WithDefault(Defaults.PEER_TIMEOUT_MS + "ms")
+    Duration timeout();
+
+    /** Added to the timeout before a standby takes over an IP whose holder went silent (time to release it). */
+    @WithDefault(Defaults.PEER_TAKEOVER_MARGIN_MS + "ms")
+    Duration takeoverMargin();
+  }
+
   /** The agents' node Leases: the operator's failure detector, and the agents' self-fencing clock. */
   interface Heartbeat {
     /** Namespace of the Leases {@code natgate-agent-<node>}. */

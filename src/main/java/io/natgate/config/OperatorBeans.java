@@ -14,7 +14,7 @@ public class OperatorBeans {
   @Singleton
   OperatorSettings settings(NatgateConfig config) {
     return new OperatorSettings(config.clusterCidrs().orElse(List.of()), config.eventNamespace(),
-        config.heartbeat().namespace(), config.heartbeat().timeout());
+        config.heartbeat().namespace(), config.heartbeat().timeout(), config.peers().enabled());
   }
 
   /** Only one replica reconciles at a time; the others wait on the Lease. */

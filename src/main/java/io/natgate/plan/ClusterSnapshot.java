@@ -20,10 +20,16 @@ import java.util.Set;
  * @param gateways        every EgressGateway (including the one being planned)
  * @param clusterCidrs    CIDRs always excluded from steering (configured pod and service networks)
  * @param liveAgents      nodes whose agent renewed its Lease within the heartbeat timeout
+ * @param peerGroups      whether gateways get peer groups (agents that decide by quorum); off, Leases only
  */
 public record ClusterSnapshot(Map<String, Node> nodes, Collection<Pod> pods,
     Map<String, Map<String, String>> namespaceLabels, Collection<EgressGateway> gateways, List<String> clusterCidrs,
-    Set<String> liveAgents) {
+    Set<String> liveAgents, boolean peerGroups) {
+
+  public ClusterSnapshot(Map<String, Node> nodes, Collection<Pod> pods, Map<String, Map<String, String>> namespaceLabels,
+      Collection<EgressGateway> gateways, List<String> clusterCidrs, Set<String> liveAgents) {
+    this(nodes, pods, namespaceLabels, gateways, clusterCidrs, liveAgents, true);
+  }
 
   /** Older first: creation time, then name. The older of two gateways wins a contested IP or node label. */
   public static final Comparator<EgressGateway> SENIORITY = Comparator

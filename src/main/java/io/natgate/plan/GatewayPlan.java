@@ -19,11 +19,12 @@ import java.util.Set;
  * @param nodeStates   by node, what this gateway wants there (its EgressNodeState's spec)
  * @param selectedPods the pods the sources select
  * @param problems     spec errors the schema cannot catch (selector operators), each naming its field
+ * @param takenOver    egress IPs a standby took over by its peers' verdict (adopted here), with that node
  */
 public record GatewayPlan(List<String> candidates, Set<String> readyNodes, Map<String, String> unready,
     List<Assignment> assignments,
     List<String> sourceIPs, Map<String, String> conflicts, Map<String, EgressNodeStateSpec> nodeStates,
-    List<Pod> selectedPods, List<String> problems) {
+    List<Pod> selectedPods, List<String> problems, Map<String, String> takenOver) {
 
   public List<Assignment> unassigned() {
     return assignments.stream().filter(a -> a.node == null).toList();

@@ -25,6 +25,15 @@ public final class GatewayPlanner {
   }
 
   public static GatewayPlan plan(EgressGateway gateway, ClusterSnapshot cluster, Instant now) {
+    return plan(gateway, cluster, Map.of(), now);
+  }
+
+  /**
+   * @param takeovers egress IPs that agents report having taken over, by IP (see {@link PeerGroups#takeovers}):
+   *                  adopted as if the last status had said so, never undone
+   */
+  public static GatewayPlan plan(EgressGateway gateway, ClusterSnapshot cluster, Map<String, String> takeovers,
+      Instant now) {
     EgressGatewaySpec spec = gateway.getSpec();
     List<String> candidates = cluster.nodes().values().stream()
         .filter(n -> n.getMetadata().getDeletionTimestamp() == null)
@@ -44,6 +53,9 @@ public final class GatewayPlanner {
     List<Assignment> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().assignments;
     List<Assignment> assignments;
     List<String> sourceIPs;
+    List<NodeGatewayState.Member> group = spec.egressIPs().isEmpty() || !cluster.peerGroups() ? List.of()
+        : PeerGroups.members(gateway.getMetadata().getName(), candidates, cluster);
+    boolean peerRule = group.size() >= PeerGroups.MIN_GROUP;
     if (spec.egressIPs().isEmpty()) {
       // No floating IP: one ready candidate SNATs to its own InternalIP. Firewalls must allow every candidate's.
       String previousNode = previous.isEmpty() ? null : previous.get(0).node;
@@ -58,7 +70,17 @@ public final class GatewayPlanner {
       List<String> usable = spec.egressIPs().stream().filter(ip -> !conflicts.containsKey(ip)).toList();
       Map<String, String> previousByIP = new HashMap<>();
       previous.stream().filter(a -> a.egressIP != null && a.node != null).forEach(a -> previousByIP.put(a.egressIP, a.node));
-      Map<String, String> placed = IpAssignment.assign(usable, ready, previousByIP);
+      takeovers.forEach((ip, node) -> {
+        if (candidates.contains(node)) {
+          previousByIP.put(ip, node);
+        }
+      });
+      // With peer liveness, a holder whose agent's Lease is stale keeps its IPs: either the API server is what
+      // failed (its peers still hear it), or its peers move them and report it.
+      Set<String> keptBy = !peerRule ? Set.of() : candidates.stream()
+          .filter(n -> unready.containsKey(n) && PeerGroups.readyButForLease(cluster.nodes().get(n)))
+          .collect(Collectors.toSet());
+      Map<String, String> placed = IpAssignment.assign(usable, ready, keptBy, previousByIP);
       assignments = placed.entrySet().stream()
           .map(e -> new Assignment(e.getKey(), e.getValue(), e.getValue() == null ? null
               : since(previous, e.getKey(), e.getValue(), now)))
@@ -69,11 +91,17 @@ public final class GatewayPlanner {
     List<Pod> selected = PodSelection.select(spec.sources, cluster.pods(), cluster.namespaceLabels());
     Map<String, EgressNodeStateSpec> nodeStates = nodeStates(gateway.getMetadata().getName(), spec, assignments,
         selected, cluster);
+    if (peerRule) {
+      addPeers(nodeStates, gateway.getMetadata().getName(), spec, group, assignments, ready, cluster);
+    }
     List<String> problems = new ArrayList<>(LabelSelectors.problems("spec.nodeSelector", spec.nodeSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.namespaceSelector", spec.sources.namespaceSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.podSelector", spec.sources.podSelector));
+    Map<String, String> adopted = new TreeMap<>(takeovers);
+    adopted.entrySet().removeIf(e -> assignments.stream().noneMatch(a -> e.getKey().equals(a.egressIP)
+        && e.getValue().equals(a.node)));
     return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, nodeStates, selected,
-        problems);
+        problems, adopted);
   }
 
   /** Egress IPs of this gateway that an older live gateway also lists. */
@@ -141,6 +169,35 @@ public final class GatewayPlanner {
           egressIP.isEmpty() ? null : egressIP, gatewayNode, gatewayNodeIP, sorted(podIPs)));
     }));
     return states;
+  }
+
+  /**
+   * Gives every member of the group its section: the group, each IP's holder and standbys, and on a standby the SNAT
+   * it keeps ready (the holder's sources), so that taking an IP over is adding its address.
+   */
+  static void addPeers(Map<String, EgressNodeStateSpec> states, String gateway, EgressGatewaySpec spec,
+      List<NodeGatewayState.Member> group, List<Assignment> assignments, Set<String> ready, ClusterSnapshot cluster) {
+    List<String> excluded = excludedCidrs(spec, cluster);
+    List<NodeGatewayState.Succession> successions = new ArrayList<>();
+    Map<String, List<NodeGatewayState.Snat>> standby = new TreeMap<>();
+    for (Assignment a : assignments) {
+      if (a.node == null) {
+        continue;
+      }
+      List<String> standbys = PeerGroups.standbys(a.node, ready, assignments);
+      successions.add(new NodeGatewayState.Succession(a.egressIP, a.node, standbys));
+      List<String> sources = states.get(a.node).snat.stream().filter(s -> a.egressIP.equals(s.egressIP))
+          .findFirst().map(s -> s.sources).orElse(List.of());
+      standbys.forEach(n -> standby.computeIfAbsent(n, k -> new ArrayList<>())
+          .add(new NodeGatewayState.Snat(a.egressIP, true, sources)));
+    }
+    for (NodeGatewayState.Member m : group) {
+      var peers = new NodeGatewayState.Peers();
+      peers.members = group;
+      peers.successions = successions;
+      peers.standby = standby.getOrDefault(m.name, List.of());
+      entry(states, m.name, gateway, spec, excluded).peers = peers;
+    }
   }
 
   private static EgressNodeStateSpec entry(Map<String, EgressNodeStateSpec> states, String node, String gateway,

@@ -5,6 +5,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -24,6 +25,16 @@ public final class IpAssignment {
    */
   public static Map<String, String> assign(List<String> ips, Collection<String> readyNodes,
       Map<String, String> previous) {
+    return assign(ips, readyNodes, Set.of(), previous);
+  }
+
+  /**
+   * @param keptBy nodes that are not ready but keep the IPs they have (not given new ones): with peer liveness, a
+   *               node whose only fault is its agent's Lease (the API is what failed, or the agent: then its peers
+   *               move the IP, and report it)
+   */
+  public static Map<String, String> assign(List<String> ips, Collection<String> readyNodes, Set<String> keptBy,
+      Map<String, String> previous) {
     Map<String, Integer> load = new TreeMap<>();
     readyNodes.forEach(n -> load.put(n, 0));
     Map<String, String> result = new HashMap<>();
@@ -32,6 +43,8 @@ public final class IpAssignment {
       if (node != null && load.containsKey(node)) {
         result.put(ip, node);
         load.merge(node, 1, Integer::sum);
+      } else if (node != null && keptBy.contains(node)) {
+        result.put(ip, node);
       }
     }
     ips.stream().filter(ip -> !result.containsKey(ip)).sorted(IpAddresses.ORDER).forEach(ip -> {

@@ -26,7 +26,8 @@ public final class StatusEvents {
         events.add(new Event(false, "EgressIPAssigned", ip + " assigned to node " + node));
       } else if (!old.equals(node)) {
         events.add(new Event(true, "EgressIPMoved", ip + " moved from node " + old + " to node " + node + ": "
-            + whyLeft(old, plan)));
+            + (node.equals(plan.takenOver().get(ip)) ? "its peers stopped hearing " + old + " and " + node
+                + " took the IP over" : whyLeft(old, plan))));
       }
     });
     was.forEach((ip, old) -> {

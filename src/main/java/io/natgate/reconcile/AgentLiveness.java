@@ -18,6 +18,12 @@ import java.util.TreeSet;
  * fenced itself (the change is seen after the agent's renewal succeeded) nor keep a dead agent alive, and a busy
  * operator whose watch runs late but steady does not mistake that lag for dead agents. A Lease first seen is given
  * the timeout from then (as Kubernetes' node lifecycle controller does), unless its renewTime is long past.
+ * <p>
+ * When no Lease at all changed for half the timeout while two or more agents were alive (each renews several times
+ * per timeout, so changes keep coming while any of them lives), the operator's own view is
+ * what stopped (the API server or its watch), not every agent at once: it keeps the last verdict, and when changes
+ * come again it gives every agent the timeout from then, so that those whose renewal arrives a moment later in the
+ * resumed watch are not declared dead (and their IPs not moved) for that moment.
  */
 final class AgentLiveness {
   /** A Lease whose renewTime is this old when first seen is dead, whatever the clocks' skew. */
@@ -26,6 +32,9 @@ final class AgentLiveness {
   private final Duration timeout;
   /** By node, for the Leases of the last observation: the renewTime seen and when (null: it was long past). */
   private Map<String, Seen> seen = new HashMap<>();
+  private Long lastChangeNanos;
+  private Set<String> lastAlive = Set.of();
+  private boolean stale;
 
   private record Seen(ZonedDateTime renewTime, Long atNanos) {
   }
@@ -38,6 +47,7 @@ final class AgentLiveness {
   synchronized Set<String> observe(Collection<Lease> leases, long nowNanos, Instant wallNow) {
     Set<String> alive = new TreeSet<>();
     Map<String, Seen> current = new HashMap<>();
+    boolean changed = false;
     for (Lease lease : leases) {
       String node = lease.getMetadata().getLabels().get(NodeReadiness.NODE_LABEL);
       ZonedDateTime renewed = lease.getSpec() == null ? null : lease.getSpec().getRenewTime();
@@ -52,13 +62,30 @@ final class AgentLiveness {
         now = new Seen(renewed, null);
       } else {
         now = new Seen(renewed, nowNanos);
+        changed = true;
       }
       current.put(node, now);
-      if (now.atNanos() != null && nowNanos - now.atNanos() < timeout.toNanos()) {
-        alive.add(node);
+    }
+    if (changed) {
+      if (stale) {
+        current.replaceAll((n, v) -> v.atNanos() == null ? v : new Seen(v.renewTime(), nowNanos));
+        stale = false;
       }
+      lastChangeNanos = nowNanos;
+    } else if (lastChangeNanos != null && nowNanos - lastChangeNanos >= timeout.toNanos() / 2
+        && lastAlive.size() >= 2) {
+      stale = true;
     }
     seen = current; // Leases gone are forgotten: back, they count as first seen
+    if (stale) {
+      return new TreeSet<>(lastAlive);
+    }
+    current.forEach((node, v) -> {
+      if (v.atNanos() != null && nowNanos - v.atNanos() < timeout.toNanos()) {
+        alive.add(node);
+      }
+    });
+    lastAlive = Set.copyOf(alive);
     return alive;
   }
 }

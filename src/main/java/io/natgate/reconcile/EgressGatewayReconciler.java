@@ -32,6 +32,8 @@ import io.natgate.plan.GatewayPlanner;
 import io.natgate.plan.LabelSelectors;
 import io.natgate.plan.NodeLabels;
 import io.natgate.plan.NodeReadiness;
+import io.natgate.plan.PeerGroups;
+import io.natgate.peers.PeerKey;
 import io.natgate.plan.StatusCalculator;
 import io.natgate.plan.StatusEvents;
 import jakarta.inject.Inject;
@@ -72,6 +74,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
    * single.
    */
   private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
+  private volatile boolean peerKeyEnsured;
   @Inject
   public EgressGatewayReconciler(OperatorSettings settings) {
     this.settings = settings;
@@ -142,9 +145,14 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       gateway.setStatus(written.get(uid));
     }
     ClusterSnapshot cluster = snapshot(context, gateway);
-    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, now);
     String name = gateway.getMetadata().getName();
+    Map<String, EgressNodeState> states = nodeStatesOf(name);
+    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, PeerGroups.takeovers(states), now);
     var client = context.getClient();
+    if (settings.peerGroups() && !peerKeyEnsured) {
+      PeerKey.ensure(client, settings.heartbeatNamespace()); // before any state names a peer group
+      peerKeyEnsured = true;
+    }
 
     var labeler = new NodeLabeler(client);
     Set<String> labelled = new HashSet<>(plan.candidates());
@@ -155,7 +163,6 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       labeler.ensure(n, NodeLabels.desiredGateway(n, cluster.liveGateways()));
     }
 
-    Map<String, EgressNodeState> states = nodeStatesOf(name);
     var writer = new NodeStateWriter(client);
     Set<String> involved = new HashSet<>(plan.nodeStates().keySet());
     involved.addAll(states.keySet());
@@ -247,7 +254,8 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
       }
     });
     return new ClusterSnapshot(nodesByName, candidatePods, namespaceLabels,
-        context.getPrimaryCache().list().toList(), settings.clusterCidrs(), heartbeats.liveAgents());
+        context.getPrimaryCache().list().toList(), settings.clusterCidrs(), heartbeats.liveAgents(),
+        settings.peerGroups());
   }
 
   /** Gateways whose sources' namespaceSelector selects the namespace (none while the namespace is not known yet). */

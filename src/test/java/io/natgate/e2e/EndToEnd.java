@@ -124,6 +124,25 @@ public final class EndToEnd implements AutoCloseable {
     kill(operator);
   }
 
+  /**
+   * Starts the operator again if it exited (it does when it loses its leader Lease, e.g. through an API outage
+   * longer than the renew deadline), as its Deployment would. Whether it had to.
+   */
+  public boolean restartOperatorIfExited() throws IOException {
+    if (operator.isAlive()) {
+      return false;
+    }
+    startOperator();
+    return true;
+  }
+
+  /** The kube-apiserver process this JVM's control plane runs (a child of this JVM). */
+  public static ProcessHandle apiServer() {
+    return ProcessHandle.current().descendants()
+        .filter(p -> p.info().command().map(c -> c.endsWith("kube-apiserver")).orElse(false)).findFirst()
+        .orElseThrow(() -> new IllegalStateException("no kube-apiserver among this JVM's processes"));
+  }
+
   public void startAgent(LabNode n) throws IOException {
     agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
         List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()),

@@ -40,7 +40,17 @@ class GatewayPlannerTest {
     assertThat(plan.candidates()).containsExactly("e1", "e2");
     assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e2", OLD));
     assertThat(plan.selectedPods()).extracting(p -> p.getMetadata().getName()).containsExactly("a", "b");
-    assertThat(plan.nodeStates()).containsOnlyKeys("e2", "w1");
+    // e1 is e2's standby and w1 a witness: with three members, the group decides by quorum.
+    assertThat(plan.nodeStates()).containsOnlyKeys("e1", "e2", "w1");
+    var peers = plan.nodeStates().get("w1").peers;
+    assertThat(peers.members).extracting(m -> m.name + "=" + m.ip)
+        .containsExactly("e1=198.18.0.11", "e2=198.18.0.12", "w1=198.18.0.13");
+    assertThat(peers.successions).containsExactly(
+        new NodeGatewayState.Succession("198.18.0.100", "e2", List.of("e1")));
+    assertThat(peers.standby).isEmpty();
+    assertThat(plan.nodeStates().get("e1").snat).isEmpty();
+    assertThat(plan.nodeStates().get("e1").peers.standby).containsExactly(new NodeGatewayState.Snat("198.18.0.100",
+        true, List.of("198.19.1.2", "198.19.2.2")));
     NodeGatewayState gateway = plan.nodeStates().get("e2");
     assertThat(gateway.snat).containsExactly(new NodeGatewayState.Snat("198.18.0.100", true,
         List.of("198.19.1.2", "198.19.2.2")));
@@ -53,7 +63,23 @@ class GatewayPlannerTest {
   }
 
   @Test
-  void aNodeWhoseAgentStoppedRenewingLosesItsIPWhileItsKubeletStillSaysReady() {
+  void inAGroupTooSmallForAQuorumANodeWhoseAgentStoppedRenewingLosesItsIPWhileItsKubeletStillSaysReady() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
+    var c = cluster(nodes, List.of(), List.of(gw));
+    // w1's agent is not live either: no witness, a group of two.
+    var withoutE2 = new ClusterSnapshot(c.nodes(), c.pods(), c.namespaceLabels(), c.gateways(), c.clusterCidrs(),
+        java.util.Set.of("e1"));
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, withoutE2, NOW);
+
+    assertThat(plan.readyNodes()).containsExactly("e1");
+    assertThat(plan.unready()).containsExactly(Map.entry("e2", "its natgate agent's Lease is not being renewed"));
+    assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e1", NOW.toString()));
+  }
+
+  @Test
+  void inAPeerGroupAHolderWhoseLeaseIsStaleKeepsItsIPItsPeersDecide() {
     EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
     gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
     var c = cluster(nodes, List.of(), List.of(gw));
@@ -62,9 +88,31 @@ class GatewayPlannerTest {
 
     GatewayPlan plan = GatewayPlanner.plan(gw, withoutE2, NOW);
 
-    assertThat(plan.readyNodes()).containsExactly("e1");
-    assertThat(plan.unready()).containsExactly(Map.entry("e2", "its natgate agent's Lease is not being renewed"));
+    assertThat(plan.unready()).containsOnlyKeys("e2");
+    assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e2", OLD));
+    assertThat(plan.nodeStates().get("e2").peers.successions)
+        .containsExactly(new NodeGatewayState.Succession("198.18.0.100", "e2", List.of("e1")));
+  }
+
+  @Test
+  void aTakeoverReportedByAnAgentIsAdoptedAndNotUndoneByStickiness() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
+    var c = cluster(nodes, List.of(), List.of(gw));
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, c, Map.of("198.18.0.100", "e1"), NOW);
+
     assertThat(plan.assignments()).containsExactly(new Assignment("198.18.0.100", "e1", NOW.toString()));
+    assertThat(StatusEvents.between(gw.getStatus(), StatusCalculator.compute(gw, plan, Map.of(), NOW), plan))
+        .extracting(StatusEvents.Event::message)
+        .containsExactly("198.18.0.100 moved from node e2 to node e1: its peers stopped hearing e2 and e1 took the IP over");
+    assertThat(plan.nodeStates().get("e1").snat).extracting(s -> s.egressIP).containsExactly("198.18.0.100");
+    assertThat(plan.nodeStates().get("e2").snat).isEmpty();
+    assertThat(plan.nodeStates().get("e2").peers.successions)
+        .containsExactly(new NodeGatewayState.Succession("198.18.0.100", "e1", List.of("e2")));
+    // a takeover by a node that is no longer a candidate is not adopted
+    GatewayPlan notCandidate = GatewayPlanner.plan(gw, c, Map.of("198.18.0.100", "w1"), NOW);
+    assertThat(notCandidate.assignments()).containsExactly(new Assignment("198.18.0.100", "e2", OLD));
   }
 
   @Test

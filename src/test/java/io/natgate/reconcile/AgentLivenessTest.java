@@ -59,4 +59,38 @@ class AgentLivenessTest {
     // Back (a new agent): first seen again, so alive from now.
     assertThat(liveness.observe(List.of(lease("a", WALL), lease("b", WALL)), 2000 * MS, WALL)).containsExactly("a");
   }
+
+  @Test
+  void whenNoLeaseChangesAtAllItsOwnViewIsStaleAndNobodyIsDeclaredDeadNotEvenWhenTheWatchResumesUnevenly() {
+    // Two agents renewing every 200 ms, then the API server stops: no change at all from 400 ms on.
+    assertThat(liveness.observe(List.of(lease("a", WALL), lease("b", WALL.minusMillis(100))), 0, WALL))
+        .containsExactly("a", "b");
+    assertThat(liveness.observe(List.of(lease("a", WALL.plusMillis(200)), lease("b", WALL.plusMillis(100))),
+        200 * MS, WALL)).containsExactly("a", "b");
+    assertThat(liveness.observe(List.of(lease("a", WALL.plusMillis(400)), lease("b", WALL.plusMillis(100))),
+        400 * MS, WALL)).containsExactly("a", "b");
+    // b last changed at 200 ms: by its own age it would be dead from 1100 ms; the view is stale from 850 ms.
+    for (long t = 450; t <= 10_000; t += 50) {
+      assertThat(liveness.observe(List.of(lease("a", WALL.plusMillis(400)), lease("b", WALL.plusMillis(100))),
+          t * MS, WALL)).as("at %d ms", t).containsExactly("a", "b");
+    }
+    // The watch resumes with a's renewal; b's comes 300 ms later: b is not dead in between.
+    assertThat(liveness.observe(List.of(lease("a", WALL.plusSeconds(10)), lease("b", WALL.plusMillis(100))),
+        10_050 * MS, WALL)).containsExactly("a", "b");
+    assertThat(liveness.observe(List.of(lease("a", WALL.plusSeconds(10)), lease("b", WALL.plusMillis(100))),
+        10_350 * MS, WALL)).containsExactly("a", "b");
+    // b really is dead: one timeout after the watch resumed, with a still renewing.
+    assertThat(liveness.observe(List.of(lease("a", WALL.plusSeconds(11)), lease("b", WALL.plusMillis(100))),
+        11_000 * MS, WALL)).containsExactly("a");
+  }
+
+  @Test
+  void oneOfTwoAgentsStoppingIsADeathNotAStaleView() {
+    for (long t = 0; t <= 2000; t += 200) {
+      var alive = liveness.observe(List.of(lease("a", WALL.plusMillis(t)), lease("b", WALL.plusMillis(Math.min(t, 400)))),
+          t * MS, WALL);
+      assertThat(alive).as("at %d ms", t).contains("a");
+      assertThat(alive.contains("b")).as("b at %d ms", t).isEqualTo(t < 1300);
+    }
+  }
 }

@@ -26,6 +26,7 @@ public final class LabAgent {
     KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
+    // In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here.
     return new Agent(client, heartbeat, Agent.Settings.defaults(n.name(), n.ip(), null),
         new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
   }

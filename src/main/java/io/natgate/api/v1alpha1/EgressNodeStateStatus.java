@@ -13,14 +13,19 @@ public class EgressNodeStateStatus {
   @JsonPropertyDescription("Why the last apply failed; empty when it succeeded.")
   public String error;
 
+  @JsonPropertyDescription("The egress IPs of this gateway the node holds now, by its agent's own decision (a "
+      + "standby that took one over lists it here; the operator adopts that).")
+  public java.util.List<String> held;
+
   @Override
   public boolean equals(Object o) {
     return o instanceof EgressNodeStateStatus s && Objects.equals(appliedGeneration, s.appliedGeneration)
-        && Objects.equals(error, s.error);
+        && Objects.equals(error, s.error)
+        && Objects.equals(held, s.held);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(appliedGeneration, error);
+    return Objects.hash(appliedGeneration, error, held);
   }
 }

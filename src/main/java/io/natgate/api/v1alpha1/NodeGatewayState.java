@@ -24,18 +24,22 @@ public class NodeGatewayState {
   @JsonPropertyDescription("Director role: local pod IPs to steer to the gateway holding an egress IP.")
   public List<Steer> steer = new ArrayList<>();
 
+  @JsonPropertyDescription("Peer liveness: the nodes that watch each other for this gateway, who holds each egress IP "
+      + "and who takes it over; absent when the gateway's peer group is too small for a quorum.")
+  public Peers peers;
+
   @Override
   public boolean equals(Object o) {
     // Same class only: a spec (this plus its node and gateway) never equals a plain part.
     return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s
         && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
         && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(snat, s.snat)
-        && Objects.equals(steer, s.steer);
+        && Objects.equals(steer, s.steer) && Objects.equals(peers, s.peers);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer);
+    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer, peers);
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -103,6 +107,90 @@ public class NodeGatewayState {
     @Override
     public int hashCode() {
       return Objects.hash(egressIP, gatewayNode, gatewayNodeIP, sources);
+    }
+  }
+
+  /** A gateway's peer group, as its members' agents need it to watch each other and to fail over without the API. */
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class Peers {
+    @JsonPropertyDescription("The group: the gateway's candidate nodes and a few witness nodes, sorted by name.")
+    public List<Member> members = new ArrayList<>();
+
+    @JsonPropertyDescription("Per egress IP: the node holding it and, in order, the nodes that take it over.")
+    public List<Succession> successions = new ArrayList<>();
+
+    @JsonPropertyDescription("SNAT kept ready on this node for the egress IPs it is a standby for; its address is "
+        + "added only when this node takes the IP over.")
+    public List<Snat> standby = new ArrayList<>();
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Peers p && Objects.equals(members, p.members) && Objects.equals(successions, p.successions)
+          && Objects.equals(standby, p.standby);
+    }
+
+    @Override
+    public int hashCode() {
+      return Objects.hash(members, successions, standby);
+    }
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class Member {
+    @JsonPropertyDescription("Node name.")
+    public String name;
+
+    @JsonPropertyDescription("Its InternalIP, where its agent sends and receives peer heartbeats.")
+    public String ip;
+
+    public Member() {
+    }
+
+    public Member(String name, String ip) {
+      this.name = name;
+      this.ip = ip;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Member m && Objects.equals(name, m.name) && Objects.equals(ip, m.ip);
+    }
+
+    @Override
+    public int hashCode() {
+      return Objects.hash(name, ip);
+    }
+  }
+
+  @JsonInclude(JsonInclude.Include.NON_NULL)
+  public static class Succession {
+    @JsonPropertyDescription("The egress IP.")
+    public String egressIP;
+
+    @JsonPropertyDescription("The node assigned to hold it.")
+    public String holder;
+
+    @JsonPropertyDescription("The nodes that take it over when the holder's peers stop hearing it, first first.")
+    public List<String> standbys = new ArrayList<>();
+
+    public Succession() {
+    }
+
+    public Succession(String egressIP, String holder, List<String> standbys) {
+      this.egressIP = egressIP;
+      this.holder = holder;
+      this.standbys = standbys;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof Succession s && Objects.equals(egressIP, s.egressIP) && Objects.equals(holder, s.holder)
+          && Objects.equals(standbys, s.standbys);
+    }
+
+    @Override
+    public int hashCode() {
+      return Objects.hash(egressIP, holder, standbys);
     }
   }
 }

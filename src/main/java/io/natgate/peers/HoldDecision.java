@@ -1,0 +1,147 @@
+package io.natgate.peers;
+
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Which egress IPs of one gateway this node holds now: a pure function of its node state, what it hears of its
+ * peers and whether its Lease is fresh.
+ * <p>
+ * A group of three or more members decides without the API server. A member holds nothing unless it has a quorum
+ * (a majority of the group, itself included, of members it hears and that hear it within the peer timeout): cut
+ * off from its peers, a holder releases its IPs within the peer timeout, whatever the API server says. With a
+ * quorum, an IP is held by the first node of its succession (the assigned holder, then the standbys in order) that
+ * can: a standby steps in only when every node before it is silent or without a quorum, and keeps the IP until the
+ * operator adopts it (a holder that comes back waits, unless both took it at once: then the later one yields); any
+ * node adds an IP only when no other member has claimed it within {@code takeoverAfter} (the peer timeout plus a margin for the holder to
+ * drop it), so at most one node holds it, except when an agent dies while its kernel keeps the address until its
+ * lifetime ends.
+ * <p>
+ * A smaller group cannot keep a quorum through the loss of one member: it keeps the Lease rule (hold what the
+ * operator assigned while the Lease is renewed).
+ */
+public final class HoldDecision {
+  /** The fewest members for which a group decides by quorum. */
+  public static final int MIN_GROUP = io.natgate.plan.PeerGroups.MIN_GROUP;
+
+  /**
+   * @param peerTimeout   a member not heard for this long is dead to this node
+   * @param takeoverAfter an IP whose last claimant has been silent this long is free (peer timeout plus margin)
+   */
+  public record Timing(Duration peerTimeout, Duration takeoverAfter) {
+  }
+
+  private HoldDecision() {
+  }
+
+  /**
+   * @param held       this gateway's egress IPs this node holds now
+   * @param leaseFresh this node's Lease was renewed within its fence deadline
+   */
+  public static Set<String> decide(String self, NodeGatewayState state, Map<String, PeerView.Peer> peers,
+      Set<String> held, boolean leaseFresh, Timing timing) {
+    Set<String> hold = new TreeSet<>();
+    if (!peerRule(state)) {
+      if (leaseFresh) {
+        state.snat.stream().filter(s -> s.holdAddress).forEach(s -> hold.add(s.egressIP));
+      }
+      return hold;
+    }
+    List<String> group = state.peers.members.stream().map(m -> m.name).toList();
+    if (!quorate(self, group, peers)) {
+      return hold;
+    }
+    for (NodeGatewayState.Succession s : state.peers.successions) {
+      List<String> order = new ArrayList<>();
+      order.add(s.holder);
+      order.addAll(s.standbys);
+      int me = order.indexOf(self);
+      if (me < 0) {
+        continue;
+      }
+      List<String> before = order.subList(0, me);
+      if (held.contains(s.egressIP)) {
+        // Kept until a node before it in the succession claims it too (two took it at once): a holder that comes
+        // back does not take it back while this node holds it; the operator adopts this node instead.
+        if (before.stream().noneMatch(m -> claims(m, s.egressIP, peers, timing))) {
+          hold.add(s.egressIP);
+        }
+      } else if (before.stream().noneMatch(m -> able(m, group, peers, timing))
+          && peers.keySet().stream().noneMatch(m -> claims(m, s.egressIP, peers, timing))) {
+        hold.add(s.egressIP);
+      }
+    }
+    return hold;
+  }
+
+  /** Whether the member may hold the IP by what is known of it: it claimed it, and was heard of lately enough. */
+  static boolean claims(String member, String egressIP, Map<String, PeerView.Peer> peers, Timing timing) {
+    PeerView.Peer p = peers.get(member);
+    return p != null && p.holds().contains(egressIP) && p.silentMillis() <= timing.takeoverAfter().toMillis();
+  }
+
+  /** Whether this gateway's group decides by quorum (else by the Lease). */
+  public static boolean peerRule(NodeGatewayState state) {
+    return state.peers != null && state.peers.members.size() >= MIN_GROUP;
+  }
+
+  /** A majority of the group, this node included, hears it and is heard by it. */
+  static boolean quorate(String self, List<String> group, Map<String, PeerView.Peer> peers) {
+    long mutual = group.stream().filter(m -> !m.equals(self)).map(peers::get)
+        .filter(p -> p != null && p.direct() && p.hearsMe()).count();
+    return mutual + 1 >= majority(group.size());
+  }
+
+  /**
+   * Whether a member could hold an IP: heard of within the timeout and, when heard directly, hearing a majority
+   * itself. Known only through gossip, it counts as able: waiting is the safe side.
+   */
+  static boolean able(String member, List<String> group, Map<String, PeerView.Peer> peers, Timing timing) {
+    PeerView.Peer p = peers.get(member);
+    if (p == null || p.silentMillis() > timing.peerTimeout().toMillis()) {
+      return false;
+    }
+    return !p.direct() || p.hears().stream().filter(group::contains).count() + 1 >= majority(group.size());
+  }
+
+  static int majority(int size) {
+    return size / 2 + 1;
+  }
+
+  /**
+   * The part to render given what this node holds: its assigned SNATs and, for standby IPs, the SNAT kept ready;
+   * each egress IP's address only when it is held.
+   */
+  public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding) {
+    NodeGatewayState r = new NodeGatewayState();
+    r.failurePolicy = part.failurePolicy;
+    r.cidrs = part.cidrs;
+    r.excludedCidrs = part.excludedCidrs;
+    r.steer = part.steer;
+    r.peers = part.peers;
+    r.snat = new ArrayList<>();
+    for (NodeGatewayState.Snat s : part.snat) {
+      r.snat.add(new NodeGatewayState.Snat(s.egressIP, s.holdAddress && holding.contains(s.egressIP), s.sources));
+    }
+    if (part.peers != null) {
+      part.peers.standby.stream().filter(s -> part.snat.stream().noneMatch(a -> a.egressIP.equals(s.egressIP)))
+          .forEach(s -> r.snat.add(new NodeGatewayState.Snat(s.egressIP, holding.contains(s.egressIP), s.sources)));
+    }
+    return r;
+  }
+
+  /** The egress IPs a node may hold for this part: assigned or standby. */
+  public static Set<String> egressIPs(NodeGatewayState part) {
+    Set<String> ips = new TreeSet<>();
+    part.snat.stream().filter(s -> s.holdAddress).forEach(s -> ips.add(s.egressIP));
+    if (part.peers != null) {
+      part.peers.standby.forEach(s -> ips.add(s.egressIP));
+    }
+    return ips;
+  }
+}

@@ -1,0 +1,108 @@
+package io.natgate.peers;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.security.InvalidKeyException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
+
+/**
+ * The wire form of a {@link PeerMessage}: a version byte, the fields, then an HMAC-SHA256 over everything before
+ * it with the key the operator keeps in a Secret. Pure; a new instance per thread (a {@link Mac} is not shareable).
+ */
+public final class PeerCodec {
+  static final byte VERSION = 1;
+  static final int MAC_LENGTH = 32;
+  /** Fits one Ethernet frame with room to spare; a group never needs more. */
+  public static final int MAX_LENGTH = 1400;
+
+  private final Mac mac;
+
+  public PeerCodec(byte[] key) {
+    try {
+      mac = Mac.getInstance("HmacSHA256");
+      mac.init(new SecretKeySpec(key, "HmacSHA256"));
+    } catch (NoSuchAlgorithmException | InvalidKeyException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  public byte[] encode(PeerMessage m) {
+    var bytes = new ByteArrayOutputStream();
+    try (var out = new DataOutputStream(bytes)) {
+      out.writeByte(VERSION);
+      out.writeUTF(m.sender());
+      out.writeLong(m.seq());
+      writeSet(out, m.holds());
+      out.writeShort(m.hears().size());
+      for (var e : new java.util.TreeMap<>(m.hears()).entrySet()) {
+        out.writeUTF(e.getKey());
+        out.writeLong(e.getValue().seq());
+        out.writeInt(e.getValue().agoMillis());
+        writeSet(out, e.getValue().holds());
+      }
+      out.write(mac.doFinal(bytes.toByteArray()));
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+    if (bytes.size() > MAX_LENGTH) {
+      throw new IllegalArgumentException("peer message of " + bytes.size() + " bytes exceeds " + MAX_LENGTH);
+    }
+    return bytes.toByteArray();
+  }
+
+  /** The message, or empty when the MAC does not match (forged, corrupt, another key) or it does not parse. */
+  public Optional<PeerMessage> decode(byte[] data, int length) {
+    if (length <= MAC_LENGTH + 1 || length > data.length) {
+      return Optional.empty();
+    }
+    int body = length - MAC_LENGTH;
+    mac.update(data, 0, body);
+    if (!MessageDigest.isEqual(mac.doFinal(), Arrays.copyOfRange(data, body, length))) {
+      return Optional.empty();
+    }
+    try (var in = new DataInputStream(new ByteArrayInputStream(data, 0, body))) {
+      if (in.readByte() != VERSION) {
+        return Optional.empty();
+      }
+      String sender = in.readUTF();
+      long seq = in.readLong();
+      Set<String> holds = readSet(in);
+      int n = in.readUnsignedShort();
+      Map<String, PeerMessage.Heard> hears = new LinkedHashMap<>();
+      for (int i = 0; i < n; i++) {
+        hears.put(in.readUTF(), new PeerMessage.Heard(in.readLong(), in.readInt(), readSet(in)));
+      }
+      return in.available() == 0 ? Optional.of(new PeerMessage(sender, seq, holds, hears)) : Optional.empty();
+    } catch (IOException e) {
+      return Optional.empty();
+    }
+  }
+
+  private static void writeSet(DataOutputStream out, Set<String> values) throws IOException {
+    out.writeShort(values.size());
+    for (String v : new TreeSet<>(values)) {
+      out.writeUTF(v);
+    }
+  }
+
+  private static Set<String> readSet(DataInputStream in) throws IOException {
+    int n = in.readUnsignedShort();
+    Set<String> values = new TreeSet<>();
+    for (int i = 0; i < n; i++) {
+      values.add(in.readUTF());
+    }
+    return values;
+  }
+}

@@ -1,0 +1,130 @@
+package io.natgate.peers;
+
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * What this node hears of its peers, fed with received datagrams. Refuses (and says why) a datagram whose MAC does
+ * not match, a sender that is not a member of any of this node's groups, and a sequence number not above the last
+ * accepted from that sender or too far from this node's clock. Times are passed in (nanoTime scale for ages, wall
+ * clock only for the replay window), so that it is tested without sleeping. Thread-safe.
+ */
+public final class PeerView {
+  /** Why a datagram was refused; the metric's {@code reason} label. */
+  public enum Verdict {
+    ACCEPTED, MAC, STRANGER, REPLAY;
+
+    public String label() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
+  /** A sequence number further than this from the receiver's clock is a replay (or a clock to fix). */
+  public static final Duration MAX_SKEW = Duration.ofSeconds(30);
+
+  /**
+   * One member as this node knows it now.
+   *
+   * @param direct       this node received a message from it within the peer timeout
+   * @param hearsMe      its last direct message lists this node among those it hears
+   * @param hears        the members its last direct message says it hears (empty when none came)
+   * @param silentMillis since the last evidence that it was alive, its own message or another member's gossip
+   *                     ({@link Long#MAX_VALUE}: never heard of)
+   * @param holds        the egress IPs it held by the freshest news of it
+   */
+  public record Peer(boolean direct, boolean hearsMe, Set<String> hears, long silentMillis, Set<String> holds) {
+  }
+
+  private record Direct(long atNanos, PeerMessage message) {
+  }
+
+  private record News(long seq, long aliveAtNanos, Set<String> holds) {
+  }
+
+  private final String self;
+  private final Duration timeout;
+  private Set<String> members = Set.of();
+  private final Map<String, Direct> direct = new HashMap<>();
+  private final Map<String, News> news = new HashMap<>();
+
+  public PeerView(String self, Duration timeout) {
+    this.self = self;
+    this.timeout = timeout;
+  }
+
+  /** The members of all of this node's groups (itself included); others' datagrams are refused. */
+  public synchronized void members(Set<String> names) {
+    members = Set.copyOf(names);
+    direct.keySet().retainAll(members);
+    news.keySet().retainAll(members);
+  }
+
+  public synchronized Verdict receive(byte[] data, int length, PeerCodec codec, long nowNanos, long wallMillis) {
+    Optional<PeerMessage> decoded = codec.decode(data, length);
+    if (decoded.isEmpty()) {
+      return Verdict.MAC;
+    }
+    PeerMessage m = decoded.get();
+    if (m.sender().equals(self) || !members.contains(m.sender())) {
+      return Verdict.STRANGER;
+    }
+    Direct last = direct.get(m.sender());
+    if (last != null && m.seq() <= last.message().seq()
+        || Math.abs(m.sentMillis() - wallMillis) > MAX_SKEW.toMillis()) {
+      return Verdict.REPLAY;
+    }
+    direct.put(m.sender(), new Direct(nowNanos, m));
+    learn(m.sender(), m.seq(), nowNanos, m.holds());
+    m.hears().forEach((name, heard) -> {
+      if (!name.equals(self) && members.contains(name)) {
+        learn(name, heard.seq(), nowNanos - heard.agoMillis() * 1_000_000L, heard.holds());
+      }
+    });
+    return Verdict.ACCEPTED;
+  }
+
+  private void learn(String member, long seq, long aliveAtNanos, Set<String> holds) {
+    News before = news.get(member);
+    if (before == null) {
+      news.put(member, new News(seq, aliveAtNanos, holds));
+      return;
+    }
+    // The freshest sequence number tells what it holds; the latest evidence tells when it was alive.
+    news.put(member, new News(Math.max(seq, before.seq()), Math.max(aliveAtNanos, before.aliveAtNanos()),
+        seq > before.seq() ? holds : before.holds()));
+  }
+
+  /** Every member but this node, as known at {@code nowNanos}. */
+  public synchronized Map<String, Peer> peers(long nowNanos) {
+    Map<String, Peer> peers = new TreeMap<>();
+    for (String m : members) {
+      if (m.equals(self)) {
+        continue;
+      }
+      Direct d = direct.get(m);
+      boolean fresh = d != null && nowNanos - d.atNanos() <= timeout.toNanos();
+      News n = news.get(m);
+      peers.put(m, new Peer(fresh, fresh && d.message().hears().containsKey(self),
+          fresh ? d.message().hears().keySet() : Set.of(),
+          n == null ? Long.MAX_VALUE : Math.max(0, (nowNanos - n.aliveAtNanos()) / 1_000_000),
+          n == null ? Set.of() : n.holds()));
+    }
+    return peers;
+  }
+
+  /** What this node tells the others it hears: each member it heard directly within the timeout. */
+  public synchronized Map<String, PeerMessage.Heard> hears(long nowNanos) {
+    Map<String, PeerMessage.Heard> hears = new TreeMap<>();
+    direct.forEach((m, d) -> {
+      long ago = nowNanos - d.atNanos();
+      if (ago <= timeout.toNanos()) {
+        hears.put(m, new PeerMessage.Heard(d.message().seq(), (int) (ago / 1_000_000), d.message().holds()));
+      }
+    });
+    return hears;
+  }
+}

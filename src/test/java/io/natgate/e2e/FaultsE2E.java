@@ -1,0 +1,442 @@
+package io.natgate.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.fabric8.kubernetes.api.model.Condition;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.lab.LabNode;
+import io.natgate.lab.LabPod;
+import io.natgate.lab.NetworkLab;
+import io.natgate.lab.Prober;
+import io.natgate.testing.ControlPlane;
+import io.natgate.testing.ControlPlaneExtension;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer.OrderAnnotation;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
+
+/**
+ * Faults against the running system (operator and agents as processes, the real API server, the network lab), each
+ * repeated, with a pod on node-3 connecting to the external host every 10 ms throughout and the external host
+ * counting what arrives by source. node-1 and node-2 are the candidates, node-3 the witness: a group of three. Prints
+ * a table (fault, rounds, outage p50/p95/max, failed probes, packets with another source, most holders at once)
+ * and asserts zero packets with another source and the holder bounds. {@code -Dfaults.rounds=N} repeats each fault N
+ * times (default 2; SIGKILL twice that). Needs root.
+ */
+@ExtendWith(ControlPlaneExtension.class)
+@TestMethodOrder(OrderAnnotation.class)
+class FaultsE2E {
+  static final String EGRESS_IP = "198.18.0.100";
+  static final Duration SOON = Duration.ofSeconds(60);
+  static final Duration API_OUTAGE = Duration.ofSeconds(10);
+  static final int ROUNDS = Integer.getInteger("faults.rounds", 2);
+  static final String NAMESPACE = "faults";
+
+  @RegisterExtension
+  static final NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(1);
+
+  static EndToEnd e2e;
+  static KubernetesClient admin;
+  static LabPod probe;
+  static final Map<String, List<Round>> results = new LinkedHashMap<>();
+
+  /**
+   * One round of a fault.
+   *
+   * @param outageMs    the longest time new connections failed (see {@link #longestOutage}; 0: none)
+   * @param failed      probes that got no answer
+   * @param leaked      packets the external host saw from the pod with another source
+   * @param mostHolders most node namespaces holding the egress IP at once
+   * @param overlapMs   how long two or more held it (as sampled)
+   */
+  record Round(long outageMs, long failed, long leaked, int mostHolders, long overlapMs) {
+  }
+
+  @BeforeAll
+  static void start(ControlPlane cp) throws Exception {
+    admin = cp.admin();
+    e2e = new EndToEnd(lab, cp).start();
+    // Its own namespace: another suite in this JVM may have left "payments" terminating (no namespace controller).
+    e2e.cluster().namespace(NAMESPACE, Map.of("team", "payments"));
+    probe = lab.pod(3, 1);
+    e2e.cluster().runningPod(NAMESPACE, probe.name(), lab.node(3).name(), probe.ip(), Map.of());
+    try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
+      admin.load(sample).create();
+    }
+    awaitSteady();
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    printTable();
+    if (e2e != null) {
+      admin.resources(EgressGateway.class).withName("payments").delete();
+      // The operator removes its finalizer: gone before the next suite in this JVM creates its own "payments".
+      await().atMost(SOON).ignoreExceptions()
+          .until(() -> admin.resources(EgressGateway.class).withName("payments").get() == null);
+      e2e.close();
+      admin.namespaces().withName(NAMESPACE).delete();
+    }
+  }
+
+  @Test
+  @Order(1)
+  void apiServerStoppedFor10sNothingIsReleasedDroppedOrMovedAndNoNodeStateIsWritten() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Map<String, Long> generations = stateGenerations();
+      Round r = measure("API server SIGSTOP 10 s", () -> {
+        ProcessHandle api = EndToEnd.apiServer();
+        signal(api, "STOP");
+        try {
+          Thread.sleep(API_OUTAGE.toMillis());
+        } finally {
+          signal(api, "CONT");
+        }
+        e2e.restartOperatorIfExited();
+        Thread.sleep(3000); // watches resume, Leases flow again, the operator replans
+      });
+      assertThat(r.failed()).as("probes that failed through the outage").isZero();
+      assertThat(r.mostHolders()).isEqualTo(1);
+      assertThat(holder()).isEqualTo(holder);
+      assertThat(stateGenerations()).as("node-state generations: no spec written").isEqualTo(generations);
+    }
+  }
+
+  @Test
+  @Order(2)
+  void holderCutFromTheApiOnlyKeepsForwardingAndStaysTheOnlyHolder() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Round r = measure("holder cut from the API only (5 s)", () -> {
+        dropApi(holder, true);
+        try {
+          Thread.sleep(5000);
+        } finally {
+          dropApi(holder, false);
+        }
+        Thread.sleep(2000);
+      });
+      // Failed probes are printed, not asserted: on a starved machine (load 35 on 2 cores) a holder that is not
+      // scheduled for the peer timeout loses its quorum and is failed over, with or without the API (safely).
+      assertThat(r.mostHolders()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @Order(3)
+  void holderCutFromItsPeersOnlyFencesAndItsStandbyTakesOver() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Round r = measure("holder cut from its peers only", () -> {
+        dropPeers(holder, true);
+        try {
+          awaitMoved(holder);
+          Thread.sleep(1000);
+        } finally {
+          dropPeers(holder, false);
+        }
+      });
+      assertThat(r.mostHolders()).isEqualTo(1);
+      awaitBack(holder);
+    }
+  }
+
+  @Test
+  @Order(4)
+  void holderLinkCutFencesBeforeItsStandbyTakesOver() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Round r = measure("holder link cut", () -> {
+        lab.cutLink(holder);
+        try {
+          awaitMoved(holder);
+          Thread.sleep(1000);
+        } finally {
+          lab.restoreLink(holder);
+        }
+      });
+      assertThat(r.mostHolders()).isEqualTo(1);
+      awaitBack(holder);
+    }
+  }
+
+  @Test
+  @Order(5)
+  void holderAgentKilledItsStandbyTakesOver() throws Exception {
+    for (int i = 0; i < 2 * ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Round r = measure("holder agent SIGKILL", () -> {
+        e2e.killAgent(holder);
+        try {
+          awaitMoved(holder);
+          Thread.sleep(1000);
+        } finally {
+          e2e.startAgent(holder);
+        }
+      });
+      // The killed agent cannot release: its kernel keeps the address until its lifetime ends, 1 s after the last
+      // renewal, checked by the kernel on whole seconds: gone within 2 s of the kill.
+      assertThat(r.mostHolders()).isLessThanOrEqualTo(2);
+      assertThat(r.overlapMs()).isLessThanOrEqualTo(2000);
+      awaitBack(holder);
+    }
+  }
+
+  @Test
+  @Order(6)
+  void holderKilledDuringAnApiOutageItsStandbyTakesOverAndTheOperatorAdoptsIt() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      AtomicInteger taken = new AtomicInteger();
+      Round r = measure("holder agent SIGKILL during an API outage", () -> {
+        ProcessHandle api = EndToEnd.apiServer();
+        signal(api, "STOP");
+        try {
+          Thread.sleep(1000);
+          e2e.killAgent(holder);
+          await().atMost(Duration.ofSeconds(8)).pollInterval(Duration.ofMillis(20)).until(() -> lab.nodes().stream()
+              .anyMatch(n -> !n.equals(holder) && holds(n)) && seen().equals(Optional.of(EGRESS_IP)));
+          taken.set(lab.nodes().stream().filter(n -> !n.equals(holder) && holds(n)).findFirst().orElseThrow()
+              .index());
+          Thread.sleep(2000);
+        } finally {
+          signal(api, "CONT");
+        }
+        e2e.restartOperatorIfExited();
+        e2e.startAgent(holder);
+        awaitMoved(holder);
+      });
+      assertThat(holder().index()).as("the operator adopted the standby's takeover").isEqualTo(taken.get());
+      assertThat(r.mostHolders()).isLessThanOrEqualTo(2);
+      awaitBack(holder);
+    }
+  }
+
+  @Test
+  @Order(7)
+  void operatorKilledAndRestartedNothingMovesAndTrafficFlows() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Map<String, Long> generations = stateGenerations();
+      Round r = measure("operator SIGKILL", () -> {
+        e2e.killOperator();
+        e2e.startOperator(); // it waits for the old leader Lease to expire, then replans from what it observes
+        await().atMost(SOON).pollInterval(Duration.ofMillis(200)).until(() -> admin.leases()
+            .inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName("natgate-operator-leader").get().getSpec()
+            .getHolderIdentity() != null);
+        Thread.sleep(2000);
+      });
+      assertThat(r.failed()).isZero();
+      assertThat(holder()).isEqualTo(holder);
+      assertThat(stateGenerations()).isEqualTo(generations);
+    }
+  }
+
+  /**
+   * A planned move: the holder stops matching the nodeSelector. It stays in the group as a witness, so its standby
+   * adds the IP once the holder's heartbeat no longer claims it: no overlap, a short gap (printed, not asserted).
+   */
+  @Test
+  @Order(8)
+  void holderUnlabeledThePlannedMoveHasOneHolderAndAShortGap() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      LabNode holder = awaitSteady();
+      Round r = measure("planned move (holder unlabeled)", () -> {
+        e2e.cluster().labelNode(holder.name(), "node-role.kubernetes.io/egress", null);
+        try {
+          awaitMoved(holder);
+          Thread.sleep(1000);
+        } finally {
+          e2e.cluster().labelNode(holder.name(), "node-role.kubernetes.io/egress", "");
+        }
+      });
+      assertThat(r.mostHolders()).isEqualTo(1);
+    }
+  }
+
+  interface Fault {
+    void inject() throws Exception;
+  }
+
+  /** Probes through the fault and counts; asserts that nothing left with another source. */
+  static Round measure(String fault, Fault f) throws Exception {
+    lab.resetArrivals();
+    AtomicInteger most = new AtomicInteger();
+    AtomicLong overlapNanos = new AtomicLong();
+    AtomicBoolean watching = new AtomicBoolean(true);
+    Thread watcher = new Thread(() -> {
+      long last = System.nanoTime();
+      while (watching.get()) {
+        int n = (int) lab.nodes().stream().filter(FaultsE2E::holds).count();
+        long now = System.nanoTime();
+        if (n > 1) {
+          overlapNanos.addAndGet(now - last);
+        }
+        last = now;
+        most.accumulateAndGet(n, Math::max);
+      }
+    });
+    watcher.start();
+    Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
+    Thread.sleep(300);
+    try {
+      f.inject();
+      await().atMost(SOON).until(() -> seen().equals(Optional.of(EGRESS_IP)));
+      Thread.sleep(500);
+    } finally {
+      watching.set(false);
+      watcher.join();
+    }
+    var probes = prober.stop();
+    long failed = probes.stream().filter(p -> p.source().isEmpty()).count();
+    long leaked = Prober.seenWithOtherSource(probes, EGRESS_IP) + lab.arrivals(probe).entrySet().stream()
+        .filter(e -> !e.getKey().equals(EGRESS_IP)).mapToLong(Map.Entry::getValue).sum();
+    long outage = longestOutage(probes);
+    Round r = new Round(outage, failed, leaked, most.get(), overlapNanos.get() / 1_000_000);
+    results.computeIfAbsent(fault, k -> new ArrayList<>()).add(r);
+    System.out.printf("%s: %s (load %s)%n", fault, r, load());
+    assertThat(leaked).as("packets that reached the external host with another source").isZero();
+    return r;
+  }
+
+  /**
+   * The longest time from a probe that got no answer to the first answer with the egress IP after it: the longest
+   * a new connection could not be made (0 when every probe was answered).
+   */
+  static long longestOutage(List<Prober.Probe> probes) {
+    long longest = 0;
+    for (Prober.Probe p : probes) {
+      if (p.source().isEmpty()) {
+        long gap = Prober.firstAnswer(probes, p.at().plusNanos(1), EGRESS_IP)
+            .map(answered -> Duration.between(p.at(), answered).toMillis()).orElse(Long.MAX_VALUE);
+        longest = Math.max(longest, gap);
+      }
+    }
+    return longest;
+  }
+
+  static void printTable() {
+    System.out.printf("%n%-44s %6s %8s %8s %8s %7s %7s %8s %8s%n", "fault", "rounds", "out p50", "out p95",
+        "out max", "failed", "leaked", "holders", "overlap");
+    results.forEach((fault, rounds) -> {
+      List<Long> outages = rounds.stream().map(Round::outageMs).sorted().toList();
+      System.out.printf("%-44s %6d %6dms %6dms %6dms %7d %7d %8d %6dms%n", fault, rounds.size(),
+          percentile(outages, 50), percentile(outages, 95), outages.get(outages.size() - 1),
+          rounds.stream().mapToLong(Round::failed).sum(), rounds.stream().mapToLong(Round::leaked).sum(),
+          rounds.stream().mapToInt(Round::mostHolders).max().orElse(0),
+          rounds.stream().mapToLong(Round::overlapMs).max().orElse(0));
+    });
+    System.out.println("load average: " + load());
+  }
+
+  static long percentile(List<Long> sorted, int p) {
+    return sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
+  }
+
+  static String load() {
+    try {
+      return Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim();
+    } catch (java.io.IOException e) {
+      return "?";
+    }
+  }
+
+  /** One holder, the one the status names, every agent alive and every state applied; returns the holder. */
+  static LabNode awaitSteady() {
+    await().atMost(Duration.ofSeconds(120)).pollInterval(Duration.ofMillis(100)).ignoreExceptions().until(() -> {
+      LabNode h = holder();
+      return h != null && lab.nodes().stream().allMatch(n -> e2e.agentAlive(n) && holds(n) == n.equals(h))
+          && "True".equals(condition("Programmed")) && seen().equals(Optional.of(EGRESS_IP));
+    });
+    return holder();
+  }
+
+  /** The status names another holder, and that node holds the IP. */
+  static void awaitMoved(LabNode from) {
+    await().atMost(SOON).pollInterval(Duration.ofMillis(20)).ignoreExceptions().until(() -> {
+      LabNode h = holder();
+      return h != null && !h.equals(from) && holds(h);
+    });
+  }
+
+  /** Back on the network or restarted: its agent alive, and it does not hold the IP. */
+  static void awaitBack(LabNode n) {
+    await().atMost(Duration.ofSeconds(120)).pollInterval(Duration.ofMillis(100)).ignoreExceptions()
+        .until(() -> e2e.agentAlive(n) && !holds(n));
+  }
+
+  static Optional<String> seen() {
+    return lab.seenSource(probe);
+  }
+
+  static Map<String, Long> stateGenerations() {
+    Map<String, Long> g = new TreeMap<>();
+    admin.resources(EgressNodeState.class).list().getItems()
+        .forEach(s -> g.put(s.getMetadata().getName(), s.getMetadata().getGeneration()));
+    return g;
+  }
+
+  /** Drops (or stops dropping) the node's traffic to the API server's address. */
+  static void dropApi(LabNode n, boolean drop) {
+    lab.exec(n.ns(), "iptables", drop ? "-I" : "-D", "OUTPUT", "-d", EndToEnd.API_ADDRESS, "-p", "tcp", "--dport",
+        String.valueOf(EndToEnd.API_PORT), "-j", "DROP");
+  }
+
+  /** Drops (or stops dropping) the node's peer heartbeats, both ways. */
+  static void dropPeers(LabNode n, boolean drop) {
+    for (String chain : List.of("INPUT", "OUTPUT")) {
+      lab.exec(n.ns(), "iptables", drop ? "-I" : "-D", chain, "-p", "udp", "--dport", "4791", "-j", "DROP");
+    }
+  }
+
+  static void signal(ProcessHandle p, String signal) throws Exception {
+    Process kill = new ProcessBuilder("kill", "-" + signal, String.valueOf(p.pid())).inheritIO().start();
+    assertThat(kill.waitFor()).isZero();
+  }
+
+  static boolean holds(LabNode n) {
+    try {
+      return lab.holds(n, EGRESS_IP);
+    } catch (RuntimeException e) {
+      return false;
+    }
+  }
+
+  static LabNode holder() {
+    EgressGateway g = admin.resources(EgressGateway.class).withName("payments").get();
+    if (g == null || g.getStatus() == null || g.getStatus().assignments.isEmpty()) {
+      return null;
+    }
+    String node = g.getStatus().assignments.get(0).node;
+    return lab.nodes().stream().filter(n -> n.name().equals(node)).findFirst().orElse(null);
+  }
+
+  static String condition(String type) {
+    EgressGateway g = admin.resources(EgressGateway.class).withName("payments").get();
+    return g == null || g.getStatus() == null ? null : g.getStatus().conditions.stream()
+        .filter(c -> type.equals(c.getType())).map(Condition::getStatus).filter(Objects::nonNull).findFirst()
+        .orElse(null);
+  }
+}

@@ -1,0 +1,171 @@
+package io.natgate.peers;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.api.v1alpha1.NodeGatewayState.Member;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** Group a (holder of IP), b (first standby), c (second standby), w (witness); this node is the one asked. */
+class HoldDecisionTest {
+  static final String IP = "198.18.0.100";
+  static final HoldDecision.Timing TIMING = new HoldDecision.Timing(Duration.ofMillis(200), Duration.ofMillis(350));
+  static final Set<String> ALL = Set.of("a", "b", "c", "w");
+
+  static NodeGatewayState state(String self) {
+    var s = new NodeGatewayState();
+    s.peers = new NodeGatewayState.Peers();
+    s.peers.members = List.of(new Member("a", "198.18.0.11"), new Member("b", "198.18.0.12"),
+        new Member("c", "198.18.0.13"), new Member("w", "198.18.0.14"));
+    s.peers.successions = List.of(new NodeGatewayState.Succession(IP, "a", List.of("b", "c")));
+    if (self.equals("a")) {
+      s.snat.add(new NodeGatewayState.Snat(IP, true, List.of("198.19.3.2")));
+    } else if (!self.equals("w")) {
+      s.peers.standby = List.of(new NodeGatewayState.Snat(IP, true, List.of("198.19.3.2")));
+    }
+    return s;
+  }
+
+  /** A member heard directly just now, hearing {@code hears}. */
+  static PeerView.Peer live(Set<String> hears, String... holds) {
+    return new PeerView.Peer(true, hears.contains(SELF.get()), hears, 10, Set.of(holds));
+  }
+
+  static PeerView.Peer silent(long millis, String... holds) {
+    return new PeerView.Peer(false, false, Set.of(), millis, Set.of(holds));
+  }
+
+  static final ThreadLocal<String> SELF = new ThreadLocal<>();
+
+  static Set<String> decide(String self, Map<String, PeerView.Peer> peers, Set<String> held, boolean lease) {
+    return HoldDecision.decide(self, state(self), peers, held, lease, TIMING);
+  }
+
+  static Map<String, PeerView.Peer> everyoneHearsEveryone(String self, Set<String> except, String holder) {
+    SELF.set(self);
+    Map<String, PeerView.Peer> peers = new HashMap<>();
+    for (String m : ALL) {
+      if (!m.equals(self) && !except.contains(m)) {
+        Set<String> hears = new java.util.HashSet<>(ALL);
+        hears.removeAll(except);
+        hears.remove(m);
+        peers.put(m, m.equals(holder) ? live(hears, IP) : live(hears));
+      }
+    }
+    return peers;
+  }
+
+  @Test
+  void theHolderKeepsItsIPWhileItHasAQuorumWhateverTheLeaseSays() {
+    var peers = everyoneHearsEveryone("a", Set.of(), null);
+    assertThat(decide("a", peers, Set.of(IP), false)).containsExactly(IP);
+    assertThat(decide("a", peers, Set.of(), false)).containsExactly(IP);
+  }
+
+  @Test
+  void aHolderCutOffFromItsPeersReleasesEvenWithAFreshLease() {
+    SELF.set("a");
+    var peers = Map.of("b", silent(250), "c", silent(250), "w", silent(250));
+    assertThat(decide("a", peers, Set.of(IP), true)).isEmpty();
+    // One peer is not a majority of four.
+    SELF.set("a");
+    var one = new HashMap<>(peers);
+    one.put("w", live(Set.of("a")));
+    assertThat(decide("a", one, Set.of(IP), true)).isEmpty();
+  }
+
+  @Test
+  void aHolderThatHearsOthersButIsNotHeardByThemReleases() {
+    SELF.set("a");
+    // a receives b, c and w, whose messages say they do not hear a (a's sending is cut).
+    var peers = Map.of("b", live(Set.of("c", "w")), "c", live(Set.of("b", "w")), "w", live(Set.of("b", "c")));
+    assertThat(decide("a", peers, Set.of(IP), true)).isEmpty();
+  }
+
+  @Test
+  void theFirstStandbyTakesOverOnlyOnceTheHoldersClaimIsOlderThanTheTakeoverTime() {
+    SELF.set("b");
+    Map<String, PeerView.Peer> peers = new HashMap<>(Map.of("c", live(Set.of("b", "w")), "w", live(Set.of("b", "c"))));
+    peers.put("a", silent(300, IP));
+    assertThat(decide("b", peers, Set.of(), false)).as("a silent 300 ms: it may still hold the IP").isEmpty();
+    peers.put("a", silent(351, IP));
+    assertThat(decide("b", peers, Set.of(), false)).containsExactly(IP);
+    // the second standby waits for the first
+    SELF.set("c");
+    var fromC = new HashMap<>(Map.of("b", live(Set.of("c", "w")), "w", live(Set.of("b", "c")), "a", silent(351, IP)));
+    assertThat(decide("c", fromC, Set.of(), false)).isEmpty();
+    // ... unless the first is silent too; but with two of four members gone, c has no quorum either
+    fromC.put("b", silent(400));
+    assertThat(decide("c", fromC, Set.of(), false)).isEmpty();
+    // b without a quorum of its own (it hears only itself) does not stop c
+    fromC.put("b", new PeerView.Peer(true, true, Set.of("c"), 5, Set.of()));
+    assertThat(decide("c", fromC, Set.of(), false)).containsExactly(IP);
+  }
+
+  @Test
+  void aStandbyDoesNotTakeOverWhileAnotherMemberStillHearsTheHolder() {
+    SELF.set("b");
+    // b does not hear a, but w's gossip about a is fresh (silentMillis counts from w's news).
+    var peers = Map.of("a", new PeerView.Peer(false, false, Set.of(), 40, Set.of(IP)),
+        "c", live(Set.of("b", "w")), "w", live(Set.of("a", "b", "c")));
+    assertThat(decide("b", peers, Set.of(), true)).isEmpty();
+  }
+
+  @Test
+  void aHolderThatLostItsQuorumAndSaysSoIsPassedOverAtOnceOnceItNoLongerClaims() {
+    SELF.set("b");
+    // a still sends (heard directly, just now) but hears nobody, and has released the IP.
+    var peers = Map.of("a", new PeerView.Peer(true, false, Set.of(), 5, Set.of()),
+        "c", live(Set.of("b", "w")), "w", live(Set.of("b", "c")));
+    assertThat(decide("b", peers, Set.of(), true)).containsExactly(IP);
+  }
+
+  @Test
+  void aStandbyThatTookTheIPKeepsItWhenTheHolderComesBackAndTheHolderWaits() {
+    var toB = everyoneHearsEveryone("b", Set.of(), null);
+    assertThat(decide("b", toB, Set.of(IP), true)).as("a is able again, but does not claim it").containsExactly(IP);
+    var toA = everyoneHearsEveryone("a", Set.of(), "b");
+    assertThat(decide("a", toA, Set.of(), true)).as("b claims it").isEmpty();
+  }
+
+  @Test
+  void whenTwoTookTheIPAtOnceTheLaterInTheSuccessionGivesItUp() {
+    var toB = everyoneHearsEveryone("b", Set.of(), "a");
+    assertThat(decide("b", toB, Set.of(IP), true)).isEmpty();
+    var toA = everyoneHearsEveryone("a", Set.of(), "b");
+    assertThat(decide("a", toA, Set.of(IP), true)).containsExactly(IP);
+  }
+
+  @Test
+  void aWitnessNeverHoldsAndTheIPIsFreeWhenNobodyClaimsIt() {
+    assertThat(decide("w", everyoneHearsEveryone("w", Set.of(), null), Set.of(), true)).isEmpty();
+  }
+
+  @Test
+  void aGroupTooSmallForAQuorumKeepsTheLeaseRule() {
+    var s = state("a");
+    s.peers.members = s.peers.members.subList(0, 2);
+    assertThat(HoldDecision.decide("a", s, Map.of(), Set.of(IP), true, TIMING)).containsExactly(IP);
+    assertThat(HoldDecision.decide("a", s, Map.of(), Set.of(IP), false, TIMING)).isEmpty();
+    var noPeers = new NodeGatewayState();
+    noPeers.snat.add(new NodeGatewayState.Snat(IP, true, List.of()));
+    assertThat(HoldDecision.decide("a", noPeers, Map.of(), Set.of(), true, TIMING)).containsExactly(IP);
+  }
+
+  @Test
+  void theRenderedStateAddsAStandbysAddressOnlyWhenItHoldsIt() {
+    var standby = state("b");
+    assertThat(HoldDecision.withHolding(standby, Set.of()).snat)
+        .containsExactly(new NodeGatewayState.Snat(IP, false, List.of("198.19.3.2")));
+    assertThat(HoldDecision.withHolding(standby, Set.of(IP)).snat)
+        .containsExactly(new NodeGatewayState.Snat(IP, true, List.of("198.19.3.2")));
+    assertThat(HoldDecision.withHolding(state("a"), Set.of()).snat)
+        .containsExactly(new NodeGatewayState.Snat(IP, false, List.of("198.19.3.2")));
+    assertThat(HoldDecision.egressIPs(standby)).containsExactly(IP);
+  }
+}

@@ -1,0 +1,100 @@
+package io.natgate.peers;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Duration;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+class PeerViewTest {
+  static final byte[] KEY = "0123456789abcdef0123456789abcdef".getBytes();
+  static final long WALL = 1_800_000_000_000L;
+  static final long MS = 1_000_000L;
+
+  final PeerCodec codec = new PeerCodec(KEY);
+  final PeerView view = new PeerView("b", Duration.ofMillis(200));
+
+  PeerViewTest() {
+    view.members(Set.of("a", "b", "c"));
+  }
+
+  static long seq(long wallMillis) {
+    return wallMillis * SequenceClock.PER_MILLI;
+  }
+
+  PeerView.Verdict receive(PeerMessage m, long nowNanos) {
+    byte[] data = codec.encode(m);
+    return view.receive(data, data.length, codec, nowNanos, WALL + nowNanos / MS);
+  }
+
+  @Test
+  void aMessageRoundTripsAndTellsWhoIsHeardAndWhatTheyHold() {
+    var m = new PeerMessage("a", seq(WALL), Set.of("198.18.0.100"),
+        Map.of("b", new PeerMessage.Heard(seq(WALL) - 5, 20, Set.of()),
+            "c", new PeerMessage.Heard(seq(WALL) - 7, 30, Set.of("198.18.0.101"))));
+    byte[] data = codec.encode(m);
+    assertThat(codec.decode(data, data.length)).contains(m);
+
+    assertThat(receive(m, 0)).isEqualTo(PeerView.Verdict.ACCEPTED);
+    var peers = view.peers(50 * MS);
+    assertThat(peers.get("a")).isEqualTo(new PeerView.Peer(true, true, Set.of("b", "c"), 50, Set.of("198.18.0.100")));
+    // c is known through a's gossip only: alive 30 ms before a's message arrived.
+    assertThat(peers.get("c")).isEqualTo(new PeerView.Peer(false, false, Set.of(), 80, Set.of("198.18.0.101")));
+    assertThat(view.peers(201 * MS).get("a").direct()).isFalse();
+  }
+
+  @Test
+  void aWrongMacAStrangerAndAReplayAreRefusedAndChangeNothing() {
+    var m = new PeerMessage("a", seq(WALL), Set.of("198.18.0.100"), Map.of());
+    byte[] forged = codec.encode(m);
+    forged[10] ^= 1;
+    assertThat(view.receive(forged, forged.length, codec, 0, WALL)).isEqualTo(PeerView.Verdict.MAC);
+    byte[] otherKey = new PeerCodec("another key, 32 bytes long......".getBytes()).encode(m);
+    assertThat(view.receive(otherKey, otherKey.length, codec, 0, WALL)).isEqualTo(PeerView.Verdict.MAC);
+    assertThat(view.receive(new byte[] {1, 2, 3}, 3, codec, 0, WALL)).isEqualTo(PeerView.Verdict.MAC);
+    assertThat(view.peers(0).get("a").silentMillis()).isEqualTo(Long.MAX_VALUE);
+
+    assertThat(receive(new PeerMessage("mallory", seq(WALL), Set.of("198.18.0.100"), Map.of()), 0))
+        .isEqualTo(PeerView.Verdict.STRANGER);
+    assertThat(receive(new PeerMessage("b", seq(WALL), Set.of(), Map.of()), 0)).isEqualTo(PeerView.Verdict.STRANGER);
+
+    assertThat(receive(m, 0)).isEqualTo(PeerView.Verdict.ACCEPTED);
+    assertThat(receive(m, 10 * MS)).isEqualTo(PeerView.Verdict.REPLAY);
+    assertThat(receive(new PeerMessage("a", seq(WALL) - 1, Set.of(), Map.of()), 10 * MS))
+        .isEqualTo(PeerView.Verdict.REPLAY);
+    assertThat(view.peers(10 * MS).get("a").holds()).containsExactly("198.18.0.100");
+  }
+
+  @Test
+  void aRecordedMessageCannotBeReplayedToAReceiverThatRestarted() {
+    var old = new PeerMessage("a", seq(WALL), Set.of(), Map.of());
+    var restarted = new PeerView("b", Duration.ofMillis(200));
+    restarted.members(Set.of("a", "b", "c"));
+    byte[] data = codec.encode(old);
+    long later = WALL + PeerView.MAX_SKEW.toMillis() + 1;
+    assertThat(restarted.receive(data, data.length, codec, 0, later)).isEqualTo(PeerView.Verdict.REPLAY);
+  }
+
+  @Test
+  void sequenceNumbersGrowWithinAMillisecondAndAcrossARestart() {
+    var clock = new SequenceClock();
+    long first = clock.next(WALL);
+    assertThat(clock.next(WALL)).isGreaterThan(first);
+    assertThat(new SequenceClock().next(WALL + 1)).isGreaterThan(clock.next(WALL));
+  }
+
+  @Test
+  void theFreshestNewsOfAMemberWinsWhateverPathItCameBy() {
+    receive(new PeerMessage("a", seq(WALL), Set.of("198.18.0.100"), Map.of()), 0);
+    // c says it heard a later, when a no longer held the IP.
+    receive(new PeerMessage("c", seq(WALL) + 1, Set.of(),
+        Map.of("a", new PeerMessage.Heard(seq(WALL) + 40_000, 10, Set.of()))), 100 * MS);
+    assertThat(view.peers(100 * MS).get("a").holds()).isEmpty();
+    assertThat(view.peers(100 * MS).get("a").silentMillis()).isEqualTo(10);
+    // older gossip does not bring the claim back
+    receive(new PeerMessage("c", seq(WALL) + 2, Set.of(),
+        Map.of("a", new PeerMessage.Heard(seq(WALL), 90, Set.of("198.18.0.100")))), 110 * MS);
+    assertThat(view.peers(110 * MS).get("a").holds()).isEmpty();
+  }
+}
