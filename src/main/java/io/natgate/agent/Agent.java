@@ -14,16 +14,23 @@ import io.micrometer.core.instrument.Timer;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.cni.CniEndpoint;
+import io.natgate.cni.LocalPods;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.Renderer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -66,6 +73,10 @@ public final class Agent implements AutoCloseable {
   private volatile boolean synced;
   private Timer applyTimer;
   private Counter applyErrors;
+  private Path cniSocket;
+  private List<String> clusterCidrs = List.of();
+  private volatile LocalPods localPods;
+  private CniEndpoint cniEndpoint;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
   public Agent(KubernetesClient client, KubernetesClient heartbeatClient, Settings settings, Kernel kernel,
@@ -75,6 +86,16 @@ public final class Agent implements AutoCloseable {
     this.settings = settings;
     this.kernel = kernel;
     this.metrics = metrics;
+  }
+
+  /**
+   * Also answers the natgate-cni plugin at {@code socket} and adds this node's selected pods to its states itself
+   * (io.natgate.cni), before the operator does. Call before {@link #start}.
+   */
+  public Agent withCni(Path socket, List<String> clusterCidrs) {
+    this.cniSocket = socket;
+    this.clusterCidrs = List.copyOf(clusterCidrs);
+    return this;
   }
 
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
@@ -106,12 +127,19 @@ public final class Agent implements AutoCloseable {
       while (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))) {
         LOG.warn("no Lease renewal yet: waiting for the API server before taking any egress IP");
       }
+      if (cniSocket != null) {
+        // Listed before the states: the first apply already keeps the pods a previous run added early.
+        localPods = new LocalPods(client, settings.nodeName(), clusterCidrs, this::applyLater, this::applyNow).start();
+        cniEndpoint = new CniEndpoint(cniSocket, localPods);
+      }
       // spec.nodeName is a selectable field: the API server sends this node's states only.
       informer = client.resources(EgressNodeState.class).withField("spec.nodeName", settings.nodeName())
           .inform(handler());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return;
+    } catch (IOException e) {
+      throw new UncheckedIOException("CNI endpoint at " + cniSocket, e);
     }
     synced = true;
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
@@ -153,6 +181,15 @@ public final class Agent implements AutoCloseable {
     return dataplane;
   }
 
+  /** Applies the node's current state on the agent's thread; fails when it could not (the CNI plugin then fails). */
+  public CompletableFuture<Void> applyNow() {
+    return CompletableFuture.runAsync(() -> {
+      if (!applyCurrent()) {
+        throw new IllegalStateException(Objects.requireNonNullElse(lastError.get(), "not connected to the API server yet"));
+      }
+    }, worker);
+  }
+
   private void applyLater() {
     if (applyPending.compareAndSet(false, true)) {
       worker.execute(this::applyCurrent);
@@ -183,10 +220,10 @@ public final class Agent implements AutoCloseable {
     });
   }
 
-  private void applyCurrent() {
+  private boolean applyCurrent() {
     applyPending.set(false);
     if (informer == null) {
-      return; // events of the initial list, before inform() returned: connect() applies right after
+      return false; // events of the initial list, before inform() returned: connect() applies right after
     }
     List<EgressNodeState> states = informer.getStore().list().stream()
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
@@ -194,15 +231,17 @@ public final class Agent implements AutoCloseable {
     states.forEach(st -> byGateway.put(st.getSpec().gateway, st.getSpec()));
     Timer.Sample sample = Timer.start(metrics);
     try {
-      KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
+      Map<String, ? extends NodeGatewayState> wanted = localPods == null ? byGateway : localPods.withLocalPods(byGateway);
+      KernelPlan plan = Renderer.render(wanted, dataplane().settings());
       NodeDataplane.Result result = dataplane.apply(plan);
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
-        LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", byGateway.size(),
+        LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", wanted.size(),
             nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       }
       states.forEach(st -> report(st, null));
+      return true;
     } catch (RuntimeException e) {
       sample.stop(applyTimer);
       applyErrors.increment();
@@ -210,6 +249,7 @@ public final class Agent implements AutoCloseable {
       LOG.errorf("apply failed (retrying in 1 s): %s", e.getMessage());
       states.forEach(st -> report(st, e.getMessage()));
       worker.schedule(this::applyLater, 1, TimeUnit.SECONDS);
+      return false;
     }
   }
 
@@ -282,6 +322,12 @@ public final class Agent implements AutoCloseable {
     }
     if (informer != null) {
       informer.close();
+    }
+    if (cniEndpoint != null) {
+      cniEndpoint.close();
+    }
+    if (localPods != null) {
+      localPods.close();
     }
     worker.shutdownNow();
     refresher.shutdownNow();

@@ -10,6 +10,7 @@ import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
+import java.nio.file.Path;
 import java.util.List;
 import org.eclipse.microprofile.health.HealthCheck;
 import org.eclipse.microprofile.health.HealthCheckResponse;
@@ -46,7 +47,9 @@ public class ModeLauncher implements HealthCheck {
     var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
         (int) (long) Long.decode(a.markMask()), a.tableBase(), a.rulePriority());
-    agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).start();
+    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics);
+    a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
+    agent = created.start();
   }
 
   void stop(@Observes ShutdownEvent event) {

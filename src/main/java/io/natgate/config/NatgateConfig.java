@@ -74,6 +74,12 @@ public interface NatgateConfig {
     /** Priority of natgate's policy routing rules. */
     @WithDefault("7400")
     int rulePriority();
+
+    /**
+     * Unix socket the natgate-cni plugin asks at pod start (the DaemonSet sets /run/natgate/cni.sock). Absent: no
+     * CNI endpoint, and pods are added to the node's sets only by the operator's node states.
+     */
+    Optional<String> cniSocket();
   }
 
   interface LeaderElection {

@@ -1,0 +1,182 @@
+package io.natgate.cni;
+
+import io.fabric8.kubernetes.api.model.Namespace;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.informers.ResourceEventHandler;
+import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.plan.PodSelection;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
+import org.jboss.logging.Logger;
+
+/**
+ * The agent's own view of its node's pods, the namespaces and the gateways (informers), plus the addresses the CNI
+ * plugin reported before the kubelet writes them into the pods' status. From these it adds the selected local pods
+ * to the operator's states ({@link LocalDecisions#merge}), and answers the plugin once the kernel has them.
+ */
+public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(LocalPods.class);
+  /** Below the plugin's default timeout (10 s): the plugin hears why rather than a timeout. */
+  private static final long ANSWER_WITHIN_SECONDS = 8;
+
+  private final KubernetesClient client;
+  private final String node;
+  private final List<String> clusterCidrs;
+  private final Runnable changed;
+  private final Supplier<CompletableFuture<Void>> applyNow;
+  /** Pods the plugin reported, by namespace/name: their sandbox's address, and the pod as it was then. */
+  private final Map<String, Reported> reported = new ConcurrentHashMap<>();
+  private SharedIndexInformer<Pod> pods;
+  private SharedIndexInformer<Namespace> namespaces;
+  private SharedIndexInformer<EgressGateway> gateways;
+
+  private record Reported(String containerID, String ip, Pod pod) {
+  }
+
+  /**
+   * @param changed  called when what this adds may have changed (an apply follows)
+   * @param applyNow applies the node's state now; completes once the kernel has it
+   */
+  public LocalPods(KubernetesClient client, String node, List<String> clusterCidrs, Runnable changed,
+      Supplier<CompletableFuture<Void>> applyNow) {
+    this.client = client;
+    this.node = node;
+    this.clusterCidrs = List.copyOf(clusterCidrs);
+    this.changed = changed;
+    this.applyNow = applyNow;
+  }
+
+  /** Starts the informers and returns once they have listed (an apply before that would drop early members). */
+  public LocalPods start() {
+    // spec.nodeName is a selectable field of pods: the API server sends this node's pods only.
+    pods = client.pods().inAnyNamespace().withField("spec.nodeName", node).inform(onChange(this::podGone));
+    namespaces = client.namespaces().inform(onChange(ns -> { }));
+    gateways = client.resources(EgressGateway.class).inform(onChange(g -> { }));
+    return this;
+  }
+
+  /** The operator's states with this node's selected pods that they do not mention yet. */
+  public Map<String, NodeGatewayState> withLocalPods(Map<String, ? extends NodeGatewayState> states) {
+    return LocalDecisions.merge(node, states, localPods(), gateways.getStore().list(), namespaceLabels(), clusterCidrs);
+  }
+
+  @Override
+  public CniEndpoint.Answer handle(CniEndpoint.Request r) {
+    String key = r.namespace() + "/" + r.name();
+    try {
+      switch (r.command()) {
+        case "ADD" -> {
+          if (r.ip() == null) {
+            return CniEndpoint.Answer.refused("ADD needs the pod's IPv4 address");
+          }
+          Pod pod = pods.getStore().getByKey(key);
+          if (pod == null) {
+            pod = client.pods().inNamespace(r.namespace()).withName(r.name()).get(); // not seen by the informer yet
+          }
+          if (pod == null) {
+            return CniEndpoint.Answer.refused("pod " + key + " not found");
+          }
+          reported.put(key, new Reported(r.containerID(), r.ip(), pod));
+        }
+        case "DEL" -> reported.computeIfPresent(key, (k, v) -> v.containerID().equals(r.containerID()) ? null : v);
+        default -> { } // CHECK: the same apply, which puts back whatever is missing
+      }
+      applyNow.get().get(ANSWER_WITHIN_SECONDS, TimeUnit.SECONDS);
+    } catch (ExecutionException e) {
+      return CniEndpoint.Answer.refused("could not apply: " + e.getCause().getMessage());
+    } catch (TimeoutException e) {
+      return CniEndpoint.Answer.refused("not applied within " + ANSWER_WITHIN_SECONDS + " s");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return CniEndpoint.Answer.refused("interrupted");
+    } catch (KubernetesClientException e) {
+      return CniEndpoint.Answer.refused("reading pod " + key + ": " + e.getMessage());
+    }
+    if (r.command().equals("DEL")) {
+      return new CniEndpoint.Answer(List.of(), null);
+    }
+    var pod = localPods().stream().filter(p -> p.namespace().equals(r.namespace()) && p.name().equals(r.name()))
+        .findFirst();
+    return new CniEndpoint.Answer(pod.map(p -> LocalDecisions.selections(p, gateways.getStore().list(),
+        namespaceLabels())).orElse(List.of()), null);
+  }
+
+  /** This node's pods with an address: the one the plugin reported, else the one in their status. */
+  List<LocalDecisions.LocalPod> localPods() {
+    Map<String, LocalDecisions.LocalPod> byKey = new HashMap<>();
+    for (Pod p : pods.getStore().list()) {
+      if (PodSelection.hasRoutableIP(p)) {
+        byKey.put(key(p), local(p, p.getStatus().getPodIP()));
+      }
+    }
+    reported.forEach((key, r) -> {
+      Pod current = Objects.requireNonNullElse(pods.getStore().getByKey(key), r.pod()); // its labels now
+      byKey.put(key, local(current, r.ip()));
+    });
+    return new ArrayList<>(byKey.values());
+  }
+
+  private Map<String, Map<String, String>> namespaceLabels() {
+    Map<String, Map<String, String>> labels = new HashMap<>();
+    namespaces.getStore().list().forEach(ns -> labels.put(ns.getMetadata().getName(),
+        Objects.requireNonNullElse(ns.getMetadata().getLabels(), Map.of())));
+    return labels;
+  }
+
+  private void podGone(Pod p) {
+    reported.remove(key(p));
+  }
+
+  private static LocalDecisions.LocalPod local(Pod p, String ip) {
+    return new LocalDecisions.LocalPod(p.getMetadata().getNamespace(), p.getMetadata().getName(), ip,
+        Objects.requireNonNullElse(p.getMetadata().getLabels(), Map.of()));
+  }
+
+  private static String key(Pod p) {
+    return p.getMetadata().getNamespace() + "/" + p.getMetadata().getName();
+  }
+
+  /** Any change may change the merge: ask for an apply (coalesced by the agent). */
+  private <T> ResourceEventHandler<T> onChange(java.util.function.Consumer<T> onDelete) {
+    return new ResourceEventHandler<>() {
+      @Override
+      public void onAdd(T obj) {
+        changed.run();
+      }
+
+      @Override
+      public void onUpdate(T oldObj, T newObj) {
+        changed.run();
+      }
+
+      @Override
+      public void onDelete(T obj, boolean deletedFinalStateUnknown) {
+        onDelete.accept(obj);
+        changed.run();
+      }
+    };
+  }
+
+  @Override
+  public void close() {
+    for (SharedIndexInformer<?> i : new SharedIndexInformer<?>[] {pods, namespaces, gateways}) {
+      if (i != null) {
+        i.close();
+      }
+    }
+    LOG.debug("local pod informers closed");
+  }
+}
