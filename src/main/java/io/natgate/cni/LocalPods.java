@@ -95,10 +95,15 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
         default -> { } // CHECK: the same apply, which puts back whatever is missing
       }
       applyNow.get().get(ANSWER_WITHIN_SECONDS, TimeUnit.SECONDS);
-    } catch (ExecutionException e) {
-      return CniEndpoint.Answer.refused("could not apply: " + e.getCause().getMessage());
-    } catch (TimeoutException e) {
-      return CniEndpoint.Answer.refused("not applied within " + ANSWER_WITHIN_SECONDS + " s");
+    } catch (ExecutionException | TimeoutException e) {
+      if (r.command().equals("DEL")) {
+        // Forgotten already: the next apply removes the address. A failing DEL would only be retried.
+        LOG.warnf("DEL of %s: the address leaves the sets with the next apply (%s)", key, e.getMessage());
+        changed.run();
+        return new CniEndpoint.Answer(List.of(), null);
+      }
+      return CniEndpoint.Answer.refused(e instanceof ExecutionException x ? "could not apply: " + x.getCause().getMessage()
+          : "not applied within " + ANSWER_WITHIN_SECONDS + " s");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return CniEndpoint.Answer.refused("interrupted");

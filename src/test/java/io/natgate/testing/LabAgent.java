@@ -8,7 +8,9 @@ import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * A node agent in this JVM for a lab node: its kernel commands run in the node's namespace, it acts as the agent
@@ -22,11 +24,20 @@ public final class LabAgent {
   }
 
   public static Agent start(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
+    return create(cp, lab, n, link).start();
+  }
+
+  /** The same, also answering the natgate-cni plugin at {@code cniSocket} (the lab's gateways list their exclusions). */
+  public static Agent startWithCni(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link, Path cniSocket) {
+    return create(cp, lab, n, link).withCni(cniSocket, List.of()).start();
+  }
+
+  private static Agent create(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
     KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
     return new Agent(client, heartbeat, new Agent.Settings(n.name(), n.ip(), null, ControlPlane.OPERATOR_NAMESPACE,
         Duration.ofMillis(200), HEARTBEAT_TIMEOUT, FENCE_AFTER, Duration.ofSeconds(10), 4790, 0x0ff00000, 7400, 7400),
-        new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
+        new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry());
   }
 }
