@@ -70,7 +70,9 @@ class CniLabIT {
     Assumptions.assumeTrue(reason == null, reason);
   }
 
-  record Started(String name, String sandbox, LabNode node, String ip, CompletableFuture<Optional<String>> first) {
+  /** @param first the source the external host saw for the pod's first connection, and how long it took (ms) */
+  record Started(String name, String sandbox, LabNode node, String ip, CompletableFuture<Optional<String>> first,
+      CompletableFuture<Long> firstMillis) {
   }
 
   @Test
@@ -107,9 +109,11 @@ class CniLabIT {
         CniChain.Outcome added = chains.get(node).add(sandbox, NAMESPACE, name);
         assertThat(added.exit()).as("ADD of %s: %s %s", name, added.out(), added.err()).isZero();
         // The pod's first action, while the kubelet writes its IP into the API (the operator plans from there).
+        long start = System.nanoTime();
         var first = CompletableFuture.supplyAsync(() -> lab.seenSource(sandbox, NetworkLab.ECHO_PORT));
+        var took = first.thenApply(seen -> (System.nanoTime() - start) / 1_000_000);
         runningWithIP(admin, name, added.podIP());
-        pods.add(new Started(name, sandbox, node, added.podIP(), first));
+        pods.add(new Started(name, sandbox, node, added.podIP(), first, took));
       }
       for (Started p : pods) {
         await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
@@ -121,6 +125,15 @@ class CniLabIT {
           Long::sum));
       System.out.printf("%d pods: packets at the external host by source %s; first connections %s%n", PODS, arrivals,
           firstAnswered);
+      for (LabNode n : lab.nodes()) {
+        List<Long> ms = pods.stream().filter(p -> p.node() == n && p.first().join().isPresent())
+            .map(p -> p.firstMillis().join()).sorted().toList();
+        if (!ms.isEmpty()) {
+          System.out.printf("%s: CNI ADD returned -> first connection answered, n=%d p50=%d ms p95=%d ms max=%d ms%n",
+              n.name(), ms.size(), ms.get((ms.size() - 1) / 2), ms.get((int) Math.ceil(0.95 * ms.size()) - 1),
+              ms.get(ms.size() - 1));
+        }
+      }
       assertThat(arrivals.keySet()).as("sources the external host saw").containsOnly(EGRESS_IP);
       // On the node holding the egress IP, the very first connection already leaves with it.
       assertThat(pods.stream().filter(p -> p.node() == gatewayNode).map(p -> p.first().join()))
