@@ -94,7 +94,8 @@ $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.
 
 ##@ Images (need Docker or Podman: CONTAINER_TOOL=podman)
 .PHONY: docker-build
-docker-build: build ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+docker-build: build $(CNI_PLUGIN) ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+	cp $(CNI_PLUGIN) target/natgate-cni
 	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator -t $(IMG) .
 	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
 

@@ -76,6 +76,7 @@ public final class Agent implements AutoCloseable {
   private Path cniSocket;
   private List<String> clusterCidrs = List.of();
   private volatile LocalPods localPods;
+  private volatile boolean uninstalled;
   private CniEndpoint cniEndpoint;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
@@ -190,6 +191,24 @@ public final class Agent implements AutoCloseable {
     }, worker);
   }
 
+  /**
+   * The agent is being uninstalled: removes everything natgate put into this node's kernel and applies nothing
+   * after. (A restart keeps the kernel state: traffic flows on while the next agent starts.)
+   */
+  public void uninstall() {
+    try {
+      CompletableFuture.runAsync(() -> {
+        uninstalled = true;
+        dataplane.apply(KernelPlan.EMPTY);
+      }, worker).get(30, TimeUnit.SECONDS);
+      LOG.info("uninstalled: natgate's kernel state removed");
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      LOG.errorf("uninstall could not remove natgate's kernel state: %s", e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   private void applyLater() {
     if (applyPending.compareAndSet(false, true)) {
       worker.execute(this::applyCurrent);
@@ -222,6 +241,9 @@ public final class Agent implements AutoCloseable {
 
   private boolean applyCurrent() {
     applyPending.set(false);
+    if (uninstalled) {
+      return false;
+    }
     if (informer == null) {
       return false; // events of the initial list, before inform() returned: connect() applies right after
     }

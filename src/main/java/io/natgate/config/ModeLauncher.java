@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
+import io.natgate.cni.CniInstallation;
 import io.natgate.dataplane.Kernel;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -33,6 +34,7 @@ public class ModeLauncher implements HealthCheck {
   @Inject
   Operator operator;
   private volatile Agent agent;
+  private CniInstallation cniInstallation;
 
   void start(@Observes StartupEvent event) {
     if (!"agent".equals(config.mode())) {
@@ -50,13 +52,39 @@ public class ModeLauncher implements HealthCheck {
     var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics);
     a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
     agent = created.start();
+    if (a.cniSocket().isPresent() && a.cniBinDir().isPresent() && a.cniConfDir().isPresent()) {
+      cniInstallation = new CniInstallation(Path.of(a.cniPlugin()), Path.of(a.cniBinDir().get()),
+          Path.of(a.cniConfDir().get()), a.cniSocket().get()).start();
+    }
   }
 
   void stop(@Observes ShutdownEvent event) {
     if (agent != null) {
-      agent.close(); // the kernel state stays: traffic keeps flowing while a new agent starts
+      if (uninstalling()) {
+        if (cniInstallation != null) {
+          cniInstallation.uninstall(); // first: no new pod waits for an agent that is going away
+        }
+        agent.uninstall();
+      } else if (cniInstallation != null) {
+        cniInstallation.close(); // stays chained: pods starting meanwhile wait for the next agent
+      }
+      agent.close(); // otherwise the kernel state stays: traffic keeps flowing while a new agent starts
     } else {
       operator.stop(); // informers and the leader Lease, which a replacement then takes without waiting it out
+    }
+  }
+
+  /** Whether the agent's DaemonSet is gone or being deleted; when in doubt, no (keeping the state is safe). */
+  private boolean uninstalling() {
+    var name = config.agent().daemonSet();
+    if (name.isEmpty()) {
+      return false;
+    }
+    try {
+      var ds = client.apps().daemonSets().inNamespace(config.heartbeat().namespace()).withName(name.get()).get();
+      return ds == null || ds.getMetadata().getDeletionTimestamp() != null;
+    } catch (RuntimeException e) {
+      return false;
     }
   }
 

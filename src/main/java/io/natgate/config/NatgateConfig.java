@@ -80,6 +80,22 @@ public interface NatgateConfig {
      * CNI endpoint, and pods are added to the node's sets only by the operator's node states.
      */
     Optional<String> cniSocket();
+
+    /** The node's CNI bin directory as mounted in the agent: natgate-cni is installed there (with cni-conf-dir). */
+    Optional<String> cniBinDir();
+
+    /** The node's CNI configuration directory as mounted: natgate-cni is chained into its conflist. */
+    Optional<String> cniConfDir();
+
+    /** The natgate-cni binary in the agent's image. */
+    @WithDefault("/opt/natgate/natgate-cni")
+    String cniPlugin();
+
+    /**
+     * The agent's own DaemonSet (in the heartbeat namespace). When it is gone or being deleted as the agent stops,
+     * natgate is being uninstalled: the agent removes its kernel state; otherwise (a restart) it keeps it.
+     */
+    Optional<String> daemonSet();
   }
 
   interface LeaderElection {

@@ -154,17 +154,25 @@ class CniLabIT {
       agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2));
       await().atMost(Duration.ofSeconds(30)).until(agents.get(1)::ready);
 
-      // DEL, the pods deleted, the gateway deleted: nothing of natgate or of the pods is left on the nodes.
+      // DEL and the pods deleted: their addresses leave every set of natgate's and host-local's reservations.
       for (Started p : pods) {
         CniChain.Outcome deleted = chains.get(p.node()).del(p.sandbox(), NAMESPACE, p.name());
         assertThat(deleted.exit()).as("DEL of %s: %s", p.name(), deleted.err()).isZero();
         admin.pods().inNamespace(NAMESPACE).withName(p.name()).withGracePeriod(0).delete();
       }
-      admin.resources(EgressGateway.class).withName(GATEWAY).delete();
-      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> assertThat(nodeStates()).isEqualTo(baseline));
+      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+        for (LabNode n : lab.nodes()) {
+          String sets = lab.exec(n.ns(), "ipset", "save");
+          assertThat(pods).noneMatch(p -> sets.contains(" " + p.ip() + "\n"));
+        }
+      });
       assertThat(chains.get(gatewayNode).reserved()).isEmpty();
       assertThat(chains.get(worker).reserved()).isEmpty();
       assertThat(operator.failures()).isZero();
+
+      // Uninstalled while the gateway still exists: nothing of natgate is left on the nodes.
+      agents.forEach(Agent::uninstall);
+      assertThat(nodeStates()).isEqualTo(baseline);
     } finally {
       agents.forEach(Agent::close);
       admin.resources(EgressGateway.class).withName(GATEWAY).delete();
