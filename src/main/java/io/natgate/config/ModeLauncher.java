@@ -1,6 +1,7 @@
 package io.natgate.config;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
@@ -74,7 +75,10 @@ public class ModeLauncher implements HealthCheck {
     }
   }
 
-  /** Whether the agent's DaemonSet is gone or being deleted; when in doubt, no (keeping the state is safe). */
+  /**
+   * Whether the agent's DaemonSet is gone or being deleted, or the agent's identity or permissions are (deleted
+   * with it by {@code kubectl delete -k}). When the API server cannot be asked, no: the state stays, as on a restart.
+   */
   private boolean uninstalling() {
     var name = config.agent().daemonSet();
     if (name.isEmpty()) {
@@ -83,6 +87,8 @@ public class ModeLauncher implements HealthCheck {
     try {
       var ds = client.apps().daemonSets().inNamespace(config.heartbeat().namespace()).withName(name.get()).get();
       return ds == null || ds.getMetadata().getDeletionTimestamp() != null;
+    } catch (KubernetesClientException e) {
+      return e.getCode() == 401 || e.getCode() == 403;
     } catch (RuntimeException e) {
       return false;
     }
