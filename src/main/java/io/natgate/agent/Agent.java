@@ -130,7 +130,8 @@ public final class Agent implements AutoCloseable {
       }
       if (cniSocket != null) {
         // Listed before the states: the first apply already keeps the pods a previous run added early.
-        localPods = new LocalPods(client, settings.nodeName(), clusterCidrs, this::applyLater, this::applyNow).start();
+        localPods = new LocalPods(client, settings.nodeName(), clusterCidrs, this::applyLater, this::applyNow,
+            cniSocket.resolveSibling("cni-pods.json")).start();
         cniEndpoint = new CniEndpoint(cniSocket, localPods);
       }
       // spec.nodeName is a selectable field: the API server sends this node's states only.

@@ -1,5 +1,6 @@
 package io.natgate.cni;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -9,6 +10,10 @@ import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.plan.PodSelection;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -29,6 +34,7 @@ import org.jboss.logging.Logger;
  */
 public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   private static final Logger LOG = Logger.getLogger(LocalPods.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
   /** Below the plugin's default timeout (10 s): the plugin hears why rather than a timeout. */
   private static final long ANSWER_WITHIN_SECONDS = 8;
 
@@ -37,6 +43,7 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   private final List<String> clusterCidrs;
   private final Runnable changed;
   private final Supplier<CompletableFuture<Void>> applyNow;
+  private final Path store;
   /** Pods the plugin reported, by namespace/name: their sandbox's address, and the pod as it was then. */
   private final Map<String, Reported> reported = new ConcurrentHashMap<>();
   private SharedIndexInformer<Pod> pods;
@@ -46,17 +53,24 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   private record Reported(String containerID, String ip, Pod pod) {
   }
 
+  /** What {@link #store} keeps of a reported pod. */
+  record Saved(String namespace, String name, String containerID, String ip) {
+  }
+
   /**
    * @param changed  called when what this adds may have changed (an apply follows)
    * @param applyNow applies the node's state now; completes once the kernel has it
+   * @param store    file that keeps the reported addresses across an agent restart (the kubelet may not have
+   *                 written them into the pods' status yet, and the kernel has them)
    */
   public LocalPods(KubernetesClient client, String node, List<String> clusterCidrs, Runnable changed,
-      Supplier<CompletableFuture<Void>> applyNow) {
+      Supplier<CompletableFuture<Void>> applyNow, Path store) {
     this.client = client;
     this.node = node;
     this.clusterCidrs = List.copyOf(clusterCidrs);
     this.changed = changed;
     this.applyNow = applyNow;
+    this.store = store;
   }
 
   /** Starts the informers and returns once they have listed (an apply before that would drop early members). */
@@ -65,6 +79,7 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
     pods = client.pods().inAnyNamespace().withField("spec.nodeName", node).inform(onChange(this::podGone));
     namespaces = client.namespaces().inform(onChange(ns -> { }));
     gateways = client.resources(EgressGateway.class).inform(onChange(g -> { }));
+    load();
     return this;
   }
 
@@ -90,8 +105,12 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
             return CniEndpoint.Answer.refused("pod " + key + " not found");
           }
           reported.put(key, new Reported(r.containerID(), r.ip(), pod));
+          save();
         }
-        case "DEL" -> reported.computeIfPresent(key, (k, v) -> v.containerID().equals(r.containerID()) ? null : v);
+        case "DEL" -> {
+          reported.computeIfPresent(key, (k, v) -> v.containerID().equals(r.containerID()) ? null : v);
+          save();
+        }
         default -> { } // CHECK: the same apply, which puts back whatever is missing
       }
       applyNow.get().get(ANSWER_WITHIN_SECONDS, TimeUnit.SECONDS);
@@ -142,7 +161,39 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   }
 
   private void podGone(Pod p) {
-    reported.remove(key(p));
+    if (reported.remove(key(p)) != null) {
+      save();
+    }
+  }
+
+  /** Reported pods that still exist (the informers have listed), as a previous run of the agent saved them. */
+  private void load() {
+    if (!Files.exists(store)) {
+      return;
+    }
+    try {
+      for (Saved saved : JSON.readValue(store.toFile(), Saved[].class)) {
+        Pod pod = pods.getStore().getByKey(saved.namespace() + "/" + saved.name());
+        if (pod != null) {
+          reported.put(key(pod), new Reported(saved.containerID(), saved.ip(), pod));
+        }
+      }
+    } catch (IOException e) {
+      LOG.warnf("could not read %s: %s", store, e.getMessage());
+    }
+  }
+
+  private synchronized void save() {
+    List<Saved> saved = new ArrayList<>();
+    reported.forEach((key, r) -> saved.add(new Saved(r.pod().getMetadata().getNamespace(),
+        r.pod().getMetadata().getName(), r.containerID(), r.ip())));
+    try {
+      Path tmp = store.resolveSibling(store.getFileName() + ".tmp");
+      JSON.writeValue(tmp.toFile(), saved);
+      Files.move(tmp, store, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException e) {
+      LOG.warnf("could not write %s: %s", store, e.getMessage());
+    }
   }
 
   private static LocalDecisions.LocalPod local(Pod p, String ip) {

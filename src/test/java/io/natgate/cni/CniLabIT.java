@@ -139,6 +139,22 @@ class CniLabIT {
       assertThat(pods.stream().filter(p -> p.node() == gatewayNode).map(p -> p.first().join()))
           .allMatch(seen -> seen.equals(Optional.of(EGRESS_IP)));
 
+      // The worker's agent restarts between a pod's ADD and the kubelet's status write: the pod stays steered (the
+      // gateway drops it until the operator lists it), never leaves as the node.
+      createPod(admin, "restarted", worker);
+      String restartedSandbox = lab.newNamespace("restarted");
+      CniChain.Outcome early = chains.get(worker).add(restartedSandbox, NAMESPACE, "restarted");
+      assertThat(early.exit()).as(early.err()).isZero();
+      agents.remove(1).close();
+      agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2));
+      await().atMost(Duration.ofSeconds(30)).until(agents.get(1)::ready);
+      assertThat(lab.seenSource(restartedSandbox, NetworkLab.ECHO_PORT)).isEmpty();
+      runningWithIP(admin, "restarted", early.podIP());
+      await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+          .until(() -> lab.seenSource(restartedSandbox, NetworkLab.ECHO_PORT).equals(Optional.of(EGRESS_IP)));
+      pods.add(new Started("restarted", restartedSandbox, worker, early.podIP(),
+          CompletableFuture.completedFuture(Optional.empty()), CompletableFuture.completedFuture(0L)));
+
       // The worker's agent stops: its pods keep the egress IP (the kernel state stays), a new pod cannot start.
       agents.remove(1).close();
       Started steered = pods.get(1);
