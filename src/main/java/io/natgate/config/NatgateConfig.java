@@ -63,7 +63,7 @@ public interface NatgateConfig {
     @WithDefault("4790")
     int tunnelPort();
 
-    /** fwmark bits natgate may use; must not overlap the CNI's or kube-proxy's (0x4000, 0x8000). */
+    /** fwmark and connmark bits natgate may use; must not overlap the CNI's or kube-proxy's (0x4000, 0x8000). */
     @WithDefault("0x0ff00000")
     String markMask();
 

@@ -91,6 +91,12 @@ public final class Renderer {
       }
     }
 
+    if (steering) {
+      // Remember in the connection that it was steered (see the drop of unmarked ones below).
+      mangle.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m mark ! --mark " + s.mark(0)
+          + " -j CONNMARK --save-mark --nfmask 0x" + Integer.toHexString(s.markMask()) + " --ctmask 0x"
+          + Integer.toHexString(s.markMask()));
+    }
     var nat = new ArrayList<String>();
     if (steering) {
       // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's masquerade.
@@ -104,6 +110,10 @@ public final class Renderer {
       // it never leaves a window while marks and routes change.
       filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
     }
+    // A connection that was steered and whose packets are not any more (its pod no longer selected, or this node now
+    // its gateway) was set up without NAT for the tunnel: the rest of it would leave with the pod's own address.
+    filter.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m conntrack --ctdir ORIGINAL"
+        + " -m connmark ! --mark " + s.mark(0) + " -m mark --mark " + s.mark(0) + " -j DROP");
     filter.addAll(invalid);
     filter.addAll(tunnelAccept);
     // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is dropped.
