@@ -104,6 +104,10 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
           if (pod == null) {
             return CniEndpoint.Answer.refused("pod " + key + " not found");
           }
+          if (!awaitNamespace(r.namespace())) {
+            // Its labels decide the selection: never decide without them (the kubelet retries).
+            return CniEndpoint.Answer.refused("namespace " + r.namespace() + " not seen yet");
+          }
           reported.put(key, new Reported(r.containerID(), r.ip(), pod));
           save();
         }
@@ -136,6 +140,14 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
         .findFirst();
     return new CniEndpoint.Answer(pod.map(p -> LocalDecisions.selections(p, gateways.getStore().list(),
         namespaceLabels())).orElse(List.of()), null);
+  }
+
+  /** A namespace created just before its pod may reach this agent's informer a moment after the pod's ADD. */
+  private boolean awaitNamespace(String name) throws InterruptedException {
+    for (int i = 0; i < 40 && namespaces.getStore().getByKey(name) == null; i++) {
+      Thread.sleep(50);
+    }
+    return namespaces.getStore().getByKey(name) != null;
   }
 
   /** This node's pods with an address: the one the plugin reported, else the one in their status. */

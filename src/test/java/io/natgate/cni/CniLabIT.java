@@ -52,6 +52,8 @@ class CniLabIT {
   static final String EGRESS_IP = "198.18.0.130";
   static final String NAMESPACE = "cni-payments";
   static final String GATEWAY = "cni-lab";
+  /** A pod labelled {@code OPT_OUT=off} is not selected. */
+  static final String OPT_OUT = "natgate.io/lab-egress";
   /** -Dcni.pods=N scales the run down on a loaded machine. */
   static final int PODS = Integer.getInteger("cni.pods", 50);
 
@@ -170,6 +172,29 @@ class CniLabIT {
       agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2));
       await().atMost(Duration.ofSeconds(30)).until(agents.get(1)::ready);
 
+      // Labels change on running pods: unselected, they leave as their node; selected again, with the egress IP.
+      lab.resetArrivals();
+      for (Started p : List.of(pods.get(0), pods.get(1))) {
+        for (boolean selected : List.of(false, true)) {
+          long t0 = System.nanoTime();
+          admin.pods().inNamespace(NAMESPACE).withName(p.name()).edit(pod -> {
+            if (selected) {
+              pod.getMetadata().getLabels().remove(OPT_OUT);
+            } else {
+              pod.getMetadata().getLabels().put(OPT_OUT, "off");
+            }
+            return pod;
+          });
+          String expected = selected ? EGRESS_IP : p.node().ip();
+          await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(10))
+              .until(() -> lab.seenSource(p.sandbox(), NetworkLab.ECHO_PORT).equals(Optional.of(expected)));
+          System.out.printf("%s on %s %s: %d ms to the first connection seen as %s%n", p.name(), p.node().name(),
+              selected ? "selected again" : "unselected", (System.nanoTime() - t0) / 1_000_000, expected);
+        }
+      }
+      assertThat(lab.arrivals(NetworkLab.ECHO_PORT).keySet()).as("sources while labels changed")
+          .isSubsetOf(EGRESS_IP, gatewayNode.ip(), worker.ip());
+
       // DEL and the pods deleted: their addresses leave every set of natgate's and host-local's reservations.
       for (Started p : pods) {
         CniChain.Outcome deleted = chains.get(p.node()).del(p.sandbox(), NAMESPACE, p.name());
@@ -212,7 +237,9 @@ class CniLabIT {
     var spec = new EgressGatewaySpec();
     spec.nodeSelector = new LabelSelectorBuilder().withMatchLabels(Map.of("natgate.io/cni-lab", "egress")).build();
     spec.egressIPs = List.of(EGRESS_IP);
-    spec.sources = new Sources(new LabelSelectorBuilder().withMatchLabels(Map.of("team", NAMESPACE)).build(), null);
+    spec.sources = new Sources(new LabelSelectorBuilder().withMatchLabels(Map.of("team", NAMESPACE)).build(),
+        new LabelSelectorBuilder().addNewMatchExpression().withKey(OPT_OUT).withOperator("NotIn").withValues("off")
+            .endMatchExpression().build());
     spec.destinations.excludedCidrs = List.of(NetworkLab.POD_CIDR);
     spec.failurePolicy = FailurePolicy.Drop;
     g.setSpec(spec);
