@@ -40,7 +40,7 @@ public final class CniChain {
           {"type": "ptp", "ipMasq": false, "ipam": {"type": "host-local", "dataDir": "%s",
             "ranges": [[{"subnet": "198.19.%d.0/24", "rangeStart": "198.19.%d.100", "rangeEnd": "198.19.%d.199",
               "gateway": "198.19.%d.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-          {"type": "natgate-cni", "socket": "%s", "timeoutMillis": 5000}
+          {"type": "natgate-cni", "socket": "%s"}
         ]}
         """.formatted(network, this.dir.resolve("ipam"), i, i, i, i, socket);
     try {
