@@ -10,6 +10,9 @@ AGENT_IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/agent/daemonse
 BUNDLE_IMG ?= $(subst natgate-operator:,natgate-operator-bundle:,$(IMG))
 CONTAINER_TOOL ?= docker
 BUNDLE_VALIDATE := $(KUBE_API_TEST_DIR)/tools/bundlevalidate
+# The chained CNI plugin, and libcni's cnitool that runs a conflist as a kubelet's runtime would (CniLabIT).
+CNI_PLUGIN := $(KUBE_API_TEST_DIR)/tools/natgate-cni
+CNITOOL := $(KUBE_API_TEST_DIR)/tools/cnitool
 
 .PHONY: help
 help: ## Show this help
@@ -42,11 +45,15 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-test: setup controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
+test: setup controlplane bundle-validate cni-test cni ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
 	@# A class that cannot run reports each test skipped with the reason; one that reports no test at all vanished.
 	@if grep -l 'tests="0"' target/surefire-reports/TEST-*.xml target/failsafe-reports/TEST-*.xml; then \
 	  echo "make test: FAILED: the classes above report no test, not even a skipped one" >&2; exit 1; fi
+
+.PHONY: cni-test
+cni-test: ## The CNI plugin's Go unit tests (src/cni)
+	cd src/cni && go vet ./... && go test ./...
 
 .PHONY: bundle-validate
 bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's bundle validators
@@ -82,13 +89,23 @@ bundle: $(BUNDLE_VALIDATE) ## Generate the OLM bundle (bundle/, bundle.Dockerfil
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.packaging.BundleGenerator -Dexec.classpathScope=test
 	$(BUNDLE_VALIDATE) bundle
 
+.PHONY: cni
+cni: $(CNI_PLUGIN) $(CNITOOL) ## Build the natgate-cni plugin (static) and cnitool into $(KUBE_API_TEST_DIR)/tools
+
+$(CNI_PLUGIN): src/cni/go.mod src/cni/go.sum src/cni/main.go
+	cd src/cni && CGO_ENABLED=0 go build -trimpath -o $(CNI_PLUGIN) .
+
+$(CNITOOL): src/cni/go.mod src/cni/go.sum
+	cd src/cni && CGO_ENABLED=0 go build -trimpath -o $(CNITOOL) github.com/containernetworking/cni/cnitool
+
 # Built from its Go module like the control plane, cached outside the work tree.
 $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.sum src/tools/bundlevalidate/main.go
 	cd src/tools/bundlevalidate && CGO_ENABLED=0 go build -trimpath -o $(BUNDLE_VALIDATE) .
 
 ##@ Images (need Docker or Podman: CONTAINER_TOOL=podman)
 .PHONY: docker-build
-docker-build: build ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+docker-build: build $(CNI_PLUGIN) ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+	cp $(CNI_PLUGIN) target/natgate-cni
 	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator -t $(IMG) .
 	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
 

@@ -16,6 +16,8 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.cni.CniEndpoint;
+import io.natgate.cni.LocalPods;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
@@ -24,6 +26,9 @@ import io.natgate.dataplane.Renderer;
 import io.natgate.peers.HoldDecision;
 import io.natgate.peers.PeerKey;
 import io.natgate.peers.PeerLiveness;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -31,6 +36,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -103,6 +109,11 @@ public final class Agent implements AutoCloseable {
   private volatile boolean synced;
   private Timer applyTimer;
   private Counter applyErrors;
+  private Path cniSocket;
+  private List<String> clusterCidrs = List.of();
+  private volatile LocalPods localPods;
+  private volatile boolean uninstalled;
+  private CniEndpoint cniEndpoint;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
   public Agent(KubernetesClient client, KubernetesClient heartbeatClient, Settings settings, Kernel kernel,
@@ -112,6 +123,16 @@ public final class Agent implements AutoCloseable {
     this.settings = settings;
     this.kernel = kernel;
     this.metrics = metrics;
+  }
+
+  /**
+   * Also answers the natgate-cni plugin at {@code socket} and adds this node's selected pods to its states itself
+   * (io.natgate.cni), before the operator does. Call before {@link #start}.
+   */
+  public Agent withCni(Path socket, List<String> clusterCidrs) {
+    this.cniSocket = socket;
+    this.clusterCidrs = List.copyOf(clusterCidrs);
+    return this;
   }
 
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
@@ -144,6 +165,12 @@ public final class Agent implements AutoCloseable {
       while (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))) {
         LOG.warn("no Lease renewal yet: waiting for the API server before taking any egress IP");
       }
+      if (cniSocket != null) {
+        // Listed before the states: the first apply already keeps the pods a previous run added early.
+        localPods = new LocalPods(client, settings.nodeName(), clusterCidrs, this::applyLater, this::applyNow,
+            cniSocket.resolveSibling("cni-pods.json")).start();
+        cniEndpoint = new CniEndpoint(cniSocket, localPods);
+      }
       var backoff = new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(30));
       while (informer == null) {
         try {
@@ -161,6 +188,8 @@ public final class Agent implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return;
+    } catch (IOException e) {
+      throw new UncheckedIOException("CNI endpoint at " + cniSocket, e);
     }
     if (watchError.getAndSet(null) != null) {
       LOG.info("watching this node's EgressNodeStates now");
@@ -264,6 +293,33 @@ public final class Agent implements AutoCloseable {
     return dataplane;
   }
 
+  /** Applies the node's current state on the agent's thread; fails when it could not (the CNI plugin then fails). */
+  public CompletableFuture<Void> applyNow() {
+    return CompletableFuture.runAsync(() -> {
+      if (!applyCurrent()) {
+        throw new IllegalStateException(Objects.requireNonNullElse(lastError.get(), "not connected to the API server yet"));
+      }
+    }, worker);
+  }
+
+  /**
+   * The agent is being uninstalled: removes everything natgate put into this node's kernel and applies nothing
+   * after. (A restart keeps the kernel state: traffic flows on while the next agent starts.)
+   */
+  public void uninstall() {
+    try {
+      CompletableFuture.runAsync(() -> {
+        uninstalled = true;
+        dataplane.apply(KernelPlan.EMPTY);
+      }, worker).get(30, TimeUnit.SECONDS);
+      LOG.info("uninstalled: natgate's kernel state removed");
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      LOG.errorf("uninstall could not remove natgate's kernel state: %s", e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   private void applyLater() {
     if (applyPending.compareAndSet(false, true)) {
       worker.execute(this::applyCurrent);
@@ -294,10 +350,13 @@ public final class Agent implements AutoCloseable {
     applyLater();
   }
 
-  private void applyCurrent() {
+  private boolean applyCurrent() {
     applyPending.set(false);
+    if (uninstalled) {
+      return false;
+    }
     if (informer == null) {
-      return; // events of the initial list, before inform() returned: connect() applies right after
+      return false; // events of the initial list, before inform() returned: connect() applies right after
     }
     List<EgressNodeState> states = informer.getStore().list().stream()
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
@@ -305,8 +364,10 @@ public final class Agent implements AutoCloseable {
     Map<String, NodeGatewayState> byGateway = new TreeMap<>();
     states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding)));
     Timer.Sample sample = Timer.start(metrics);
+    boolean applied;
     try {
-      KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
+      Map<String, ? extends NodeGatewayState> wanted = localPods == null ? byGateway : localPods.withLocalPods(byGateway);
+      KernelPlan plan = Renderer.render(wanted, dataplane().settings());
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {
@@ -316,10 +377,11 @@ public final class Agent implements AutoCloseable {
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
-        LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", byGateway.size(),
+        LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", wanted.size(),
             nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       }
       outcome = Outcome.applied(states, holding);
+      applied = true;
     } catch (RuntimeException e) {
       sample.stop(applyTimer);
       applyErrors.increment();
@@ -327,8 +389,10 @@ public final class Agent implements AutoCloseable {
       LOG.errorf("apply failed (retrying in 1 s): %s", e.getMessage());
       outcome = Outcome.failed(e.getMessage(), dataplane.wanted().held());
       worker.schedule(this::applyLater, 1, TimeUnit.SECONDS);
+      applied = false;
     }
     reportLater();
+    return applied;
   }
 
   private void repair() {
@@ -430,6 +494,12 @@ public final class Agent implements AutoCloseable {
     }
     if (informer != null) {
       informer.close();
+    }
+    if (cniEndpoint != null) {
+      cniEndpoint.close();
+    }
+    if (localPods != null) {
+      localPods.close();
     }
     worker.shutdownNow();
     refresher.shutdownNow();

@@ -1,10 +1,12 @@
 package io.natgate.config;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
+import io.natgate.cni.CniInstallation;
 import io.natgate.dataplane.Kernel;
 import io.natgate.peers.PeerLiveness;
 import io.quarkus.runtime.ShutdownEvent;
@@ -13,6 +15,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Inject;
+import java.nio.file.Path;
 import java.util.List;
 import org.eclipse.microprofile.health.HealthCheck;
 import org.eclipse.microprofile.health.HealthCheckResponse;
@@ -37,6 +40,7 @@ public class ModeLauncher implements HealthCheck {
   @Inject
   Operator operator;
   private volatile Agent agent;
+  private CniInstallation cniInstallation;
 
   void start(@Observes StartupEvent event) {
     if (!"agent".equals(config.mode())) {
@@ -53,12 +57,26 @@ public class ModeLauncher implements HealthCheck {
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
         Defaults.markMask(a.markMask()), a.tableBase(), a.rulePriority(),
         new PeerLiveness.Settings(p.port(), p.interval(), p.timeout(), p.takeoverMargin()));
-    agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).start();
+    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics);
+    a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
+    agent = created.start();
+    if (a.cniSocket().isPresent() && a.cniBinDir().isPresent() && a.cniConfDir().isPresent()) {
+      cniInstallation = new CniInstallation(Path.of(a.cniPlugin()), Path.of(a.cniBinDir().get()),
+          Path.of(a.cniConfDir().get()), a.cniSocket().get()).start();
+    }
   }
 
   void stop(@Observes ShutdownEvent event) {
     if (agent != null) {
-      agent.close(); // the kernel state stays: traffic keeps flowing while a new agent starts
+      if (uninstalling()) {
+        if (cniInstallation != null) {
+          cniInstallation.uninstall(); // first: no new pod waits for an agent that is going away
+        }
+        agent.uninstall();
+      } else if (cniInstallation != null) {
+        cniInstallation.close(); // stays chained: pods starting meanwhile wait for the next agent
+      }
+      agent.close(); // otherwise the kernel state stays: traffic keeps flowing while a new agent starts
     } else {
       operator.stop(); // informers and the leader Lease, which a replacement then takes without waiting it out
     }
@@ -78,6 +96,25 @@ public class ModeLauncher implements HealthCheck {
       }
       return response.build();
     };
+  }
+
+  /**
+   * Whether the agent's DaemonSet is gone or being deleted, or the agent's identity or permissions are (deleted
+   * with it by {@code kubectl delete -k}). When the API server cannot be asked, no: the state stays, as on a restart.
+   */
+  private boolean uninstalling() {
+    var name = config.agent().daemonSet();
+    if (name.isEmpty()) {
+      return false;
+    }
+    try {
+      var ds = client.apps().daemonSets().inNamespace(config.heartbeat().namespace()).withName(name.get()).get();
+      return ds == null || ds.getMetadata().getDeletionTimestamp() != null;
+    } catch (KubernetesClientException e) {
+      return e.getCode() == 401 || e.getCode() == 403;
+    } catch (RuntimeException e) {
+      return false;
+    }
   }
 
   @Override

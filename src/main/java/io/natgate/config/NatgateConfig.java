@@ -89,7 +89,7 @@ public interface NatgateConfig {
     @WithDefault("" + Defaults.TUNNEL_PORT)
     int tunnelPort();
 
-    /** fwmark bits natgate may use; must not overlap the CNI's or kube-proxy's (0x4000, 0x8000). */
+    /** fwmark and connmark bits natgate may use; must not overlap the CNI's or kube-proxy's (0x4000, 0x8000). */
     @WithDefault(Defaults.MARK_MASK)
     String markMask();
 
@@ -100,6 +100,28 @@ public interface NatgateConfig {
     /** Priority of natgate's policy routing rules. */
     @WithDefault("" + Defaults.RULE_PRIORITY)
     int rulePriority();
+
+    /**
+     * Unix socket the natgate-cni plugin asks at pod start (the DaemonSet sets /run/natgate/cni.sock). Absent: no
+     * CNI endpoint, and pods are added to the node's sets only by the operator's node states.
+     */
+    Optional<String> cniSocket();
+
+    /** The node's CNI bin directory as mounted in the agent: natgate-cni is installed there (with cni-conf-dir). */
+    Optional<String> cniBinDir();
+
+    /** The node's CNI configuration directory as mounted: natgate-cni is chained into its conflist. */
+    Optional<String> cniConfDir();
+
+    /** The natgate-cni binary in the agent's image. */
+    @WithDefault("/opt/natgate/natgate-cni")
+    String cniPlugin();
+
+    /**
+     * The agent's own DaemonSet (in the heartbeat namespace). When it is gone or being deleted as the agent stops,
+     * natgate is being uninstalled: the agent removes its kernel state; otherwise (a restart) it keeps it.
+     */
+    Optional<String> daemonSet();
   }
 
   interface LeaderElection {

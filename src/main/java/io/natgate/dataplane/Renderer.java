@@ -125,6 +125,13 @@ public final class Renderer {
 
     Map<Hook, List<String>> chains() {
       String tun = s.tunnelDevice();
+      var marks = new ArrayList<>(mangle);
+      if (steering) {
+        // Remember in the connection that it was steered (see the drop of unmarked ones below).
+        marks.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m mark ! --mark " + s.mark(0)
+            + " -j CONNMARK --save-mark --nfmask 0x" + Integer.toHexString(s.markMask()) + " --ctmask 0x"
+            + Integer.toHexString(s.markMask()));
+      }
       var nat = new ArrayList<String>();
       if (steering) {
         // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's
@@ -139,13 +146,17 @@ public final class Renderer {
         // constant, it never leaves a window while marks and routes change.
         filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
       }
+      // A connection that was steered and whose packets are not any more (its pod no longer selected, or this node
+      // now its gateway) was set up without NAT for the tunnel: the rest of it would leave with the pod's own address.
+      filter.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m conntrack --ctdir ORIGINAL"
+          + " -m connmark ! --mark " + s.mark(0) + " -m mark --mark " + s.mark(0) + " -j DROP");
       filter.addAll(invalid);
       filter.addAll(tunnelAccept);
       // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is
       // dropped.
       filter.add("-A " + Hook.FILTER_FORWARD.chain + " -i " + tun + " -j DROP");
       var rules = new EnumMap<Hook, List<String>>(Hook.class);
-      rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
+      rules.put(Hook.MANGLE_PREROUTING, List.copyOf(marks));
       rules.put(Hook.MANGLE_FORWARD, List.of("-A " + Hook.MANGLE_FORWARD.chain + " -o " + tun
           + " -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"));
       rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));

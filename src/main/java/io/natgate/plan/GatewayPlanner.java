@@ -9,6 +9,7 @@ import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -49,7 +50,7 @@ public final class GatewayPlanner {
     Set<String> ready = candidates.stream().filter(n -> !unready.containsKey(n))
         .collect(Collectors.toCollection(TreeSet::new));
 
-    Map<String, String> conflicts = conflicts(gateway, cluster);
+    Map<String, String> conflicts = conflicts(gateway, cluster.liveGateways());
     List<Assignment> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().assignments;
     List<Assignment> assignments;
     List<String> sourceIPs;
@@ -67,7 +68,7 @@ public final class GatewayPlanner {
       sourceIPs = candidates.stream().map(n -> NodeReadiness.internalIP(cluster.nodes().get(n)))
           .filter(Objects::nonNull).distinct().sorted(IpAddresses.ORDER).toList();
     } else {
-      List<String> usable = spec.egressIPs().stream().filter(ip -> !conflicts.containsKey(ip)).toList();
+      List<String> usable = usableEgressIPs(spec, conflicts);
       Map<String, String> previousByIP = new HashMap<>();
       previous.stream().filter(a -> a.egressIP != null && a.node != null).forEach(a -> previousByIP.put(a.egressIP, a.node));
       takeovers.forEach((ip, node) -> {
@@ -104,10 +105,18 @@ public final class GatewayPlanner {
         problems, adopted);
   }
 
-  /** Egress IPs of this gateway that an older live gateway also lists. */
-  static Map<String, String> conflicts(EgressGateway gateway, ClusterSnapshot cluster) {
+  /**
+   * The egress IPs pods are spread over (by {@link IpAddresses#egressIPFor}), in spec order: those no older gateway
+   * holds, whether or not a node holds them now. A gateway without egress IPs uses its assigned node's InternalIP.
+   */
+  public static List<String> usableEgressIPs(EgressGatewaySpec spec, Map<String, String> conflicts) {
+    return spec.egressIPs().stream().filter(ip -> !conflicts.containsKey(ip)).toList();
+  }
+
+  /** Egress IPs of this gateway that an older live gateway also lists, with that gateway's name. */
+  public static Map<String, String> conflicts(EgressGateway gateway, Collection<EgressGateway> liveGateways) {
     Map<String, String> conflicts = new TreeMap<>(IpAddresses.ORDER);
-    for (EgressGateway other : cluster.liveGateways()) {
+    for (EgressGateway other : liveGateways) {
       if (other.getMetadata().getName().equals(gateway.getMetadata().getName())
           || ClusterSnapshot.SENIORITY.compare(other, gateway) > 0) {
         continue;
@@ -214,7 +223,7 @@ public final class GatewayPlanner {
   }
 
   /** The spec's exclusions plus the cluster's own networks, deduplicated and sorted. */
-  static List<String> excludedCidrs(EgressGatewaySpec spec, ClusterSnapshot cluster) {
+  public static List<String> excludedCidrs(EgressGatewaySpec spec, ClusterSnapshot cluster) {
     Set<String> all = new TreeSet<>(spec.destinations().excludedCidrs());
     all.addAll(cluster.clusterCidrs());
     for (Node node : cluster.nodes().values()) {

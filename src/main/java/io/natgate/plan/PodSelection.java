@@ -21,14 +21,20 @@ public final class PodSelection {
   public static List<Pod> select(Sources sources, Collection<Pod> pods, Map<String, Map<String, String>> namespaceLabels) {
     return pods.stream()
         .filter(PodSelection::hasRoutableIP)
-        .filter(p -> namespaceLabels.containsKey(p.getMetadata().getNamespace()))
-        .filter(p -> LabelSelectors.matches(sources.namespaceSelector, namespaceLabels.get(p.getMetadata().getNamespace())))
-        .filter(p -> LabelSelectors.matches(sources.podSelector, p.getMetadata().getLabels()))
+        .filter(p -> selects(sources, p.getMetadata().getNamespace(), p.getMetadata().getLabels(), namespaceLabels))
         .sorted(Comparator.comparing((Pod p) -> p.getMetadata().getNamespace()).thenComparing(p -> p.getMetadata().getName()))
         .toList();
   }
 
-  static boolean hasRoutableIP(Pod pod) {
+  /** Whether the sources select a pod of that namespace with those labels (whatever its IP and phase). */
+  public static boolean selects(Sources sources, String namespace, Map<String, String> podLabels,
+      Map<String, Map<String, String>> namespaceLabels) {
+    return namespaceLabels.containsKey(namespace)
+        && LabelSelectors.matches(sources.namespaceSelector, namespaceLabels.get(namespace))
+        && LabelSelectors.matches(sources.podSelector, podLabels);
+  }
+
+  public static boolean hasRoutableIP(Pod pod) {
     var status = pod.getStatus();
     if (status == null || status.getPodIP() == null || status.getPodIP().isEmpty()
         || status.getPodIP().indexOf(':') >= 0) {

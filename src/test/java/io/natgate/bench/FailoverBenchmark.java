@@ -5,6 +5,7 @@ import static org.awaitility.Awaitility.await;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.e2e.EndToEnd;
+import io.natgate.lab.CniChain;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
@@ -12,6 +13,7 @@ import io.natgate.lab.Prober;
 import io.natgate.testing.ControlPlane;
 import java.io.InputStream;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -24,10 +26,13 @@ import java.util.concurrent.Callable;
 /**
  * `make bench-failover`: the end-to-end set-up (operator and agents as processes, network lab), then N times each:
  * the active gateway's agent SIGKILLed (failover time, packets seen with another source), and a new selected pod
- * (pod IP in the API to its first connection with the egress IP). Prints p50/p95/max; asserts nothing on time.
+ * (pod IP in the API to its first connection with the egress IP), and, with natgate-cni, a pod started through the CNI
+ * chain on the gateway node and on a director (ADD returned to its first connection answered with the egress IP,
+ * probing every 10 ms). Prints p50/p95/max; asserts nothing on time.
  */
 public final class FailoverBenchmark {
   static final String EGRESS_IP = "198.18.0.100";
+  static final java.util.concurrent.atomic.AtomicInteger FAILED_ADDS = new java.util.concurrent.atomic.AtomicInteger();
 
   private FailoverBenchmark() {
   }
@@ -52,9 +57,19 @@ public final class FailoverBenchmark {
     List<Long> failover = new ArrayList<>();
     List<Long> leaked = new ArrayList<>();
     List<Long> podToSnat = new ArrayList<>();
+    List<Long> cniGateway = new ArrayList<>();
+    List<Long> cniDirector = new ArrayList<>();
+    Map<String, Long> cniSources = new java.util.TreeMap<>();
     try (NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2); ControlPlane cp = new ControlPlane()) {
       lab.start();
-      try (EndToEnd e2e = new EndToEnd(lab, cp).start()) {
+      String noCni = CniChain.unavailableReason();
+      if (noCni != null) {
+        System.out.println("CNI rounds: " + noCni);
+      }
+      Path cniDir = Files.createTempDirectory("natgate-bench-cni");
+      try (EndToEnd e2e = new EndToEnd(lab, cp).withCni().start()) {
+        Map<LabNode, CniChain> chains = new java.util.HashMap<>();
+        lab.nodes().forEach(n -> chains.put(n, new CniChain(lab, n, cniDir, e2e.cniSocket(n))));
         e2e.cluster().namespace("payments", Map.of("team", "payments"));
         LabPod probe = lab.pod(3, 1);
         e2e.cluster().runningPod("payments", probe.name(), "node-3", probe.ip(), Map.of());
@@ -92,6 +107,13 @@ public final class FailoverBenchmark {
           podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
               .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
           System.out.printf("new pod %d: %d ms%n", i + 1, podToSnat.get(i));
+          if (noCni == null) {
+            LabNode gatewayNode = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
+            cniGateway.add(cniPodStart(cp, lab, chains.get(gatewayNode), gatewayNode, "cni-g" + i, cniSources));
+            cniDirector.add(cniPodStart(cp, lab, chains.get(lab.node(3)), lab.node(3), "cni-d" + i, cniSources));
+            System.out.printf("CNI pod %d: %d ms on the gateway node, %d ms on a director%n", i + 1,
+                cniGateway.get(i), cniDirector.get(i));
+          }
           e2e.cluster().deletePod("payments", "late");
           waitFor(() -> lab.seenSource(late).equals(Optional.of(lab.node(2).ip())), Duration.ofSeconds(30));
         }
@@ -105,6 +127,52 @@ public final class FailoverBenchmark {
     print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
     print("connections seen with another source during a failover", leaked, "");
     print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
+    if (!cniGateway.isEmpty()) {
+      print("natgate-cni: ADD returned -> first answer with the egress IP, gateway node", cniGateway, "ms");
+      print("natgate-cni: ADD returned -> first answer with the egress IP, director", cniDirector, "ms");
+      System.out.printf("natgate-cni pods: packets at the external host by source %s (only %s expected); %d ADDs "
+          + "failed and were retried%n", cniSources, EGRESS_IP, FAILED_ADDS.get());
+    }
+  }
+
+  /**
+   * A pod started as a runtime starts it (the CNI chain, then the kubelet's status write), probing from the moment
+   * ADD returned: time to its first connection answered with the egress IP; counts its packets by source.
+   */
+  static long cniPodStart(ControlPlane cp, NetworkLab lab, CniChain chain, LabNode node, String name,
+      Map<String, Long> sources) throws Exception {
+    var admin = cp.admin();
+    admin.pods().inNamespace("payments").resource(new io.fabric8.kubernetes.api.model.PodBuilder().withNewMetadata()
+        .withName(name).withNamespace("payments").endMetadata().withNewSpec().withNodeName(node.name())
+        .addNewContainer().withName("app").withImage("example.invalid/app:1").endContainer().endSpec().build()).create();
+    String sandbox = lab.newNamespace(name.replace("cni-", "b"));
+    CniChain.Outcome added = chain.add(sandbox, "payments", name);
+    for (int attempt = 2; added.exit() != 0; attempt++) {
+      // As a kubelet does: the runtime's DEL, then ADD again.
+      System.out.printf("ADD of %s failed (attempt %d): %s%n", name, attempt - 1, added.out().strip());
+      FAILED_ADDS.incrementAndGet();
+      chain.del(sandbox, "payments", name);
+      if (attempt > 5) {
+        throw new IllegalStateException("ADD of " + name + " failed 5 times");
+      }
+      added = chain.add(sandbox, "payments", name);
+    }
+    Instant start = Instant.now();
+    int port = lab.pod(1, 2).probePort(); // a port no other probe of this benchmark uses
+    Map<String, Long> before = lab.arrivals(port);
+    Prober prober = lab.startProbing(new LabPod(name, sandbox, added.podIP(), node.index(), 0, port, ""),
+        Duration.ofMillis(10));
+    var pod = admin.pods().inNamespace("payments").withName(name).get();
+    pod.setStatus(new io.fabric8.kubernetes.api.model.PodStatusBuilder().withPhase("Running")
+        .withPodIP(added.podIP()).addNewPodIP(added.podIP()).build());
+    admin.pods().inNamespace("payments").resource(pod).updateStatus();
+    waitFor(() -> lab.seenSource(sandbox, port).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
+    long ms = Prober.firstAnswer(prober.stop(), start, EGRESS_IP).map(t -> Duration.between(start, t).toMillis())
+        .orElse(-1L);
+    lab.arrivals(port).forEach((source, n) -> sources.merge(source, n - before.getOrDefault(source, 0L), Long::sum));
+    chain.del(sandbox, "payments", name);
+    admin.pods().inNamespace("payments").withName(name).withGracePeriod(0).delete();
+    return ms;
   }
 
   static void print(String what, List<Long> values, String unit) {

@@ -133,6 +133,59 @@ class DataplaneLabIT {
     assertThat(lab.seenSource(lab.pod(1, 2))).contains(lab.node(1).ip());
   }
 
+  /**
+   * A pod steered mid-connection stops being selected: the rest of that connection must not leave its node with the
+   * pod's own address (its conntrack entry was made without NAT, for the tunnel). It is dropped; new connections
+   * take the node's masquerade.
+   */
+  @Test
+  void aSteeredConnectionOfAPodNoLongerSelectedIsDroppedNotLeftUntranslated() throws Exception {
+    LabPod pod = lab.pod(2, 1);
+    payments();
+    // Connects, reads the echo, then sends a byte for each line on stdin: the same connection, later.
+    String client = """
+        import socket, sys
+        s = socket.create_connection(("%s", %d), timeout=2)
+        print(s.recv(64).decode().strip(), flush=True)
+        for line in sys.stdin:
+            s.send(b"x")
+        """.formatted(NetworkLab.EXTERNAL_IP, pod.probePort());
+    var command = new java.util.ArrayList<>(lab.nsCommandPrefix(pod.ns()));
+    command.addAll(List.of(lab.python(), "-c", client));
+    Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
+        var out = new java.io.PrintWriter(p.getOutputStream(), true)) {
+      assertThat(in.readLine()).isEqualTo(EGRESS_IP);
+      // Not selected any more: node 1 no longer SNATs it, node 2 no longer steers it.
+      apply(1, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+          List.of(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip()))), List.of())));
+      apply(2, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+          List.of(), List.of())));
+      lab.resetArrivals();
+      for (int i = 0; i < 3; i++) {
+        out.println("again");
+        Thread.sleep(100);
+      }
+      Thread.sleep(300);
+      assertThat(lab.arrivals(pod)).as("the old connection's later packets, by source").isEmpty();
+      assertThat(lab.seenSource(pod)).contains(lab.node(2).ip());
+
+      // Selected again: the old connection's packets take the tunnel again, and its gateway's conntrack entry
+      // SNATs them as before, to the end of the connection.
+      lab.resetArrivals();
+      payments();
+      out.println("again");
+      out.close();
+      assertThat(p.waitFor(5, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      Thread.sleep(300);
+      assertThat(lab.arrivals(pod)).as("the old connection's last packets, by source").containsOnlyKeys(EGRESS_IP);
+      lab.resetArrivals();
+    } finally {
+      p.destroy();
+      p.waitFor();
+    }
+  }
+
   @Test
   void removingTheStateLeavesNothingBehind() {
     payments();

@@ -52,12 +52,23 @@ public final class EndToEnd implements AutoCloseable {
   private Path agentKubeconfig;
   private Path operatorKubeconfig;
   private int starts;
+  private boolean cni;
 
   public EndToEnd(NetworkLab lab, ControlPlane cp) throws IOException {
     this.lab = lab;
     this.cp = cp;
     this.cluster = new Cluster(cp.admin());
     this.dir = Files.createTempDirectory("natgate-e2e");
+  }
+
+  /** Agents also answer natgate-cni, each at {@link #cniSocket} (call before {@link #start}). */
+  public EndToEnd withCni() {
+    cni = true;
+    return this;
+  }
+
+  public Path cniSocket(LabNode n) {
+    return dir.resolve("cni-" + n.name() + ".sock");
   }
 
   /** Bridge, forwarder, Node objects (node-1 and node-2 egress candidates, node-3 a worker), operator, agents. */
@@ -144,11 +155,14 @@ public final class EndToEnd implements AutoCloseable {
   }
 
   public void startAgent(LabNode n) throws IOException {
+    Map<String, String> env = new HashMap<>(Map.of("QUARKUS_PROFILE", "agent", "KUBECONFIG",
+        agentKubeconfig.toString(), "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
+        "NATGATE_HEARTBEAT_NAMESPACE", ControlPlane.OPERATOR_NAMESPACE));
+    if (cni) {
+      env.put("NATGATE_AGENT_CNI_SOCKET", cniSocket(n).toString());
+    }
     agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
-        List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()),
-        Map.of("QUARKUS_PROFILE", "agent", "KUBECONFIG", agentKubeconfig.toString(),
-            "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
-            "NATGATE_HEARTBEAT_NAMESPACE", ControlPlane.OPERATOR_NAMESPACE), "agent-" + n.name()));
+        List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()), env, "agent-" + n.name()));
   }
 
   /** SIGKILL, as a crashed or OOM-killed agent: its kernel state stays behind. */

@@ -428,6 +428,18 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
     return command(full, null);
   }
 
+  /**
+   * A network namespace of this run's own, removed with the lab (say, a pod sandbox that a CNI plugin sets up), with
+   * its loopback up: its full name.
+   */
+  public String newNamespace(String suffix) {
+    String ns = prefix + suffix;
+    command(List.of("ip", "netns", "add", ns), null);
+    namespaces.add(ns);
+    exec(ns, "ip", "link", "set", "lo", "up");
+    return ns;
+  }
+
   /** How to run a command in a namespace: prepend this. */
   public List<String> nsCommandPrefix(String ns) {
     return List.of("ip", "netns", "exec", ns);

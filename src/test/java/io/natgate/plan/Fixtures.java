@@ -16,27 +16,27 @@ import java.util.List;
 import java.util.Map;
 
 /** Plain objects for the pure planning tests. */
-final class Fixtures {
+public final class Fixtures {
   private Fixtures() {
   }
 
-  static Node node(String name, String ip, boolean ready, Map<String, String> labels) {
+  public static Node node(String name, String ip, boolean ready, Map<String, String> labels) {
     return new NodeBuilder().withNewMetadata().withName(name).withLabels(labels).endMetadata()
         .withNewStatus().addNewCondition().withType("Ready").withStatus(ready ? "True" : "False").endCondition()
         .addNewAddress().withType("InternalIP").withAddress(ip).endAddress().endStatus().build();
   }
 
-  static Node egressNode(String name, String ip, boolean ready) {
+  public static Node egressNode(String name, String ip, boolean ready) {
     return node(name, ip, ready, Map.of("role", "egress"));
   }
 
-  static Pod pod(String namespace, String name, String node, String ip, String phase, Map<String, String> labels) {
+  public static Pod pod(String namespace, String name, String node, String ip, String phase, Map<String, String> labels) {
     return new PodBuilder().withNewMetadata().withNamespace(namespace).withName(name).withLabels(labels).endMetadata()
         .withNewSpec().withNodeName(node).endSpec()
         .withNewStatus().withPhase(phase).withPodIP(ip).endStatus().build();
   }
 
-  static EgressGateway gateway(String name, String created, String... ips) {
+  public static EgressGateway gateway(String name, String created, String... ips) {
     EgressGateway g = new EgressGateway();
     g.setMetadata(new ObjectMetaBuilder().withName(name).withCreationTimestamp(created).withGeneration(1L).build());
     g.setSpec(new EgressGatewaySpec());
@@ -46,7 +46,7 @@ final class Fixtures {
     return g;
   }
 
-  static ClusterSnapshot cluster(Collection<Node> nodes, Collection<Pod> pods, Collection<EgressGateway> gateways) {
+  public static ClusterSnapshot cluster(Collection<Node> nodes, Collection<Pod> pods, Collection<EgressGateway> gateways) {
     Map<String, Node> byName = new HashMap<>();
     nodes.forEach(n -> byName.put(n.getMetadata().getName(), n));
     return new ClusterSnapshot(byName, pods, Map.of("pay", Map.of("team", "pay"), "ops", Map.of("team", "ops")),

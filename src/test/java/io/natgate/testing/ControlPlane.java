@@ -84,6 +84,11 @@ public final class ControlPlane implements AutoCloseable {
     return Path.of(testDir(), "k8s", version() + "-linux-amd64", name);
   }
 
+  /** A tool the Makefile builds from Go modules into $KUBE_API_TEST_DIR/tools (bundlevalidate, natgate-cni, cnitool). */
+  public static Path tool(String name) {
+    return Path.of(testDir(), "tools", name);
+  }
+
   private static String testDir() {
     return System.getenv().getOrDefault("KUBE_API_TEST_DIR",
         Path.of(System.getProperty("user.home"), ".kubeapitest").toString());

@@ -9,7 +9,9 @@ import io.natgate.agent.Heartbeat;
 import io.natgate.dataplane.Kernel;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * A node agent in this JVM for a lab node: its kernel commands run in the node's namespace, it acts as the agent
@@ -23,11 +25,20 @@ public final class LabAgent {
   }
 
   public static Agent start(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
+    return create(cp, lab, n, link).start();
+  }
+
+  /** The same, also answering the natgate-cni plugin at {@code cniSocket} (the lab's gateways list their exclusions). */
+  public static Agent startWithCni(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link, Path cniSocket) {
+    return create(cp, lab, n, link).withCni(cniSocket, List.of()).start();
+  }
+
+  private static Agent create(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
     KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
     // In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here.
     return new Agent(client, heartbeat, Agent.Settings.defaults(n.name(), n.ip(), null),
-        new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry()).start();
+        new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry());
   }
 }

@@ -1,0 +1,156 @@
+package io.natgate.cni;
+
+import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.plan.ClusterSnapshot;
+import io.natgate.plan.GatewayPlanner;
+import io.natgate.plan.IpAddresses;
+import io.natgate.plan.PodSelection;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * What a node's agent decides itself about its own pods, ahead of the operator (pure): which gateways select a pod
+ * and which egress IP it leaves with, by the operator's own functions ({@link PodSelection#selects},
+ * {@link IpAddresses#egressIPFor}) over the agent's view of the gateways. The operator's node states stay the
+ * authority: a pod they mention is left as they say; one they do not mention yet is added where the operator will
+ * put it, so that its confirmation later changes nothing in the kernel.
+ */
+public final class LocalDecisions {
+  private LocalDecisions() {
+  }
+
+  /** A pod on this node with its address (from the CNI ADD, or its status). */
+  public record LocalPod(String namespace, String name, String ip, Map<String, String> labels) {
+  }
+
+  /** A gateway that selects a pod, and the egress IP the pod's traffic leaves with (null: none now). */
+  public record Selection(String gateway, String egressIP) {
+  }
+
+  /** The live gateways that select the pod, by gateway name. */
+  public static List<Selection> selections(LocalPod pod, Collection<EgressGateway> gateways,
+      Map<String, Map<String, String>> namespaceLabels) {
+    List<EgressGateway> live = live(gateways);
+    List<Selection> selections = new ArrayList<>();
+    for (EgressGateway g : live) {
+      if (PodSelection.selects(g.getSpec().sources, pod.namespace(), pod.labels(), namespaceLabels)) {
+        selections.add(new Selection(g.getMetadata().getName(), IpAddresses.egressIPFor(pod.ip(), egressIPs(g, live))));
+      }
+    }
+    return selections;
+  }
+
+  /**
+   * The operator's states for this node plus the selected local pods they do not mention yet: in the SNAT set of
+   * their egress IP when this node holds it, else steered to its holder, else (no holder, failurePolicy Drop) in
+   * the drop set. A gateway with no state here gets one from its spec, excluding {@code clusterCidrs}.
+   *
+   * @param states the operator's states for this node, by gateway (not modified)
+   */
+  public static Map<String, NodeGatewayState> merge(String node, Map<String, ? extends NodeGatewayState> states,
+      Collection<LocalPod> pods, Collection<EgressGateway> gateways, Map<String, Map<String, String>> namespaceLabels,
+      List<String> clusterCidrs) {
+    Map<String, NodeGatewayState> merged = new TreeMap<>();
+    states.forEach((gateway, state) -> merged.put(gateway, copy(state)));
+    Map<String, Set<String>> mentioned = new TreeMap<>();
+    List<EgressGateway> live = live(gateways);
+    for (EgressGateway g : live) {
+      String name = g.getMetadata().getName();
+      for (LocalPod pod : pods) {
+        if (!PodSelection.selects(g.getSpec().sources, pod.namespace(), pod.labels(), namespaceLabels)) {
+          continue;
+        }
+        if (mentioned.computeIfAbsent(name, k -> mentions(merged.get(k))).contains(pod.ip())) {
+          continue; // the operator's state decides for this pod
+        }
+        NodeGatewayState state = merged.computeIfAbsent(name, k -> fresh(g, live, clusterCidrs));
+        add(node, state, g, IpAddresses.egressIPFor(pod.ip(), egressIPs(g, live)), pod.ip());
+      }
+    }
+    return merged;
+  }
+
+  private static void add(String node, NodeGatewayState state, EgressGateway g, String egressIP, String podIP) {
+    String holder = holder(g, egressIP);
+    if (node.equals(holder)) {
+      for (NodeGatewayState.Snat snat : state.snat) {
+        if (snat.egressIP.equals(egressIP)) {
+          snat.sources.add(podIP);
+          return;
+        }
+      }
+      holder = null; // the status says here, the state not yet: this node cannot SNAT it, so treat it as unheld
+    }
+    if (holder == null && state.failurePolicy == FailurePolicy.Allow) {
+      return; // falls back to the node's masquerade, as the operator's state will say
+    }
+    for (NodeGatewayState.Steer steer : state.steer) {
+      if (java.util.Objects.equals(steer.egressIP, egressIP)) {
+        steer.sources.add(podIP);
+        return;
+      }
+    }
+    state.steer.add(new NodeGatewayState.Steer(egressIP, holder, null, new ArrayList<>(List.of(podIP))));
+  }
+
+  /**
+   * The egress IPs the operator spreads the gateway's pods over: the usable ones of its spec, or, for a gateway
+   * using its node's own address, the one its status names.
+   */
+  static List<String> egressIPs(EgressGateway g, List<EgressGateway> live) {
+    if (g.getSpec().egressIPs().isEmpty()) {
+      return assignments(g).stream().filter(a -> a.node != null && a.egressIP != null).map(a -> a.egressIP).toList();
+    }
+    return GatewayPlanner.usableEgressIPs(g.getSpec(), GatewayPlanner.conflicts(g, live));
+  }
+
+  private static String holder(EgressGateway g, String egressIP) {
+    return egressIP == null ? null : assignments(g).stream().filter(a -> egressIP.equals(a.egressIP))
+        .map(a -> a.node).findFirst().orElse(null);
+  }
+
+  private static List<Assignment> assignments(EgressGateway g) {
+    return g.getStatus() == null || g.getStatus().assignments == null ? List.of() : g.getStatus().assignments;
+  }
+
+  private static List<EgressGateway> live(Collection<EgressGateway> gateways) {
+    return new ClusterSnapshot(Map.of(), List.of(), Map.of(), gateways, List.of(), Set.of()).liveGateways();
+  }
+
+  private static NodeGatewayState fresh(EgressGateway g, List<EgressGateway> live, List<String> clusterCidrs) {
+    var state = new NodeGatewayState();
+    state.failurePolicy = g.getSpec().failurePolicy();
+    state.cidrs = List.copyOf(g.getSpec().destinations().cidrs());
+    state.excludedCidrs = GatewayPlanner.excludedCidrs(g.getSpec(),
+        new ClusterSnapshot(Map.of(), List.of(), Map.of(), live, clusterCidrs, Set.of()));
+    return state;
+  }
+
+  private static Set<String> mentions(NodeGatewayState state) {
+    Set<String> ips = new HashSet<>();
+    if (state != null) {
+      state.snat.forEach(s -> ips.addAll(s.sources));
+      state.steer.forEach(s -> ips.addAll(s.sources));
+    }
+    return ips;
+  }
+
+  private static NodeGatewayState copy(NodeGatewayState s) {
+    var c = new NodeGatewayState();
+    c.failurePolicy = s.failurePolicy;
+    c.cidrs = List.copyOf(s.cidrs);
+    c.excludedCidrs = List.copyOf(s.excludedCidrs);
+    s.snat.forEach(x -> c.snat.add(new NodeGatewayState.Snat(x.egressIP, x.holdAddress, new ArrayList<>(x.sources))));
+    s.steer.forEach(x -> c.steer.add(new NodeGatewayState.Steer(x.egressIP, x.gatewayNode, x.gatewayNodeIP,
+        new ArrayList<>(x.sources))));
+    return c;
+  }
+}

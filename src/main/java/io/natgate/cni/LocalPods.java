@@ -1,0 +1,250 @@
+package io.natgate.cni;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.fabric8.kubernetes.api.model.Namespace;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.informers.ResourceEventHandler;
+import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.plan.PodSelection;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
+import org.jboss.logging.Logger;
+
+/**
+ * The agent's own view of its node's pods, the namespaces and the gateways (informers), plus the addresses the CNI
+ * plugin reported before the kubelet writes them into the pods' status. From these it adds the selected local pods
+ * to the operator's states ({@link LocalDecisions#merge}), and answers the plugin once the kernel has them.
+ */
+public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(LocalPods.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Below the plugin's default timeout (10 s): the plugin hears why rather than a timeout. */
+  private static final long ANSWER_WITHIN_SECONDS = 8;
+
+  private final KubernetesClient client;
+  private final String node;
+  private final List<String> clusterCidrs;
+  private final Runnable changed;
+  private final Supplier<CompletableFuture<Void>> applyNow;
+  private final Path store;
+  /** Pods the plugin reported, by namespace/name: their sandbox's address, and the pod as it was then. */
+  private final Map<String, Reported> reported = new ConcurrentHashMap<>();
+  private SharedIndexInformer<Pod> pods;
+  private SharedIndexInformer<Namespace> namespaces;
+  private SharedIndexInformer<EgressGateway> gateways;
+
+  private record Reported(String containerID, String ip, Pod pod) {
+  }
+
+  /** What {@link #store} keeps of a reported pod. */
+  record Saved(String namespace, String name, String containerID, String ip) {
+  }
+
+  /**
+   * @param changed  called when what this adds may have changed (an apply follows)
+   * @param applyNow applies the node's state now; completes once the kernel has it
+   * @param store    file that keeps the reported addresses across an agent restart (the kubelet may not have
+   *                 written them into the pods' status yet, and the kernel has them)
+   */
+  public LocalPods(KubernetesClient client, String node, List<String> clusterCidrs, Runnable changed,
+      Supplier<CompletableFuture<Void>> applyNow, Path store) {
+    this.client = client;
+    this.node = node;
+    this.clusterCidrs = List.copyOf(clusterCidrs);
+    this.changed = changed;
+    this.applyNow = applyNow;
+    this.store = store;
+  }
+
+  /** Starts the informers and returns once they have listed (an apply before that would drop early members). */
+  public LocalPods start() {
+    // spec.nodeName is a selectable field of pods: the API server sends this node's pods only.
+    pods = client.pods().inAnyNamespace().withField("spec.nodeName", node).inform(onChange(this::podGone));
+    namespaces = client.namespaces().inform(onChange(ns -> { }));
+    gateways = client.resources(EgressGateway.class).inform(onChange(g -> { }));
+    load();
+    return this;
+  }
+
+  /** The operator's states with this node's selected pods that they do not mention yet. */
+  public Map<String, NodeGatewayState> withLocalPods(Map<String, ? extends NodeGatewayState> states) {
+    return LocalDecisions.merge(node, states, localPods(), gateways.getStore().list(), namespaceLabels(), clusterCidrs);
+  }
+
+  @Override
+  public CniEndpoint.Answer handle(CniEndpoint.Request r) {
+    String key = r.namespace() + "/" + r.name();
+    try {
+      switch (r.command()) {
+        case "ADD" -> {
+          if (r.ip() == null) {
+            return CniEndpoint.Answer.refused("ADD needs the pod's IPv4 address");
+          }
+          Pod pod = pods.getStore().getByKey(key);
+          if (pod == null) {
+            pod = client.pods().inNamespace(r.namespace()).withName(r.name()).get(); // not seen by the informer yet
+          }
+          if (pod == null) {
+            return CniEndpoint.Answer.refused("pod " + key + " not found");
+          }
+          if (!awaitNamespace(r.namespace())) {
+            // Its labels decide the selection: never decide without them (the kubelet retries).
+            return CniEndpoint.Answer.refused("namespace " + r.namespace() + " not seen yet");
+          }
+          reported.put(key, new Reported(r.containerID(), r.ip(), pod));
+          save();
+        }
+        case "DEL" -> {
+          reported.computeIfPresent(key, (k, v) -> v.containerID().equals(r.containerID()) ? null : v);
+          save();
+        }
+        default -> { } // CHECK: the same apply, which puts back whatever is missing
+      }
+      applyNow.get().get(ANSWER_WITHIN_SECONDS, TimeUnit.SECONDS);
+    } catch (ExecutionException | TimeoutException e) {
+      if (r.command().equals("DEL")) {
+        // Forgotten already: the next apply removes the address. A failing DEL would only be retried.
+        LOG.warnf("DEL of %s: the address leaves the sets with the next apply (%s)", key, e.getMessage());
+        changed.run();
+        return new CniEndpoint.Answer(List.of(), null);
+      }
+      return CniEndpoint.Answer.refused(e instanceof ExecutionException x ? "could not apply: " + x.getCause().getMessage()
+          : "not applied within " + ANSWER_WITHIN_SECONDS + " s");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return CniEndpoint.Answer.refused("interrupted");
+    } catch (KubernetesClientException e) {
+      return CniEndpoint.Answer.refused("reading pod " + key + ": " + e.getMessage());
+    }
+    if (r.command().equals("DEL")) {
+      return new CniEndpoint.Answer(List.of(), null);
+    }
+    var pod = localPods().stream().filter(p -> p.namespace().equals(r.namespace()) && p.name().equals(r.name()))
+        .findFirst();
+    return new CniEndpoint.Answer(pod.map(p -> LocalDecisions.selections(p, gateways.getStore().list(),
+        namespaceLabels())).orElse(List.of()), null);
+  }
+
+  /** A namespace created just before its pod may reach this agent's informer a moment after the pod's ADD. */
+  private boolean awaitNamespace(String name) throws InterruptedException {
+    for (int i = 0; i < 40 && namespaces.getStore().getByKey(name) == null; i++) {
+      Thread.sleep(50);
+    }
+    return namespaces.getStore().getByKey(name) != null;
+  }
+
+  /** This node's pods with an address: the one the plugin reported, else the one in their status. */
+  List<LocalDecisions.LocalPod> localPods() {
+    Map<String, LocalDecisions.LocalPod> byKey = new HashMap<>();
+    for (Pod p : pods.getStore().list()) {
+      if (PodSelection.hasRoutableIP(p)) {
+        byKey.put(key(p), local(p, p.getStatus().getPodIP()));
+      }
+    }
+    reported.forEach((key, r) -> {
+      Pod current = Objects.requireNonNullElse(pods.getStore().getByKey(key), r.pod()); // its labels now
+      byKey.put(key, local(current, r.ip()));
+    });
+    return new ArrayList<>(byKey.values());
+  }
+
+  private Map<String, Map<String, String>> namespaceLabels() {
+    Map<String, Map<String, String>> labels = new HashMap<>();
+    namespaces.getStore().list().forEach(ns -> labels.put(ns.getMetadata().getName(),
+        Objects.requireNonNullElse(ns.getMetadata().getLabels(), Map.of())));
+    return labels;
+  }
+
+  private void podGone(Pod p) {
+    if (reported.remove(key(p)) != null) {
+      save();
+    }
+  }
+
+  /** Reported pods that still exist (the informers have listed), as a previous run of the agent saved them. */
+  private void load() {
+    if (!Files.exists(store)) {
+      return;
+    }
+    try {
+      for (Saved saved : JSON.readValue(store.toFile(), Saved[].class)) {
+        Pod pod = pods.getStore().getByKey(saved.namespace() + "/" + saved.name());
+        if (pod != null) {
+          reported.put(key(pod), new Reported(saved.containerID(), saved.ip(), pod));
+        }
+      }
+    } catch (IOException e) {
+      LOG.warnf("could not read %s: %s", store, e.getMessage());
+    }
+  }
+
+  private synchronized void save() {
+    List<Saved> saved = new ArrayList<>();
+    reported.forEach((key, r) -> saved.add(new Saved(r.pod().getMetadata().getNamespace(),
+        r.pod().getMetadata().getName(), r.containerID(), r.ip())));
+    try {
+      Path tmp = store.resolveSibling(store.getFileName() + ".tmp");
+      JSON.writeValue(tmp.toFile(), saved);
+      Files.move(tmp, store, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException e) {
+      LOG.warnf("could not write %s: %s", store, e.getMessage());
+    }
+  }
+
+  private static LocalDecisions.LocalPod local(Pod p, String ip) {
+    return new LocalDecisions.LocalPod(p.getMetadata().getNamespace(), p.getMetadata().getName(), ip,
+        Objects.requireNonNullElse(p.getMetadata().getLabels(), Map.of()));
+  }
+
+  private static String key(Pod p) {
+    return p.getMetadata().getNamespace() + "/" + p.getMetadata().getName();
+  }
+
+  /** Any change may change the merge: ask for an apply (coalesced by the agent). */
+  private <T> ResourceEventHandler<T> onChange(java.util.function.Consumer<T> onDelete) {
+    return new ResourceEventHandler<>() {
+      @Override
+      public void onAdd(T obj) {
+        changed.run();
+      }
+
+      @Override
+      public void onUpdate(T oldObj, T newObj) {
+        changed.run();
+      }
+
+      @Override
+      public void onDelete(T obj, boolean deletedFinalStateUnknown) {
+        onDelete.accept(obj);
+        changed.run();
+      }
+    };
+  }
+
+  @Override
+  public void close() {
+    for (SharedIndexInformer<?> i : new SharedIndexInformer<?>[] {pods, namespaces, gateways}) {
+      if (i != null) {
+        i.close();
+      }
+    }
+    LOG.debug("local pod informers closed");
+  }
+}

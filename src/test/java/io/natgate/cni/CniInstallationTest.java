@@ -1,0 +1,86 @@
+package io.natgate.cni;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class CniInstallationTest {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final String SOCKET = "/run/natgate/cni.sock";
+  static final String CALICO = """
+      {"name": "k8s-pod-network", "cniVersion": "0.4.0", "plugins": [
+        {"type": "calico", "ipam": {"type": "calico-ipam"}},
+        {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}}]}""";
+
+  static JsonNode json(String text) throws Exception {
+    return JSON.readTree(text);
+  }
+
+  @Test
+  void chainsAtTheEndOnceAndUnchainsToTheOriginal() throws Exception {
+    JsonNode original = json(CALICO);
+    JsonNode chained = CniInstallation.chained(original, SOCKET);
+    assertThat(chained.path("plugins")).hasSize(3);
+    assertThat(chained.path("plugins").get(2)).isEqualTo(json("{\"type\":\"natgate-cni\",\"socket\":\"" + SOCKET + "\"}"));
+    assertThat(chained.path("plugins").get(0)).isEqualTo(original.path("plugins").get(0));
+    assertThat(CniInstallation.chained(chained, SOCKET)).isEqualTo(chained);
+    assertThat(CniInstallation.unchained(chained)).isEqualTo(original);
+  }
+
+  @Test
+  void aSinglePluginConfBecomesAListOfIt() throws Exception {
+    JsonNode conf = json("{\"cniVersion\":\"1.0.0\",\"name\":\"kindnet\",\"type\":\"ptp\",\"ipMasq\":false}");
+    JsonNode chained = CniInstallation.chained(conf, SOCKET);
+    assertThat(chained.path("name").asText()).isEqualTo("kindnet");
+    assertThat(chained.path("cniVersion").asText()).isEqualTo("1.0.0");
+    assertThat(chained.path("plugins").get(0)).isEqualTo(json("{\"type\":\"ptp\",\"ipMasq\":false}"));
+    assertThat(chained.path("plugins").get(1).path("type").asText()).isEqualTo("natgate-cni");
+  }
+
+  @Test
+  void installsIntoTheFileTheRuntimeUsesKeepsItThereAndRemovesItOnUninstall(@TempDir Path dir) throws Exception {
+    Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary v1");
+    Path bin = Files.createDirectories(dir.resolve("bin"));
+    Path conf = Files.createDirectories(dir.resolve("net.d"));
+    Path used = Files.writeString(conf.resolve("10-calico.conflist"), CALICO);
+    Path other = Files.writeString(conf.resolve("99-loopback.conf"), "{\"cniVersion\":\"0.3.1\",\"name\":\"lo\",\"type\":\"loopback\"}");
+    var installation = new CniInstallation(plugin, bin, conf, SOCKET);
+
+    installation.ensure();
+    assertThat(bin.resolve("natgate-cni")).hasContent("binary v1").isExecutable();
+    assertThat(json(Files.readString(used))).isEqualTo(CniInstallation.chained(json(CALICO), SOCKET));
+    assertThat(other).hasContent("{\"cniVersion\":\"0.3.1\",\"name\":\"lo\",\"type\":\"loopback\"}");
+    long written = Files.getLastModifiedTime(used).toMillis();
+    Thread.sleep(20);
+    installation.ensure();
+    assertThat(Files.getLastModifiedTime(used).toMillis()).as("nothing rewritten when in place").isEqualTo(written);
+
+    // The network plugin restarts and writes its conflist anew; a new image brings a new binary.
+    Files.writeString(used, CALICO);
+    Files.writeString(plugin, "binary v2");
+    installation.ensure();
+    assertThat(json(Files.readString(used))).isEqualTo(CniInstallation.chained(json(CALICO), SOCKET));
+    assertThat(bin.resolve("natgate-cni")).hasContent("binary v2");
+
+    installation.uninstall();
+    assertThat(json(Files.readString(used))).isEqualTo(json(CALICO));
+    assertThat(bin.resolve("natgate-cni")).doesNotExist();
+    try (var left = Files.list(conf)) {
+      assertThat(left.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("10-calico.conflist",
+          "99-loopback.conf");
+    }
+  }
+
+  @Test
+  void waitsForTheNetworkPluginsConfiguration(@TempDir Path dir) throws Exception {
+    Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary");
+    Path conf = dir.resolve("net.d");
+    new CniInstallation(plugin, Files.createDirectories(dir.resolve("bin")), conf, SOCKET).ensure();
+    assertThat(conf).doesNotExist();
+  }
+}
