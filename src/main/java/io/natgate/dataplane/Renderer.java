@@ -65,6 +65,11 @@ public final class Renderer {
         String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
         sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(sn.sources)));
         String match = " -m set --match-set " + sources + " src" + destinations;
+        if (g.connectionLog != null) {
+          // The connection log listens to conntrack events of connections with this mark only (io.natgate.connlog).
+          snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
+              + " -m conntrack --ctdir ORIGINAL -j CONNMARK --set-xmark " + DataplaneSettings.logMark());
+        }
         snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
             + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
         // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips

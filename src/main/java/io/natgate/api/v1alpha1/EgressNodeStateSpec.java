@@ -33,6 +33,7 @@ public class EgressNodeStateSpec extends NodeGatewayState {
     excludedCidrs = part.excludedCidrs;
     snat = part.snat;
     steer = part.steer;
+    connectionLog = part.connectionLog;
   }
 
   @Override

@@ -24,18 +24,21 @@ public class NodeGatewayState {
   @JsonPropertyDescription("Director role: local pod IPs to steer to the gateway holding an egress IP.")
   public List<Steer> steer = new ArrayList<>();
 
+  @JsonPropertyDescription("Gateway role with the connection log on: the pods to name in its records.")
+  public ConnectionLogState connectionLog;
+
   @Override
   public boolean equals(Object o) {
     // Same class only: a spec (this plus its node and gateway) never equals a plain part.
     return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s
         && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
         && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(snat, s.snat)
-        && Objects.equals(steer, s.steer);
+        && Objects.equals(steer, s.steer) && Objects.equals(connectionLog, s.connectionLog);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer);
+    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer, connectionLog);
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)
