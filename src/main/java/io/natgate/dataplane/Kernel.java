@@ -67,6 +67,17 @@ public final class Kernel {
     }
   }
 
+  /** Starts a long-running command whose output the caller reads (stdout and stderr as separate pipes). */
+  public Process listen(String... command) {
+    List<String> argv = new ArrayList<>(prefix);
+    argv.addAll(List.of(command));
+    try {
+      return new ProcessBuilder(argv).start();
+    } catch (IOException e) {
+      throw new KernelException(String.join(" ", command) + ": " + e.getMessage());
+    }
+  }
+
   public Observed observe(DataplaneSettings s) {
     return Observed.parse(run(null, "iptables-save"), run(null, "ipset", "save"),
         run(null, "ip", "-j", "address", "show", "dev", s.uplink()), run(null, "ip", "-j", "link", "show"),
