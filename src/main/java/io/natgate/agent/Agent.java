@@ -14,6 +14,7 @@ import io.micrometer.core.instrument.Timer;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
@@ -66,6 +67,8 @@ public final class Agent implements AutoCloseable {
   private volatile boolean synced;
   private Timer applyTimer;
   private Counter applyErrors;
+  private ConnectionLog.Settings connectionLogSettings; // null: no connection log
+  private ConnectionLog connectionLog;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
   public Agent(KubernetesClient client, KubernetesClient heartbeatClient, Settings settings, Kernel kernel,
@@ -77,6 +80,12 @@ public final class Agent implements AutoCloseable {
     this.metrics = metrics;
   }
 
+  /** Records the connections this node translates for gateways with the log on (before {@link #start}). */
+  public Agent withConnectionLog(ConnectionLog.Settings settings) {
+    connectionLogSettings = settings;
+    return this;
+  }
+
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
   public Agent start() {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
@@ -85,6 +94,9 @@ public final class Agent implements AutoCloseable {
     DataplaneSettings dp = new DataplaneSettings(uplink, "natgate0", settings.tunnelPort(), settings.markMask(),
         settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
+    if (connectionLogSettings != null) {
+      connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
+    }
     registerMetrics();
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
         uplink, settings.tunnelPort());
@@ -194,6 +206,9 @@ public final class Agent implements AutoCloseable {
     states.forEach(st -> byGateway.put(st.getSpec().gateway, st.getSpec()));
     Timer.Sample sample = Timer.start(metrics);
     try {
+      if (connectionLog != null) {
+        connectionLog.update(byGateway); // listening before the connections are marked
+      }
       KernelPlan plan = Renderer.render(byGateway, dataplane().settings());
       NodeDataplane.Result result = dataplane.apply(plan);
       long nanos = sample.stop(applyTimer);
@@ -267,7 +282,7 @@ public final class Agent implements AutoCloseable {
 
   private void registerMetrics() {
     applyTimer = Timer.builder("natgate_agent_apply_seconds").description("Time to apply the node's state")
-        .register(metrics);
+        .publishPercentileHistogram().register(metrics);
     applyErrors = Counter.builder("natgate_agent_apply_errors_total").description("Failed applies").register(metrics);
     metrics.gauge("natgate_agent_rules", this, a -> a.dataplane.wanted().ruleCount());
     metrics.gauge("natgate_agent_set_members", this, a -> a.dataplane.wanted().setMembers());
@@ -287,6 +302,9 @@ public final class Agent implements AutoCloseable {
     refresher.shutdownNow();
     if (dataplane != null) {
       dataplane.close();
+    }
+    if (connectionLog != null) {
+      connectionLog.close();
     }
   }
 }

@@ -4,12 +4,14 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.Kernel;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
+import java.nio.file.Path;
 import java.util.List;
 import org.eclipse.microprofile.health.HealthCheck;
 import org.eclipse.microprofile.health.HealthCheckResponse;
@@ -46,7 +48,11 @@ public class ModeLauncher implements HealthCheck {
     var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
         (int) (long) Long.decode(a.markMask()), a.tableBase(), a.rulePriority());
-    agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).start();
+    var log = a.connectionLog();
+    var logSettings = new ConnectionLog.Settings(log.file().map(Path::of).orElse(null), log.maxFileBytes(),
+        log.keepFiles(), log.queueSize(), log.socketBufferBytes());
+    agent = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics).withConnectionLog(logSettings)
+        .start();
   }
 
   void stop(@Observes ShutdownEvent event) {

@@ -55,8 +55,16 @@ public final class ConnectionLog implements AutoCloseable {
    * @param socketBufferBytes conntrack's netlink receive buffer: the kernel's room for a burst
    */
   public record Settings(Path file, long maxFileBytes, int keepFiles, int queueSize, int socketBufferBytes) {
+    // The defaults, as text for natgate.agent.connection-log.* (NatgateConfig) and here.
+    public static final String MAX_FILE_BYTES = "104857600";
+    public static final String KEEP_FILES = "5";
+    public static final String QUEUE_SIZE = "65536";
+    public static final String SOCKET_BUFFER_BYTES = "8388608";
+
+    /** Standard output and the defaults above. */
     public static Settings defaults() {
-      return new Settings(null, 100L << 20, 5, 65_536, 8 << 20);
+      return new Settings(null, Long.parseLong(MAX_FILE_BYTES), Integer.parseInt(KEEP_FILES),
+          Integer.parseInt(QUEUE_SIZE), Integer.parseInt(SOCKET_BUFFER_BYTES));
     }
   }
 
