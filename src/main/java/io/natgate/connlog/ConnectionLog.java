@@ -7,12 +7,10 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -25,8 +23,8 @@ import org.jboss.logging.Logger;
 
 /**
  * The gateway's connection log (docs/connection-log.md): a start and an end record of every connection it translates
- * for a gateway with the log on. The kernel's conntrack events come from {@code conntrack -E} (netlink, filtered in
- * the kernel to natgate's {@link DataplaneSettings#LOG_CTMARK}), a child process in the node's namespace.
+ * for a gateway with the log on: the kernel's conntrack events (netlink, {@link EventSocket}) of connections with
+ * natgate's {@link DataplaneSettings#LOG_CTMARK}.
  *
  * <p>Nothing here can hold up forwarding or the agent's apply loop: the listener thread only parses and offers to a
  * bounded queue, a writer thread formats and writes. A full queue or a failed write drops the record and counts it
@@ -43,7 +41,6 @@ public final class ConnectionLog implements AutoCloseable {
   public static final double PORT_USE_WARNING = 0.8;
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
   private static final int FLUSH_EVERY = 256;
-  private static final String BUFFER_NOTICE = "Netlink socket buffer size has been set";
 
   /**
    * {@code natgate.agent.connection-log.*}.
@@ -59,7 +56,7 @@ public final class ConnectionLog implements AutoCloseable {
     public static final String MAX_FILE_BYTES = "104857600";
     public static final String KEEP_FILES = "5";
     public static final String QUEUE_SIZE = "65536";
-    public static final String SOCKET_BUFFER_BYTES = "8388608";
+    public static final String SOCKET_BUFFER_BYTES = "33554432";
 
     /** Standard output and the defaults above. */
     public static Settings defaults() {
@@ -80,7 +77,6 @@ public final class ConnectionLog implements AutoCloseable {
   private volatile Directory directory = Directory.EMPTY;
   private volatile boolean closed;
   private Thread listener; // guarded by this
-  private volatile Process process;
   private volatile CountDownLatch listening = new CountDownLatch(1);
   /** Events queued, and events written or dropped by the writer: equal when nothing is in flight. */
   private final java.util.concurrent.atomic.AtomicLong queued = new java.util.concurrent.atomic.AtomicLong();
@@ -127,10 +123,6 @@ public final class ConnectionLog implements AutoCloseable {
       } else if (!d.logging() && listener != null) {
         listener.interrupt();
         listener = null;
-        Process p = process;
-        if (p != null) {
-          p.destroy();
-        }
       }
     }
     if (ready != null) {
@@ -144,31 +136,33 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
-  /** Runs conntrack -E until told to stop, restarting it a second after it ends by itself. */
+  /** Listens until told to stop, opening the socket again a second after a failure. */
   private void listen() {
     Thread me = Thread.currentThread();
+    long lastWarning = 0;
     while (!closed && !me.isInterrupted()) {
       try {
         for (String sysctl : SYSCTLS) {
           kernel.run(null, "sysctl", "-q", "-w", sysctl);
         }
-        Process p = kernel.listen("conntrack", "-E", "-e", "NEW,DESTROY", "-o", "timestamp,extended,id",
-            "--mark", DataplaneSettings.logMark(), "-b", String.valueOf(settings.socketBufferBytes()));
-        process = p;
-        Thread errors = new Thread(() -> watchErrors(p), "natgate-connlog-stderr");
-        errors.setDaemon(true);
-        errors.start();
-        read(p);
-        p.destroy();
-        p.waitFor(2, TimeUnit.SECONDS);
-        if (!closed && !me.isInterrupted()) {
-          LOG.warnf("conntrack listener ended (exit %s); restarting in 1 s", p.isAlive() ? "-" : p.exitValue());
-          Thread.sleep(1000);
+        try (EventSocket socket = open()) {
+          listening.countDown();
+          while (!closed && !me.isInterrupted()) {
+            EventSocket.Received r = socket.receive();
+            if (r.overflowed()) {
+              lost.increment();
+              if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
+                lastWarning = System.nanoTime();
+                LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see "
+                    + "natgate_agent_connlog_events_lost_total; natgate.agent.connection-log.socket-buffer-bytes)");
+              }
+            } else if (r.datagram() != null) {
+              accept(r.datagram(), Instant.now());
+            }
+          }
         }
-      } catch (InterruptedException e) {
-        break;
       } catch (RuntimeException e) {
-        LOG.errorf("conntrack listener: %s; retrying in 1 s", e.getMessage());
+        LOG.errorf("connection log listener: %s; retrying in 1 s", e.getMessage());
         try {
           Thread.sleep(1000);
         } catch (InterruptedException ie) {
@@ -176,58 +170,45 @@ public final class ConnectionLog implements AutoCloseable {
         }
       }
     }
-    Process p = process;
-    if (p != null) {
-      p.destroy();
-    }
   }
 
-  private void read(Process p) {
-    try (var in = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.US_ASCII), 1 << 16)) {
-      for (String line = in.readLine(); line != null; line = in.readLine()) {
-        accept(line);
-      }
-    } catch (IOException e) {
-      // the process ended
+  /** The event socket in the kernel's namespace: where a helper process started through it runs. */
+  private EventSocket open() {
+    if (kernel.local()) {
+      return new EventSocket(null, settings.socketBufferBytes());
     }
-  }
-
-  /** One line of conntrack's output: queued for the writer, or counted as dropped when the queue is full. */
-  void accept(String line) {
-    ConntrackEvent e;
+    Process helper = kernel.listen("sleep", "30");
     try {
-      e = ConntrackEvent.parse(line);
-    } catch (IllegalArgumentException ex) {
-      LOG.warnf("ignoring a line from conntrack: %s", ex.getMessage());
+      return new EventSocket("/proc/" + helper.pid() + "/ns/net", settings.socketBufferBytes());
+    } finally {
+      helper.destroy();
+    }
+  }
+
+  /** One datagram of events: those of connections natgate marked are queued for the writer, or counted as dropped. */
+  void accept(ByteBuffer datagram, Instant received) {
+    List<ConntrackEvent> events;
+    try {
+      events = ConntrackEvent.parse(datagram, received);
+    } catch (IllegalArgumentException | IndexOutOfBoundsException ex) {
+      LOG.warnf("ignoring a conntrack message: %s", ex.getMessage());
       return;
     }
-    if (queue.offer(e)) {
-      queued.incrementAndGet();
-    } else {
-      dropped(e.replyDstIP(), "queue_full");
+    for (ConntrackEvent e : events) {
+      if ((e.mark() & Integer.toUnsignedLong(DataplaneSettings.LOG_CTMARK)) == 0) {
+        continue; // not a connection natgate translates for a gateway with the log on
+      }
+      if (queue.offer(e)) {
+        queued.incrementAndGet();
+      } else {
+        dropped(e.replyDstIP(), "queue_full");
+      }
     }
   }
 
   /** Sets what the records name without starting the listener (tests feed {@link #accept}). */
   void directory(Directory d) {
     directory = d;
-  }
-
-  private void watchErrors(Process p) {
-    try (var in = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8))) {
-      for (String line = in.readLine(); line != null; line = in.readLine()) {
-        if (line.contains(BUFFER_NOTICE)) {
-          listening.countDown(); // printed once its netlink socket is subscribed
-        } else if (line.contains("ENOBUFS")) {
-          lost.increment();
-          LOG.warn("the kernel dropped conntrack events: the connection log's listener fell behind");
-        } else if (!line.isBlank() && !line.startsWith("This message") && !line.startsWith("Please, check")) {
-          LOG.infof("conntrack: %s", line);
-        }
-      }
-    } catch (IOException e) {
-      // the process ended
-    }
   }
 
   private void dropped(String egressIP, String reason) {
@@ -319,15 +300,6 @@ public final class ConnectionLog implements AutoCloseable {
       if (listener != null) {
         listener.interrupt();
         listener = null;
-      }
-    }
-    Process p = process;
-    if (p != null) {
-      p.destroy();
-      try {
-        p.waitFor(2, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
       }
     }
     try {

@@ -9,11 +9,11 @@ import com.fasterxml.jackson.annotation.JsonPropertyOrder;
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonPropertyOrder({"schema", "event", "time", "node", "gateway", "egressIP", "podNamespace", "podName", "protocol",
-    "srcIP", "srcPort", "translatedPort", "dstIP", "dstPort", "conntrackId", "startTime", "durationSeconds",
+    "srcIP", "srcPort", "translatedPort", "dstIP", "dstPort", "conntrackId", "startTime", "durationMillis",
     "packetsOut", "bytesOut", "packetsIn", "bytesIn", "tcpState", "endReason"})
 public record ConnectionRecord(String schema, String event, String time, String node, String gateway,
     String egressIP, String podNamespace, String podName, String protocol, String srcIP, Integer srcPort,
-    Integer translatedPort, String dstIP, Integer dstPort, long conntrackId, String startTime, Long durationSeconds,
+    Integer translatedPort, String dstIP, Integer dstPort, long conntrackId, String startTime, Long durationMillis,
     Long packetsOut, Long bytesOut, Long packetsIn, Long bytesIn, String tcpState, String endReason) {
   public static final String SCHEMA = "natgate.io/connection-log/v1";
 
@@ -27,7 +27,7 @@ public record ConnectionRecord(String schema, String event, String time, String 
     return new ConnectionRecord(SCHEMA, end ? "end" : "start", e.time().toString(), node, gateway, e.replyDstIP(),
         slash < 0 ? null : pod.substring(0, slash), slash < 0 ? null : pod.substring(slash + 1), e.protocol(),
         e.srcIP(), e.srcPort(), e.replyDstPort(), e.dstIP(), e.dstPort(), e.id(), end ? start : null,
-        end ? e.deltaSeconds() : null, e.packetsOut(), e.bytesOut(), e.packetsIn(), e.bytesIn(),
+        end ? e.durationMillis() : null, e.packetsOut(), e.bytesOut(), e.packetsIn(), e.bytesIn(),
         end ? e.tcpState() : null, end ? e.endReason() : null);
   }
 }

@@ -67,6 +67,11 @@ public final class Kernel {
     }
   }
 
+  /** True when commands run in this process's own namespaces (no prefix). */
+  public boolean local() {
+    return prefix.isEmpty();
+  }
+
   /** Starts a long-running command whose output the caller reads (stdout and stderr as separate pipes). */
   public Process listen(String... command) {
     List<String> argv = new ArrayList<>(prefix);

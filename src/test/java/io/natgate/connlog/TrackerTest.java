@@ -1,19 +1,25 @@
 package io.natgate.connlog;
 
-import static io.natgate.connlog.ConntrackEventTest.REFUSED;
-import static io.natgate.connlog.ConntrackEventTest.TCP_END;
-import static io.natgate.connlog.ConntrackEventTest.TCP_NEW;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class TrackerTest {
   static final String EGRESS_IP = "198.18.0.100";
+  static final Instant T0 = Instant.parse("2026-11-29T23:00:00Z");
+  static final ConntrackEvent TCP_NEW = new ConntrackEvent(T0, ConntrackEvent.Type.NEW, "tcp", "SYN_SENT",
+      "198.19.1.11", 40088, "203.0.113.10", 7777, EGRESS_IP, 40090, null, null, null, null, null, false, 0x80000000L, 7);
+  static final ConntrackEvent TCP_END = new ConntrackEvent(T0.plusSeconds(2), ConntrackEvent.Type.DESTROY, "tcp",
+      "TIME_WAIT", "198.19.1.11", 40088, "203.0.113.10", 7777, EGRESS_IP, 40090, 4L, 216L, 4L, 228L, 1_250L, true,
+      0x80000000L, 7);
+  static final ConntrackEvent REFUSED = new ConntrackEvent(T0, ConntrackEvent.Type.DESTROY, "tcp", "CLOSE",
+      "198.19.1.11", 53282, "203.0.113.10", 7778, EGRESS_IP, 53282, 1L, 60L, 1L, 40L, 0L, false, 0x80000000L, 8);
   final SimpleMeterRegistry registry = new SimpleMeterRegistry();
   final Tracker tracker = new Tracker("node-1", registry);
 
@@ -46,7 +52,7 @@ class TrackerTest {
   @Test
   void startAndEndNameThePodGatewayAndEgressIPAndTheEndCarriesTheCounts() {
     Directory d = payments(Map.of("198.19.1.11", "shop/api-1"));
-    ConnectionRecord start = tracker.record(ConntrackEvent.parse(TCP_NEW), d);
+    ConnectionRecord start = tracker.record(TCP_NEW, d);
     assertThat(start.event()).isEqualTo("start");
     assertThat(start.schema()).isEqualTo("natgate.io/connection-log/v1");
     assertThat(start.gateway()).isEqualTo("payments");
@@ -61,14 +67,14 @@ class TrackerTest {
         .isEqualTo(1.0);
 
     // The pod is deleted before its connection ends: the end still names it, from the start.
-    ConnectionRecord end = tracker.record(ConntrackEvent.parse(TCP_END), payments(Map.of()));
+    ConnectionRecord end = tracker.record(TCP_END, payments(Map.of()));
     assertThat(end.event()).isEqualTo("end");
     assertThat(end.podName()).isEqualTo("api-1");
     assertThat(end.startTime()).isEqualTo(start.time());
     assertThat(end.bytesOut()).isEqualTo(216);
     assertThat(end.bytesIn()).isEqualTo(228);
     assertThat(end.packetsOut()).isEqualTo(4);
-    assertThat(end.durationSeconds()).isEqualTo(1);
+    assertThat(end.durationMillis()).isEqualTo(1_250);
     assertThat(end.endReason()).isEqualTo("closed");
     assertThat(tracker.active()).isZero();
     assertThat(registry.get("natgate_agent_connections_started_total").tag("egress_ip", EGRESS_IP).counter().count())
@@ -80,7 +86,7 @@ class TrackerTest {
 
   @Test
   void anUnknownSourceIsRecordedWithWhatIsKnownAndNoPod() {
-    ConnectionRecord end = tracker.record(ConntrackEvent.parse(REFUSED), payments(Map.of()));
+    ConnectionRecord end = tracker.record(REFUSED, payments(Map.of()));
     assertThat(end.podName()).isNull();
     assertThat(end.podNamespace()).isNull();
     assertThat(end.srcIP()).isEqualTo("198.19.1.11");
