@@ -39,6 +39,8 @@ public final class ConnectionLog implements AutoCloseable {
       "net.netfilter.nf_conntrack_timestamp=1");
   /** Port use above this share is a warning (and an alert: config/prometheus). */
   public static final double PORT_USE_WARNING = 0.8;
+  /** How often the kernel is asked to remove the expired connections (their end records follow). */
+  static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
   private static final int FLUSH_EVERY = 256;
 
@@ -147,7 +149,12 @@ public final class ConnectionLog implements AutoCloseable {
         }
         try (EventSocket socket = open()) {
           listening.countDown();
+          long nextSweep = System.nanoTime();
           while (!closed && !me.isInterrupted()) {
+            if (System.nanoTime() - nextSweep > 0) {
+              nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
+              socket.sweep(DataplaneSettings.LOG_CTMARK);
+            }
             EventSocket.Received r = socket.receive();
             if (r.overflowed()) {
               lost.increment();

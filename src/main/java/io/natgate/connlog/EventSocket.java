@@ -46,6 +46,8 @@ final class EventSocket implements AutoCloseable {
 
     int recv(int fd, byte[] buffer, long length, int flags) throws LastErrorException;
 
+    int send(int fd, byte[] buffer, long length, int flags) throws LastErrorException;
+
     int open(String path, int flags) throws LastErrorException;
 
     int setns(int fd, int type) throws LastErrorException;
@@ -58,7 +60,11 @@ final class EventSocket implements AutoCloseable {
   }
 
   private final int fd;
+  /** A second socket, for dump requests: their answers must not mix with the events. */
+  private final int dumps;
   private final byte[] buffer = new byte[1 << 16];
+  private final byte[] dumpBuffer = new byte[1 << 16];
+  private int sequence;
 
   /**
    * @param netns a network namespace file (/proc/PID/ns/net) to open the socket in, or null for the caller's own;
@@ -86,6 +92,35 @@ final class EventSocket implements AutoCloseable {
       LibC.C.close(fd);
       throw e;
     }
+    dumps = LibC.C.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  }
+
+  /**
+   * Asks the kernel for its connections with {@code mark}, and reads the answer to its end. The answer does not
+   * matter: going through the table, the kernel removes the connections that expired (their DESTROY events follow on
+   * the event socket). Otherwise only its garbage collection does, which takes up to minutes on a busy table.
+   */
+  void sweep(int mark) {
+    ByteBuffer request = ByteBuffer.allocate(36).order(ByteOrder.nativeOrder());
+    request.putInt(36).putShort((short) (1 << 8 | 1)) // NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET
+        .putShort((short) (0x1 | 0x300)).putInt(++sequence).putInt(0) // NLM_F_REQUEST | NLM_F_DUMP
+        .put((byte) 2).put((byte) 0).putShort((short) 0); // nfgenmsg: AF_INET, version 0
+    request.putShort((short) 8).putShort((short) 8).order(ByteOrder.BIG_ENDIAN).putInt(mark) // CTA_MARK
+        .order(ByteOrder.nativeOrder()).putShort((short) 8).putShort((short) 21) // CTA_MARK_MASK
+        .order(ByteOrder.BIG_ENDIAN).putInt(mark);
+    LibC.C.send(dumps, request.array(), 36, 0);
+    while (true) {
+      int n = LibC.C.recv(dumps, dumpBuffer, dumpBuffer.length, 0);
+      ByteBuffer b = ByteBuffer.wrap(dumpBuffer, 0, n).order(ByteOrder.nativeOrder());
+      while (b.remaining() >= 16) {
+        int at = b.position();
+        int type = Short.toUnsignedInt(b.getShort(at + 4));
+        if (type == 3 || type == 2) { // NLMSG_DONE, NLMSG_ERROR
+          return;
+        }
+        b.position(at + ((b.getInt(at) + 3) & ~3));
+      }
+    }
   }
 
   /** Blocks up to half a second. */
@@ -109,5 +144,6 @@ final class EventSocket implements AutoCloseable {
   @Override
   public void close() {
     LibC.C.close(fd);
+    LibC.C.close(dumps);
   }
 }
