@@ -315,5 +315,8 @@ public final class ConnectionLog implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     writer.interrupt();
+    for (ConntrackEvent e = queue.poll(); e != null; e = queue.poll()) {
+      dropped(e.replyDstIP(), "shutdown"); // what the writer did not get to
+    }
   }
 }

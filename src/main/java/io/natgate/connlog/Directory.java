@@ -17,7 +17,8 @@ public record Directory(Map<String, String> gatewayByEgressIP, Map<String, Strin
     byGateway.forEach((gateway, state) -> {
       if (state.connectionLog != null) {
         state.snat.forEach(sn -> gateways.put(sn.egressIP, gateway));
-        state.connectionLog.pods.forEach((ip, pod) -> {
+        Map<String, String> named = state.connectionLog.pods == null ? Map.of() : state.connectionLog.pods;
+        named.forEach((ip, pod) -> {
           if (ip != null && pod != null) {
             pods.put(ip, pod);
           }

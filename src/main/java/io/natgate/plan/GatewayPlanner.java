@@ -134,7 +134,8 @@ public final class GatewayPlanner {
         List<String> sources = sorted(sourcesByIP.getOrDefault(a.egressIP, List.of()));
         EgressNodeStateSpec state = entry(states, a.node, gateway, spec, excluded);
         state.snat.add(new NodeGatewayState.Snat(a.egressIP, holdAddress, sources));
-        if (spec.connectionLog().enabled()) {
+        // Only with pods to name: server-side apply turns an empty object over a filled one into null.
+        if (spec.connectionLog().enabled() && !sources.isEmpty()) {
           if (state.connectionLog == null) {
             state.connectionLog = new ConnectionLogState();
           }

@@ -13,6 +13,8 @@ import java.util.TreeMap;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class ConnectionLogState {
   @JsonPropertyDescription("The pods SNATed here, by pod IP: namespace/name.")
+  // Left out when empty: server-side apply turns an applied {} over existing entries into null, which the schema refuses.
+  @JsonInclude(JsonInclude.Include.NON_EMPTY)
   public Map<String, String> pods = new TreeMap<>();
 
   public ConnectionLogState() {
