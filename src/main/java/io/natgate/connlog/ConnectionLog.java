@@ -130,7 +130,7 @@ public final class ConnectionLog implements AutoCloseable {
     if (ready != null) {
       try {
         if (!ready.await(2, TimeUnit.SECONDS)) {
-          LOG.warn("conntrack listener not ready after 2 s; the first connections may have no record");
+          LOG.warn("connection log: the event socket is not open after 2 s; the first connections may have no record");
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
