@@ -184,9 +184,17 @@ public final class ConnectionLog implements AutoCloseable {
     if (kernel.local()) {
       return new EventSocket(null, settings.socketBufferBytes());
     }
-    Process helper = kernel.listen("sleep", "30");
-    try {
+    // It says so once it runs the command, that is, once it is in the namespace: before, its /proc entry would
+    // still show where it came from (ip netns exec enters the namespace, then executes the command).
+    Process helper = kernel.listen("sh", "-c", "echo entered; exec sleep 30");
+    try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(helper.getInputStream(),
+        java.nio.charset.StandardCharsets.US_ASCII))) {
+      if (!"entered".equals(out.readLine())) {
+        throw new IllegalStateException("could not enter the node's network namespace");
+      }
       return new EventSocket("/proc/" + helper.pid() + "/ns/net", settings.socketBufferBytes());
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
     } finally {
       helper.destroy();
     }
