@@ -18,6 +18,7 @@ import io.natgate.api.v1alpha1.EgressNodeStateStatus;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.cni.CniEndpoint;
 import io.natgate.cni.LocalPods;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
@@ -114,6 +115,8 @@ public final class Agent implements AutoCloseable {
   private volatile LocalPods localPods;
   private volatile boolean uninstalled;
   private CniEndpoint cniEndpoint;
+  private ConnectionLog.Settings connectionLogSettings; // null: no connection log
+  private ConnectionLog connectionLog;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
   public Agent(KubernetesClient client, KubernetesClient heartbeatClient, Settings settings, Kernel kernel,
@@ -135,6 +138,12 @@ public final class Agent implements AutoCloseable {
     return this;
   }
 
+  /** Records the connections this node translates for gateways with the log on (before {@link #start}). */
+  public Agent withConnectionLog(ConnectionLog.Settings settings) {
+    connectionLogSettings = settings;
+    return this;
+  }
+
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
   public Agent start() {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
@@ -143,6 +152,9 @@ public final class Agent implements AutoCloseable {
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
         settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
+    if (connectionLogSettings != null) {
+      connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
+    }
     registerMetrics();
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
         uplink, settings.tunnelPort());
@@ -367,6 +379,9 @@ public final class Agent implements AutoCloseable {
     boolean applied;
     try {
       Map<String, ? extends NodeGatewayState> wanted = localPods == null ? byGateway : localPods.withLocalPods(byGateway);
+      if (connectionLog != null) {
+        connectionLog.update(wanted); // listening before the connections are marked
+      }
       KernelPlan plan = Renderer.render(wanted, dataplane().settings());
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
@@ -473,7 +488,7 @@ public final class Agent implements AutoCloseable {
 
   private void registerMetrics() {
     applyTimer = Timer.builder("natgate_agent_apply_seconds").description("Time to apply the node's state")
-        .register(metrics);
+        .publishPercentileHistogram().register(metrics);
     applyErrors = Counter.builder("natgate_agent_apply_errors_total").description("Failed applies").register(metrics);
     metrics.gauge("natgate_agent_rules", this, a -> a.dataplane.wanted().ruleCount());
     metrics.gauge("natgate_agent_set_members", this, a -> a.dataplane.wanted().setMembers());
@@ -507,6 +522,9 @@ public final class Agent implements AutoCloseable {
     reporter.shutdownNow();
     if (dataplane != null) {
       dataplane.close();
+    }
+    if (connectionLog != null) {
+      connectionLog.close();
     }
   }
 }

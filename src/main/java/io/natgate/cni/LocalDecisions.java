@@ -1,6 +1,7 @@
 package io.natgate.cni;
 
 import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
@@ -72,18 +73,25 @@ public final class LocalDecisions {
           continue; // the operator's state decides for this pod
         }
         NodeGatewayState state = merged.computeIfAbsent(name, k -> fresh(g, live, clusterCidrs));
-        add(node, state, g, IpAddresses.egressIPFor(pod.ip(), egressIPs(g, live)), pod.ip());
+        add(node, state, g, IpAddresses.egressIPFor(pod.ip(), egressIPs(g, live)), pod);
       }
     }
     return merged;
   }
 
-  private static void add(String node, NodeGatewayState state, EgressGateway g, String egressIP, String podIP) {
+  private static void add(String node, NodeGatewayState state, EgressGateway g, String egressIP, LocalPod pod) {
+    String podIP = pod.ip();
     String holder = holder(g, egressIP);
     if (node.equals(holder)) {
       for (NodeGatewayState.Snat snat : state.snat) {
         if (snat.egressIP.equals(egressIP)) {
           snat.sources.add(podIP);
+          if (g.getSpec().connectionLog().enabled()) { // named in the log as the operator's state will name it
+            if (state.connectionLog == null) {
+              state.connectionLog = new ConnectionLogState();
+            }
+            state.connectionLog.pods.put(podIP, pod.namespace() + "/" + pod.name());
+          }
           return;
         }
       }
@@ -151,6 +159,8 @@ public final class LocalDecisions {
     s.snat.forEach(x -> c.snat.add(new NodeGatewayState.Snat(x.egressIP, x.holdAddress, new ArrayList<>(x.sources))));
     s.steer.forEach(x -> c.steer.add(new NodeGatewayState.Steer(x.egressIP, x.gatewayNode, x.gatewayNodeIP,
         new ArrayList<>(x.sources))));
+    c.peers = s.peers;
+    c.connectionLog = s.connectionLog == null ? null : new ConnectionLogState(new TreeMap<>(s.connectionLog.pods));
     return c;
   }
 }

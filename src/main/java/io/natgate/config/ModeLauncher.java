@@ -7,6 +7,7 @@ import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.cni.CniInstallation;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.Kernel;
 import io.natgate.peers.PeerLiveness;
 import io.quarkus.runtime.ShutdownEvent;
@@ -57,7 +58,11 @@ public class ModeLauncher implements HealthCheck {
         h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
         Defaults.markMask(a.markMask()), a.tableBase(), a.rulePriority(),
         new PeerLiveness.Settings(p.port(), p.interval(), p.timeout(), p.takeoverMargin()));
-    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics);
+    var log = a.connectionLog();
+    var logSettings = new ConnectionLog.Settings(log.file().map(Path::of).orElse(null), log.maxFileBytes(),
+        log.keepFiles(), log.queueSize(), log.socketBufferBytes());
+    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics)
+        .withConnectionLog(logSettings);
     a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
     agent = created.start();
     if (a.cniSocket().isPresent() && a.cniBinDir().isPresent() && a.cniConfDir().isPresent()) {

@@ -1,5 +1,10 @@
 package io.natgate.config;
 
+import static io.natgate.connlog.ConnectionLog.Settings.KEEP_FILES;
+import static io.natgate.connlog.ConnectionLog.Settings.MAX_FILE_BYTES;
+import static io.natgate.connlog.ConnectionLog.Settings.QUEUE_SIZE;
+import static io.natgate.connlog.ConnectionLog.Settings.SOCKET_BUFFER_BYTES;
+
 import io.natgate.Defaults;
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
@@ -122,6 +127,31 @@ public interface NatgateConfig {
      * natgate is being uninstalled: the agent removes its kernel state; otherwise (a restart) it keeps it.
      */
     Optional<String> daemonSet();
+
+    /** Where the connection log goes; whether a gateway logs at all is its spec.connectionLog. */
+    ConnectionLog connectionLog();
+  }
+
+  /** {@code natgate.agent.connection-log.*}: docs/connection-log.md. */
+  interface ConnectionLog {
+    /** A file to write the records to, rotated by size; unset: the agent's standard output. */
+    Optional<String> file();
+
+    /** Rotate the file when it reaches this many bytes. */
+    @WithDefault(MAX_FILE_BYTES)
+    long maxFileBytes();
+
+    /** Rotated files kept beside the current one. */
+    @WithDefault(KEEP_FILES)
+    int keepFiles();
+
+    /** Records waiting to be written; beyond it new records are dropped and counted. */
+    @WithDefault(QUEUE_SIZE)
+    int queueSize();
+
+    /** Receive buffer of the conntrack event socket: the kernel's room for a burst the agent has not read yet. */
+    @WithDefault(SOCKET_BUFFER_BYTES)
+    int socketBufferBytes();
   }
 
   interface LeaderElection {

@@ -26,6 +26,13 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
   /** Kernel record of the egress IPs this agent added to the uplink, so that it can remove them after a restart. */
   public static final String HELD_SET = "natgate-held";
 
+  /**
+   * The conntrack mark bit of connections the gateway translates for a gateway with the connection log on: what
+   * the log's listener filters on. A conntrack mark, not the packet fwmark of {@code markMask}; the top bit, which
+   * CNIs and kube-proxy leave alone.
+   */
+  public static final int LOG_CTMARK = 0x80000000;
+
   public DataplaneSettings {
     if (markMask == 0) {
       throw new IllegalArgumentException("markMask must have at least one bit");
@@ -40,6 +47,11 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
   /** Loose reverse-path check on the tunnel: steered packets arrive there from pods routed through the node network. */
   public Map<String, String> tunnelSysctls() {
     return Map.of("net.ipv4.conf." + tunnelDevice + ".rp_filter", "2");
+  }
+
+  /** {@link #LOG_CTMARK} as value/mask. */
+  public static String logMark() {
+    return "0x" + Integer.toHexString(LOG_CTMARK) + "/0x" + Integer.toHexString(LOG_CTMARK);
   }
 
   /** What follows an egress IP's address in {@code ip address add/change}. */

@@ -103,6 +103,22 @@ public class Kernel {
     }
   }
 
+  /** True when commands run in this process's own namespaces (no prefix). */
+  public boolean local() {
+    return prefix.isEmpty();
+  }
+
+  /** Starts a long-running command whose output the caller reads (stdout and stderr as separate pipes). */
+  public Process listen(String... command) {
+    List<String> argv = new ArrayList<>(prefix);
+    argv.addAll(List.of(command));
+    try {
+      return new ProcessBuilder(argv).start();
+    } catch (IOException e) {
+      throw new KernelException(String.join(" ", command) + ": " + e.getMessage());
+    }
+  }
+
   public Observed observe(DataplaneSettings s) {
     String links = run(null, "ip", "-j", "link", "show");
     return Observed.parse(run(null, "iptables-save"), run(null, "ipset", "save"),

@@ -85,7 +85,7 @@ public final class Renderer {
       sets.put(cidrs, new IpSet(cidrs, "hash:net", netMembers(g.cidrs)));
       sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
       String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
-      g.snat.forEach(sn -> snat(gateway, sn, destinations));
+      g.snat.forEach(sn -> snat(gateway, sn, destinations, g.connectionLog != null));
       for (NodeGatewayState.Steer st : g.steer) {
         boolean hasGateway = st.gatewayNode != null && st.egressIP != null;
         if (hasGateway || g.failurePolicy != FailurePolicy.Allow) {
@@ -95,11 +95,19 @@ public final class Renderer {
       }
     }
 
-    /** Gateway role: SNAT the egress IP's sources, drop their INVALID packets, accept them from the tunnel. */
-    private void snat(String gateway, NodeGatewayState.Snat sn, String destinations) {
+    /**
+     * Gateway role: SNAT the egress IP's sources (marking their connections for the connection log when it is on),
+     * drop their INVALID packets, accept them from the tunnel.
+     */
+    private void snat(String gateway, NodeGatewayState.Snat sn, String destinations, boolean logged) {
       String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
       sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(sn.sources)));
       String match = " -m set --match-set " + sources + " src" + destinations;
+      if (logged) {
+        // The connection log listens to conntrack events of connections with this mark only (io.natgate.connlog).
+        snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
+            + " -m conntrack --ctdir ORIGINAL -j CONNMARK --set-xmark " + DataplaneSettings.logMark());
+      }
       snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
           + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
       // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips

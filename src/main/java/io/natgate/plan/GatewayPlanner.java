@@ -3,6 +3,7 @@ package io.natgate.plan;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewaySpec;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
@@ -145,6 +146,7 @@ public final class GatewayPlanner {
     boolean holdAddress = !spec.egressIPs().isEmpty();
 
     Map<String, List<String>> sourcesByIP = new TreeMap<>();
+    Map<String, String> podNames = new HashMap<>(); // pod IP -> namespace/name, for the connection log
     // node -> egress IP ("" when there is none) -> local pod IPs to steer
     Map<String, Map<String, List<String>>> steering = new TreeMap<>();
     for (Pod pod : selected) {
@@ -153,6 +155,7 @@ public final class GatewayPlanner {
       Assignment holder = egressIP == null ? null : byIP.get(egressIP);
       if (egressIP != null) {
         sourcesByIP.computeIfAbsent(egressIP, k -> new ArrayList<>()).add(podIP);
+        podNames.put(podIP, pod.getMetadata().getNamespace() + "/" + pod.getMetadata().getName());
       }
       String podNode = pod.getSpec() == null ? null : pod.getSpec().getNodeName();
       if (podNode != null && (holder == null || !podNode.equals(holder.node))) {
@@ -166,8 +169,15 @@ public final class GatewayPlanner {
     for (Assignment a : assignments) {
       if (a.node != null) {
         List<String> sources = sorted(sourcesByIP.getOrDefault(a.egressIP, List.of()));
-        entry(states, a.node, gateway, spec, excluded).snat
-            .add(new NodeGatewayState.Snat(a.egressIP, holdAddress, sources));
+        EgressNodeStateSpec state = entry(states, a.node, gateway, spec, excluded);
+        state.snat.add(new NodeGatewayState.Snat(a.egressIP, holdAddress, sources));
+        // Only with pods to name: server-side apply turns an empty object over a filled one into null.
+        if (spec.connectionLog().enabled() && !sources.isEmpty()) {
+          if (state.connectionLog == null) {
+            state.connectionLog = new ConnectionLogState();
+          }
+          sources.forEach(ip -> state.connectionLog.pods.put(ip, podNames.get(ip)));
+        }
       }
     }
     steering.forEach((node, byEgressIP) -> byEgressIP.forEach((egressIP, podIPs) -> {

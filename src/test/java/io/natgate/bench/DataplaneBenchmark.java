@@ -2,9 +2,12 @@ package io.natgate.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
 import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
@@ -19,6 +22,8 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -46,6 +51,9 @@ import java.util.regex.Pattern;
  * node without a tunnel (d). Then b and c again with 10,000 and 50,000 IPs in the selected sets (the lab's pods
  * among them). Every run measures every configuration.
  *
+ * <p>Connections: short TCP connections per second through the gateway with the connection log off and on
+ * ({@code connections}), side by side in each run.
+ *
  * <p>Programming time: {@link NodeDataplane#apply} on the gateway node for 1,000 to 50,000 selected IPs: a full apply
  * on a clean node, one pod more, and a restart (a new agent that observes the kernel and finds nothing to do).
  */
@@ -69,7 +77,7 @@ public final class DataplaneBenchmark {
   }
 
   public static void main(String[] args) throws Exception {
-    List<String> parts = args.length == 0 ? List.of("throughput", "programming") : Arrays.asList(args);
+    List<String> parts = args.length == 0 ? List.of("throughput", "programming", "connections") : Arrays.asList(args);
     String reason = NetworkLab.unavailableReason();
     if (reason != null) {
       System.err.println("cannot run: " + reason);
@@ -86,6 +94,9 @@ public final class DataplaneBenchmark {
       }
       if (parts.contains("programming")) {
         bench.programming();
+      }
+      if (parts.contains("connections")) {
+        bench.connections();
       }
       bench.awaitQuiet();
     } catch (RuntimeException | Error e) {
@@ -314,6 +325,85 @@ public final class DataplaneBenchmark {
           d.settings()));
       d.apply(KernelPlan.EMPTY);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------- connections
+
+  /**
+   * Short connections per second through the gateway with the connection log off and on, alternating within each
+   * run: both pods (one on the gateway, one steered) connect as fast as they can for {@code bench.seconds}.
+   */
+  void connections() throws Exception {
+    LabNode gateway = lab.node(1);
+    List<LabPod> pods = List.of(lab.pod(1, 1), lab.pod(2, 1));
+    for (LabPod pod : pods) {
+      // The client closes first: let its ports in TIME_WAIT be reused, or the runs would run out of them.
+      lab.exec(pod.ns(), "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535");
+    }
+    NodeDataplane gw = dataplane(gateway);
+    NodeDataplane dir = dataplane(lab.node(2));
+    List<String> sources = pods.stream().map(LabPod::ip).sorted(IpAddresses.ORDER).toList();
+    Map<String, NodeGatewayState> off = spec(new Snat(EGRESS_IP, true, sources), null);
+    Map<String, NodeGatewayState> on = spec(new Snat(EGRESS_IP, true, sources), null);
+    on.get("bench").connectionLog = new ConnectionLogState(Map.of(sources.get(0), "bench/a", sources.get(1), "bench/b"));
+    dir.apply(Renderer.render(spec(null, new Steer(EGRESS_IP, gateway.name(), gateway.ip(), List.of(lab.pod(2, 1).ip()))),
+        dir.settings()));
+    int port = 9100;
+    Process server = lab.startConnectServer(port);
+    Path file = Files.createTempFile("natgate-bench-connections", ".log");
+    var defaults = ConnectionLog.Settings.defaults();
+    var registry = new SimpleMeterRegistry();
+    var settings = new ConnectionLog.Settings(file, defaults.maxFileBytes(), defaults.keepFiles(),
+        defaults.queueSize(), defaults.socketBufferBytes());
+    Map<String, List<Double>> rates = new LinkedHashMap<>();
+    long made = 0;
+    try (var log = new ConnectionLog(new Kernel(lab.nsCommandPrefix(gateway.ns())), gateway.name(), settings,
+        registry)) {
+      System.out.printf("%nconnections per second, %d runs of %d s, two pods at once; %s%n", runs, seconds,
+          loadAverage());
+      for (int run = 1; run <= runs; run++) {
+        for (boolean logging : run % 2 == 1 ? List.of(false, true) : List.of(true, false)) {
+          Map<String, NodeGatewayState> state = logging ? on : off;
+          log.update(state);
+          gw.apply(Renderer.render(state, gw.settings()));
+          double rate = 0;
+          List<java.util.concurrent.CompletableFuture<String>> clients = pods.stream()
+              .map(pod -> java.util.concurrent.CompletableFuture.supplyAsync(() -> lab.connectClient(pod.ns(), "--to",
+                  NetworkLab.EXTERNAL_IP, "--port", String.valueOf(port), "--seconds", String.valueOf(seconds),
+                  "--threads", "8")))
+              .toList();
+          for (var c : clients) {
+            JsonNode r = JSON.readTree(c.join());
+            rate += r.path("ok").asDouble() / r.path("seconds").asDouble();
+            if (logging) {
+              made += r.path("ok").asLong() + r.path("failed").asLong();
+            }
+          }
+          String name = logging ? "log on" : "log off";
+          System.out.printf("  run %d %-8s %8.0f connections/s%n", run, name, rate);
+          rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rate);
+        }
+      }
+      long drainStart = System.nanoTime();
+      boolean drained = log.drain(java.time.Duration.ofSeconds(180));
+      System.out.printf("log on: the writer caught up %.1f s after the last run%s%n",
+          (System.nanoTime() - drainStart) / 1e9, drained ? "" : " (not within 180 s)");
+    } finally {
+      server.getOutputStream().close();
+      server.waitFor();
+      gw.apply(KernelPlan.EMPTY);
+      dir.apply(KernelPlan.EMPTY);
+    }
+    long starts = Files.lines(file).filter(l -> l.contains("\"event\":\"start\"")).count();
+    Files.deleteIfExists(file);
+    System.out.printf("%n| configuration | connections/s p50 / p95 / max |%n|---|---:|%n");
+    rates.forEach((name, v) -> System.out.printf("| %s | %s |%n", name, stats(v).replace(".0", "")));
+    System.out.printf("%n| ratio | of medians | median of per-run ratios |%n|---|---:|---:|%n");
+    ratio("log on / log off", rates.get("log on"), rates.get("log off"));
+    System.out.printf("%nlog on: %,d connections made, %,d start records, %.0f dropped, kernel reported lost events "
+        + "%.0f times; %s%n", made, starts, registry.find("natgate_agent_connlog_records_dropped_total").counters()
+        .stream().mapToDouble(c -> c.count()).sum(), registry.get("natgate_agent_connlog_events_lost_total")
+        .counter().count(), loadAverage());
   }
 
   // ---------------------------------------------------------------------------------------------- helpers

@@ -3,6 +3,7 @@ package io.natgate.dataplane;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
@@ -75,6 +76,16 @@ class DataplaneGoldenTest {
     spec.get("payments").steer.add(new Steer("198.18.0.100", "node-2", "198.18.0.12", List.of("198.19.1.11")));
     golden("release-to-node-2.txt", Changes.between(Observed.after(gateway, 1500), Renderer.render(spec, SETTINGS),
         SETTINGS));
+  }
+
+  @Test
+  void turningTheConnectionLogOnMarksTheGatewaysConnectionsForTheListener() throws IOException {
+    KernelPlan before = Renderer.render(node1(), SETTINGS);
+    var spec = node1();
+    spec.get("payments").connectionLog = new ConnectionLogState(Map.of("198.19.1.11", "shop/api-1"));
+    KernelPlan logged = Renderer.render(spec, SETTINGS);
+    golden("connection-log-on.txt", Changes.between(Observed.after(before, 1500), logged, SETTINGS));
+    assertThat(Changes.between(Observed.after(logged, 1500), logged, SETTINGS).isEmpty()).isTrue();
   }
 
   @Test

@@ -258,6 +258,32 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
     }
   }
 
+  /**
+   * A server of lab/connect.py on the external host ({@link #EXTERNAL_IP}:{@code port}), answering each connection
+   * with the bytes it asks for; ended on close.
+   */
+  public Process startConnectServer(int port) {
+    List<String> command = new ArrayList<>(nsCommandPrefix(externalNs()));
+    command.addAll(List.of(python, "-c", script("/lab/connect.py"), "--serve", "--listen", EXTERNAL_IP, "--port",
+        String.valueOf(port)));
+    try {
+      Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+      children.add(p);
+      awaitReady(p, new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)));
+      return p;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Runs lab/connect.py as a client in the namespace (arguments: see the script) to its end: its JSON report. */
+  public String connectClient(String ns, String... args) {
+    List<String> command = new ArrayList<>(nsCommandPrefix(ns));
+    command.addAll(List.of(python, "-c", script("/lab/connect.py")));
+    command.addAll(List.of(args));
+    return command(command, null);
+  }
+
   private static void awaitReady(Process p, BufferedReader out) {
     try {
       String line = CompletableFuture.supplyAsync(() -> readLine(out)).get(10, TimeUnit.SECONDS);
@@ -648,10 +674,14 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
   }
 
   private static String externalScript() {
-    try (InputStream in = NetworkLab.class.getResourceAsStream("/lab/external.py")) {
+    return script("/lab/external.py");
+  }
+
+  private static String script(String resource) {
+    try (InputStream in = NetworkLab.class.getResourceAsStream(resource)) {
       return new String(in.readAllBytes(), StandardCharsets.UTF_8);
     } catch (IOException | NullPointerException e) {
-      throw new IllegalStateException("lab/external.py not on the test classpath", e);
+      throw new IllegalStateException(resource + " not on the test classpath", e);
     }
   }
 

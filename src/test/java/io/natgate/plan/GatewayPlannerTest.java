@@ -63,6 +63,24 @@ class GatewayPlannerTest {
   }
 
   @Test
+  void theGatewayNodeLearnsThePodNamesForItsConnectionLogUnlessTheGatewayTurnsItOff() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
+    var pods = List.of(pod("pay", "a", "w1", "198.19.1.2", "Running", Map.of()),
+        pod("pay", "b", "e2", "198.19.2.2", "Running", Map.of()));
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, pods, List.of(gw)), NOW);
+    assertThat(plan.nodeStates().get("e2").connectionLog.pods)
+        .containsExactly(Map.entry("198.19.1.2", "pay/a"), Map.entry("198.19.2.2", "pay/b"));
+    assertThat(plan.nodeStates().get("w1").connectionLog).as("directors translate nothing").isNull();
+
+    gw.getSpec().connectionLog.enabled = false;
+    plan = GatewayPlanner.plan(gw, cluster(nodes, pods, List.of(gw)), NOW);
+    assertThat(plan.nodeStates().get("e2").connectionLog).isNull();
+    assertThat(plan.nodeStates().get("e2").snat).hasSize(1);
+  }
+
+  @Test
   void inAGroupTooSmallForAQuorumANodeWhoseAgentStoppedRenewingLosesItsIPWhileItsKubeletStillSaysReady() {
     EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
     gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));

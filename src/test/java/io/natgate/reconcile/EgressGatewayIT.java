@@ -110,6 +110,8 @@ class EgressGatewayIT {
       assertThat(s.holdAddress).isTrue();
       assertThat(s.sources).containsExactlyInAnyOrder(podIP(1), podIP(2));
     });
+    assertThat(gateway.connectionLog.pods).as("the connection log's names, through the operator's pod cache")
+        .containsOnly(Map.entry(podIP(1), t + "/on-worker"), Map.entry(podIP(2), t + "/on-egress"));
     NodeGatewayState director = entry(nodeName("worker"), "gw");
     assertThat(director.steer).singleElement().satisfies(s -> {
       assertThat(s.egressIP).isEqualTo("198.18.0.100");

@@ -39,6 +39,7 @@ public final class Demo {
     }
     Path kubeconfig = Files.createTempFile("natgate-demo", ".kubeconfig");
     List<AutoCloseable> running = new ArrayList<>();
+    Path connectionLogs = Files.createTempDirectory("natgate-demo-connections");
     try (NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2); ControlPlane cp = new ControlPlane()) {
       lab.start();
       say("network lab up: node-1, node-2 (egress), node-3 (worker) on 198.18.0.0/24, two pods each, "
@@ -54,7 +55,7 @@ public final class Demo {
         TcpProxy link = new TcpProxy("127.0.0.1", URI.create(cp.admin().getConfiguration().getMasterUrl()).getPort());
         links.put(n.name(), link);
         running.add(link);
-        running.add(LabAgent.start(cp, lab, n, link));
+        running.add(LabAgent.start(cp, lab, n, link, connectionLogs.resolve(n.name() + ".log")));
       }
       cluster.namespace("payments", Map.of("team", "payments"));
       cluster.namespace("shop", Map.of());
@@ -75,6 +76,13 @@ public final class Demo {
 
       String holder = cp.admin().resources(EgressGateway.class).withName("payments").get()
           .getStatus().assignments.get(0).node;
+      Thread.sleep(500); // the log's writer flushes when it has caught up
+      say("connection log of " + holder + " (" + connectionLogs.resolve(holder + ".log") + "; end records follow "
+          + "when the kernel forgets each connection, after TIME_WAIT):");
+      Path records = connectionLogs.resolve(holder + ".log");
+      if (Files.exists(records)) {
+        Files.readAllLines(records).stream().limit(4).forEach(System.out::println);
+      }
       LabNode gone = lab.nodes().stream().filter(n -> n.name().equals(holder)).findFirst().orElseThrow();
       say(holder + " loses the network (node link and API server cut); payments/api keeps connecting every 20 ms");
       Prober prober = lab.startProbing(selected, Duration.ofMillis(20));

@@ -6,6 +6,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.Kernel;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -25,7 +26,12 @@ public final class LabAgent {
   }
 
   public static Agent start(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
-    return create(cp, lab, n, link).start();
+    return start(cp, lab, n, link, null);
+  }
+
+  /** @param connectionLog where the node's connection log goes (null: none) */
+  public static Agent start(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link, Path connectionLog) {
+    return create(cp, lab, n, link).withConnectionLog(connectionLog == null ? null : toFile(connectionLog)).start();
   }
 
   /** The same, also answering the natgate-cni plugin at {@code cniSocket} (the lab's gateways list their exclusions). */
@@ -40,5 +46,10 @@ public final class LabAgent {
     // In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here.
     return new Agent(client, heartbeat, Agent.Settings.defaults(n.name(), n.ip(), null),
         new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry());
+  }
+
+  private static ConnectionLog.Settings toFile(Path file) {
+    var d = ConnectionLog.Settings.defaults();
+    return new ConnectionLog.Settings(file, d.maxFileBytes(), d.keepFiles(), d.queueSize(), d.socketBufferBytes());
   }
 }

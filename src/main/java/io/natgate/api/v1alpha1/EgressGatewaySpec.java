@@ -49,12 +49,20 @@ public class EgressGatewaySpec {
   @Default("Drop")
   public FailurePolicy failurePolicy = FailurePolicy.Drop;
 
+  @JsonPropertyDescription("The connection log of the gateway nodes: a record of each connection they translate. "
+      + "On unless enabled is false.")
+  public ConnectionLog connectionLog = new ConnectionLog();
+
   public Destinations destinations() {
     return destinations == null ? new Destinations() : destinations;
   }
 
   public FailurePolicy failurePolicy() {
     return failurePolicy == null ? FailurePolicy.Drop : failurePolicy;
+  }
+
+  public ConnectionLog connectionLog() {
+    return connectionLog == null ? new ConnectionLog() : connectionLog;
   }
 
   public List<String> egressIPs() {
@@ -65,11 +73,12 @@ public class EgressGatewaySpec {
   public boolean equals(Object o) {
     return o instanceof EgressGatewaySpec s && Objects.equals(nodeSelector, s.nodeSelector)
         && Objects.equals(egressIPs, s.egressIPs) && Objects.equals(sources, s.sources)
-        && Objects.equals(destinations, s.destinations) && failurePolicy == s.failurePolicy;
+        && Objects.equals(destinations, s.destinations) && failurePolicy == s.failurePolicy
+        && Objects.equals(connectionLog(), s.connectionLog());
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(nodeSelector, egressIPs, sources, destinations, failurePolicy);
+    return Objects.hash(nodeSelector, egressIPs, sources, destinations, failurePolicy, connectionLog());
   }
 }

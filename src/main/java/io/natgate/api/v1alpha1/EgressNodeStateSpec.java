@@ -34,6 +34,7 @@ public class EgressNodeStateSpec extends NodeGatewayState {
     snat = part.snat;
     steer = part.steer;
     peers = part.peers;
+    connectionLog = part.connectionLog;
   }
 
   @Override

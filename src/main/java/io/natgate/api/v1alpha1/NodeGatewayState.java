@@ -28,18 +28,22 @@ public class NodeGatewayState {
       + "and who takes it over; absent when the gateway's peer group is too small for a quorum.")
   public Peers peers;
 
+  @JsonPropertyDescription("Gateway role with the connection log on: the pods to name in its records.")
+  public ConnectionLogState connectionLog;
+
   @Override
   public boolean equals(Object o) {
     // Same class only: a spec (this plus its node and gateway) never equals a plain part.
     return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s
         && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
         && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(snat, s.snat)
-        && Objects.equals(steer, s.steer) && Objects.equals(peers, s.peers);
+        && Objects.equals(steer, s.steer) && Objects.equals(peers, s.peers)
+        && Objects.equals(connectionLog, s.connectionLog);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer, peers);
+    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer, peers, connectionLog);
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)

@@ -1,0 +1,330 @@
+package io.natgate.connlog;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.dataplane.DataplaneSettings;
+import io.natgate.dataplane.Kernel;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
+
+/**
+ * The gateway's connection log (docs/connection-log.md): a start and an end record of every connection it translates
+ * for a gateway with the log on: the kernel's conntrack events (netlink, {@link EventSocket}) of connections with
+ * natgate's {@link DataplaneSettings#LOG_CTMARK}.
+ *
+ * <p>Nothing here can hold up forwarding or the agent's apply loop: the listener thread only parses and offers to a
+ * bounded queue, a writer thread formats and writes. A full queue or a failed write drops the record and counts it
+ * ({@code natgate_agent_connlog_records_dropped_total}); the kernel's own overflow (the listener fell behind) is
+ * counted in {@code natgate_agent_connlog_events_lost_total}.
+ */
+public final class ConnectionLog implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ConnectionLog.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Accounting (bytes, packets) and timestamps (duration) on every conntrack entry of the node's namespace. */
+  static final List<String> SYSCTLS = List.of("net.netfilter.nf_conntrack_acct=1",
+      "net.netfilter.nf_conntrack_timestamp=1");
+  /** Port use above this share is a warning (and an alert: config/prometheus). */
+  public static final double PORT_USE_WARNING = 0.8;
+  /** How often the kernel is asked to remove the expired connections (their end records follow). */
+  static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
+  /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
+  private static final int FLUSH_EVERY = 256;
+
+  /**
+   * {@code natgate.agent.connection-log.*}.
+   *
+   * @param file        null: the agent's standard output
+   * @param maxFileBytes rotate the file at this size
+   * @param keepFiles   rotated files kept (file.1 ... file.N)
+   * @param queueSize   records waiting to be written before new ones are dropped (and counted)
+   * @param socketBufferBytes conntrack's netlink receive buffer: the kernel's room for a burst
+   */
+  public record Settings(Path file, long maxFileBytes, int keepFiles, int queueSize, int socketBufferBytes) {
+    // The defaults, as text for natgate.agent.connection-log.* (NatgateConfig) and here.
+    public static final String MAX_FILE_BYTES = "104857600";
+    public static final String KEEP_FILES = "5";
+    public static final String QUEUE_SIZE = "65536";
+    public static final String SOCKET_BUFFER_BYTES = "33554432";
+
+    /** Standard output and the defaults above. */
+    public static Settings defaults() {
+      return new Settings(null, Long.parseLong(MAX_FILE_BYTES), Integer.parseInt(KEEP_FILES),
+          Integer.parseInt(QUEUE_SIZE), Integer.parseInt(SOCKET_BUFFER_BYTES));
+    }
+  }
+
+  private final Kernel kernel;
+  private final String node;
+  private final Settings settings;
+  private final MeterRegistry registry;
+  private final BlockingQueue<ConntrackEvent> queue;
+  private final Tracker tracker;
+  private final Counter lost;
+  private final Counter written;
+  private final Thread writer;
+  private volatile Directory directory = Directory.EMPTY;
+  private volatile boolean closed;
+  private Thread listener; // guarded by this
+  private volatile CountDownLatch listening = new CountDownLatch(1);
+  /** Events queued, and events written or dropped by the writer: equal when nothing is in flight. */
+  private final java.util.concurrent.atomic.AtomicLong queued = new java.util.concurrent.atomic.AtomicLong();
+  private volatile long handled;
+
+  public ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry) {
+    this(kernel, node, settings, registry, settings.file() == null ? Sink.stdout()
+        : Sink.rotatingFile(settings.file(), settings.maxFileBytes(), settings.keepFiles()));
+  }
+
+  ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, Sink sink) {
+    this.kernel = kernel;
+    this.node = node;
+    this.settings = settings;
+    this.registry = registry;
+    this.queue = new ArrayBlockingQueue<>(settings.queueSize());
+    this.tracker = new Tracker(node, registry);
+    lost = Counter.builder("natgate_agent_connlog_events_lost_total")
+        .description("Times the kernel reported conntrack events lost (the listener fell behind): at least one each")
+        .register(registry);
+    written = Counter.builder("natgate_agent_connlog_records_written_total").description("Records written")
+        .register(registry);
+    registry.gauge("natgate_agent_connlog_queue_depth", queue, BlockingQueue::size);
+    writer = new Thread(() -> write(sink), "natgate-connlog-writer");
+    writer.setDaemon(true);
+    writer.start();
+  }
+
+  /**
+   * The node's states as the agent is about to apply them: starts the listener when some gateway logs (and waits up
+   * to 2 s for it to listen, so that the connections the apply starts marking are seen), stops it when none does.
+   */
+  public void update(Map<String, ? extends NodeGatewayState> byGateway) {
+    Directory d = Directory.of(byGateway);
+    directory = d;
+    CountDownLatch ready = null;
+    synchronized (this) {
+      if (d.logging() && listener == null && !closed) {
+        listening = new CountDownLatch(1);
+        ready = listening;
+        listener = new Thread(this::listen, "natgate-connlog-listener");
+        listener.setDaemon(true);
+        listener.start();
+      } else if (!d.logging() && listener != null) {
+        listener.interrupt();
+        listener = null;
+      }
+    }
+    if (ready != null) {
+      try {
+        if (!ready.await(2, TimeUnit.SECONDS)) {
+          LOG.warn("connection log: the event socket is not open after 2 s; the first connections may have no record");
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** Listens until told to stop, opening the socket again a second after a failure. */
+  private void listen() {
+    Thread me = Thread.currentThread();
+    long lastWarning = 0;
+    while (!closed && !me.isInterrupted()) {
+      try {
+        for (String sysctl : SYSCTLS) {
+          kernel.run(null, "sysctl", "-q", "-w", sysctl);
+        }
+        try (EventSocket socket = open()) {
+          listening.countDown();
+          long nextSweep = System.nanoTime();
+          while (!closed && !me.isInterrupted()) {
+            if (System.nanoTime() - nextSweep > 0) {
+              nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
+              socket.sweep(DataplaneSettings.LOG_CTMARK);
+            }
+            EventSocket.Received r = socket.receive();
+            if (r.overflowed()) {
+              lost.increment();
+              if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
+                lastWarning = System.nanoTime();
+                LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see "
+                    + "natgate_agent_connlog_events_lost_total; natgate.agent.connection-log.socket-buffer-bytes)");
+              }
+            } else if (r.datagram() != null) {
+              accept(r.datagram(), Instant.now());
+            }
+          }
+        }
+      } catch (RuntimeException e) {
+        LOG.errorf("connection log listener: %s; retrying in 1 s", e.getMessage());
+        try {
+          Thread.sleep(1000);
+        } catch (InterruptedException ie) {
+          break;
+        }
+      }
+    }
+  }
+
+  /** The event socket in the kernel's namespace: where a helper process started through it runs. */
+  private EventSocket open() {
+    if (kernel.local()) {
+      return new EventSocket(null, settings.socketBufferBytes());
+    }
+    // It says so once it runs the command, that is, once it is in the namespace: before, its /proc entry would
+    // still show where it came from (ip netns exec enters the namespace, then executes the command).
+    Process helper = kernel.listen("sh", "-c", "echo entered; exec sleep 30");
+    try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(helper.getInputStream(),
+        java.nio.charset.StandardCharsets.US_ASCII))) {
+      if (!"entered".equals(out.readLine())) {
+        throw new IllegalStateException("could not enter the node's network namespace");
+      }
+      return new EventSocket("/proc/" + helper.pid() + "/ns/net", settings.socketBufferBytes());
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } finally {
+      helper.destroy();
+    }
+  }
+
+  /** One datagram of events: those of connections natgate marked are queued for the writer, or counted as dropped. */
+  void accept(ByteBuffer datagram, Instant received) {
+    List<ConntrackEvent> events;
+    try {
+      events = ConntrackEvent.parse(datagram, received);
+    } catch (IllegalArgumentException | IndexOutOfBoundsException ex) {
+      LOG.warnf("ignoring a conntrack message: %s", ex.getMessage());
+      return;
+    }
+    for (ConntrackEvent e : events) {
+      if ((e.mark() & Integer.toUnsignedLong(DataplaneSettings.LOG_CTMARK)) == 0) {
+        continue; // not a connection natgate translates for a gateway with the log on
+      }
+      if (queue.offer(e)) {
+        queued.incrementAndGet();
+      } else {
+        dropped(e.replyDstIP(), "queue_full");
+      }
+    }
+  }
+
+  /** Sets what the records name without starting the listener (tests feed {@link #accept}). */
+  void directory(Directory d) {
+    directory = d;
+  }
+
+  private void dropped(String egressIP, String reason) {
+    String gateway = directory.gatewayByEgressIP().get(egressIP);
+    registry.counter("natgate_agent_connlog_records_dropped_total", "gateway", gateway == null ? "" : gateway,
+        "egress_ip", egressIP, "reason", reason).increment();
+  }
+
+  /** The writer thread: formats and writes, flushes when the queue runs dry, checks port use every second. */
+  private void write(Sink sink) {
+    Set<PortUse.Destination> warned = new HashSet<>();
+    long nextCheck = 0;
+    Map<String, Integer> unflushed = new java.util.HashMap<>(); // egress IP -> records in the buffer
+    long taken = 0;
+    try (sink) {
+      while (!closed || !queue.isEmpty()) {
+        ConntrackEvent e = queue.poll(200, TimeUnit.MILLISECONDS);
+        if (e != null) {
+          taken++;
+          ConnectionRecord r = tracker.record(e, directory);
+          if (sink.write(JSON.writeValueAsString(r))) {
+            unflushed.merge(r.egressIP(), 1, Integer::sum);
+          } else {
+            dropped(r.egressIP(), "write_error");
+          }
+        }
+        if (e == null || queue.isEmpty() || unflushed.size() > 0 && taken % FLUSH_EVERY == 0) {
+          boolean ok = sink.flush();
+          unflushed.forEach((ip, n) -> {
+            if (ok) {
+              written.increment(n);
+            } else {
+              for (int i = 0; i < n; i++) {
+                dropped(ip, "write_error");
+              }
+            }
+          });
+          unflushed.clear();
+          handled = taken;
+        }
+        if (System.nanoTime() - nextCheck > 0) {
+          nextCheck = System.nanoTime() + Duration.ofSeconds(1).toNanos();
+          checkPortUse(warned);
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e); // records are plain values: cannot happen
+    }
+  }
+
+  private void checkPortUse(Set<PortUse.Destination> warned) {
+    tracker.refreshPortUse();
+    Set<PortUse.Destination> now = new HashSet<>();
+    for (PortUse.Use use : tracker.portUse().above(PORT_USE_WARNING)) {
+      now.add(use.destination());
+      if (!warned.contains(use.destination())) {
+        LOG.warnf("SNAT ports of egress IP %s to %s are %.0f%% used (%d connections): new connections to it will "
+            + "fail when none is left", use.destination().egressIP(), use.destination(), 100 * use.ratio(),
+            use.connections());
+      }
+    }
+    warned.retainAll(now);
+    warned.addAll(now);
+  }
+
+  /** Waits until every event queued so far is written (or counted as dropped); false on timeout. */
+  public boolean drain(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (handled < queued.get()) {
+      if (System.nanoTime() > deadline) {
+        return false;
+      }
+      Thread.sleep(10);
+    }
+    return true;
+  }
+
+  /** Connections seen starting and not yet ending (the writer's view; for tests). */
+  public int active() {
+    return tracker.active();
+  }
+
+  @Override
+  public void close() {
+    synchronized (this) {
+      closed = true;
+      if (listener != null) {
+        listener.interrupt();
+        listener = null;
+      }
+    }
+    try {
+      writer.join(3000); // it writes what is queued first
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    writer.interrupt();
+    for (ConntrackEvent e = queue.poll(); e != null; e = queue.poll()) {
+      dropped(e.replyDstIP(), "shutdown"); // what the writer did not get to
+    }
+  }
+}
