@@ -9,6 +9,8 @@ IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/manager/manager.yaml
 AGENT_IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/agent/daemonset.yaml)
 BUNDLE_IMG ?= $(subst natgate-operator:,natgate-operator-bundle:,$(IMG))
 CONTAINER_TOOL ?= docker
+# The images' base: any Debian 12. docker-build-local builds one here (no image registry needed).
+BASE_IMAGE ?= debian:12-slim
 BUNDLE_VALIDATE := $(KUBE_API_TEST_DIR)/tools/bundlevalidate
 
 .PHONY: help
@@ -79,8 +81,17 @@ $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.
 ##@ Images (need Docker or Podman: CONTAINER_TOOL=podman)
 .PHONY: docker-build
 docker-build: build ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
-	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator -t $(IMG) .
+	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
 	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
+
+.PHONY: docker-engine
+docker-engine: ## (root) Install and start Docker when missing (docker.io from Debian; addresses in 198.18.128.0/17)
+	src/tools/docker/ensure-docker.sh
+
+.PHONY: docker-build-local
+docker-build-local: docker-engine ## docker-build on a Debian 12 base built here with debootstrap (cached); prints sizes
+	$(MAKE) docker-build BASE_IMAGE=$$(src/tools/docker/debian-base.sh)
+	@$(CONTAINER_TOOL) image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -F -e $(IMG) -e $(AGENT_IMG)
 
 .PHONY: docker-push
 docker-push: ## Push the operator and agent images

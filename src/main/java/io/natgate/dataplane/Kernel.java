@@ -5,6 +5,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -13,6 +14,23 @@ import java.util.concurrent.TimeUnit;
  * NAME}): one process per step, input on stdin.
  */
 public final class Kernel {
+  /**
+   * The only tools the agent may run, each with the Debian package that provides it: the agent image installs
+   * these packages (AgentImageTest checks src/main/docker/Dockerfile.agent, AgentImageIT the built image).
+   */
+  public static final Map<String, String> TOOLS = Map.ofEntries(
+      Map.entry("ip", "iproute2"),
+      Map.entry("ipset", "ipset"),
+      Map.entry("iptables-save", "iptables"),
+      Map.entry("iptables-restore", "iptables"),
+      Map.entry("iptables-legacy-save", "iptables"),
+      Map.entry("iptables-legacy-restore", "iptables"),
+      Map.entry("iptables-nft-save", "iptables"),
+      Map.entry("iptables-nft-restore", "iptables"),
+      Map.entry("arping", "arping"),
+      Map.entry("sysctl", "procps"),
+      Map.entry("conntrack", "conntrack"));
+
   private final List<String> prefix;
 
   public Kernel(List<String> prefix) {
@@ -20,8 +38,7 @@ public final class Kernel {
   }
 
   public String run(String stdin, String... command) {
-    List<String> argv = new ArrayList<>(prefix);
-    argv.addAll(List.of(command));
+    List<String> argv = argv(command);
     try {
       Process p = new ProcessBuilder(argv).redirectErrorStream(false).start();
       try (OutputStream in = p.getOutputStream()) {
@@ -57,14 +74,23 @@ public final class Kernel {
 
   /** Starts a command and does not wait for it (arping blocks about a second). */
   public Process start(String... command) {
-    List<String> argv = new ArrayList<>(prefix);
-    argv.addAll(List.of(command));
+    List<String> argv = argv(command);
     try {
       return new ProcessBuilder(argv).redirectOutput(ProcessBuilder.Redirect.DISCARD)
           .redirectError(ProcessBuilder.Redirect.DISCARD).start();
     } catch (IOException e) {
       throw new KernelException(String.join(" ", command) + ": " + e.getMessage());
     }
+  }
+
+  private List<String> argv(String... command) {
+    if (!TOOLS.containsKey(command[0])) {
+      throw new IllegalArgumentException(command[0] + " is not in Kernel.TOOLS: add it with its Debian package, so that"
+          + " the agent image gets it");
+    }
+    List<String> argv = new ArrayList<>(prefix);
+    argv.addAll(List.of(command));
+    return argv;
   }
 
   public Observed observe(DataplaneSettings s) {

@@ -11,13 +11,13 @@ import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.testing.ControlPlane;
+import io.natgate.testing.Images;
 import io.natgate.testing.Kubectl;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
@@ -40,7 +40,7 @@ class KindE2E {
     Assumptions.assumeTrue(DockerClientFactory.instance().isDockerAvailable(), "no Docker engine reachable");
     try (KindContainer<?> kind = new KindContainer<>(KindContainerVersion.VERSION_1_34_0)) {
       kind.start();
-      for (String image : List.of(image("config/manager/manager.yaml"), image("config/agent/daemonset.yaml"))) {
+      for (String image : List.of(Images.of("config/manager/manager.yaml"), Images.of("config/agent/daemonset.yaml"))) {
         load(kind, image);
       }
       try (Kubectl kubectl = new Kubectl(kind.getKubeconfig());
@@ -75,13 +75,6 @@ class KindE2E {
         });
       }
     }
-  }
-
-  /** The image a manifest names. */
-  static String image(String manifest) throws Exception {
-    var m = Pattern.compile("image:\\s*(\\S+)").matcher(Files.readString(ControlPlane.repo().resolve(manifest)));
-    assertThat(m.find()).as("an image in " + manifest).isTrue();
-    return m.group(1);
   }
 
   /** Copies an image from the local Docker engine into the Kind node's containerd. */
