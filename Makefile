@@ -47,6 +47,14 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
 
+.PHONY: kind-test
+kind-test: controlplane docker-build-local ## (root) KindE2E: a Kind cluster of images built here (node image cached), natgate installed as users do
+	@t0=$$(date +%s); eval "$$(src/tools/kindnode/build.sh)"; echo "kind-test: node image ready in $$(( $$(date +%s) - t0 )) s"; \
+	  TESTCONTAINERS_RYUK_DISABLED=true $(MVN) verify -Pkind -Dnatgate.kube.version=$(KUBE_VERSION) \
+	    -Dit.test=KindE2E -Dtest=NoUnitTests -Dsurefire.failIfNoSpecifiedTests=false \
+	    -Dnatgate.kind.cli=$$KIND -Dnatgate.kind.node-image=$$NODE_IMAGE -Dnatgate.kind.etcd-tag=$$ETCD_TAG \
+	    -Dnatgate.kind.test-image=$$TEST_IMAGE
+
 .PHONY: bundle-validate
 bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's bundle validators
 	$(BUNDLE_VALIDATE) bundle

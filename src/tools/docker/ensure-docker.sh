@@ -14,6 +14,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 log=${DOCKERD_LOG:-/var/log/natgate-dockerd.log}
 wrapper=/usr/local/sbin/natgate-runc-no-sys-resource
 
+# CAP_SYS_RESOURCE is capability 24.
+capbnd=$(awk '/^CapBnd/ {print $2}' /proc/self/status)
+needs_wrapper=$(( ((0x$capbnd >> 24) & 1) == 0 ))
+# Kept current even under a running engine: a new version applies to the next container.
+if [ "$needs_wrapper" = 1 ] && [ -f "$wrapper" ] && [ -w "$wrapper" ]; then
+  install -m 0755 "$here/runc-no-sys-resource.sh" "$wrapper"
+fi
+
 if docker info >/dev/null 2>&1; then
   echo "docker: engine $(docker version -f '{{.Server.Version}}') already running"
   exit 0
@@ -26,9 +34,6 @@ if ! command -v dockerd >/dev/null || ! command -v jq >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io jq >/dev/null
 fi
 
-# CAP_SYS_RESOURCE is capability 24.
-capbnd=$(awk '/^CapBnd/ {print $2}' /proc/self/status)
-needs_wrapper=$(( ((0x$capbnd >> 24) & 1) == 0 ))
 if [ "$needs_wrapper" = 1 ]; then
   install -m 0755 "$here/runc-no-sys-resource.sh" "$wrapper"
 fi
