@@ -44,8 +44,10 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
+test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/, Kind (root, Docker)
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
+	@if [ "$$(id -u)" = 0 ] && docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory kind-test; \
+	else echo "make test: Kind tests skipped: they need root (debootstrap) and a Docker engine (make docker-engine)"; fi
 
 .PHONY: kind-test
 kind-test: controlplane docker-build-local ## (root) KindE2E: a Kind cluster of images built here (node image cached), natgate installed as users do

@@ -22,8 +22,13 @@ import java.util.concurrent.TimeUnit;
  * after a failure.
  */
 final class KindCluster implements AutoCloseable {
-  /** The node network (Docker), the pods' and the services' ranges: 198.18.128.0/17, clear of the netns lab's. */
-  static final String NODE_SUBNET = "198.18.224.0/24";
+  /**
+   * The node networks (Docker; the first free of 198.18.224.0/24 to 198.18.231.0/24, so that runs side by side
+   * get one each), the pods' and the services' ranges: all in 198.18.128.0/17, clear of the netns lab's.
+   */
+  static final String NODE_SUBNETS = "198.18.%d.0/24";
+  static final int FIRST_NODE_SUBNET = 224;
+  static final int NODE_SUBNET_COUNT = 8;
   static final String POD_SUBNET = "198.18.160.0/20";
   static final String SERVICE_SUBNET = "198.18.144.0/24";
   static final Path FLANNEL = Path.of("src/tools/kindnode/flannel.yaml");
@@ -46,6 +51,7 @@ final class KindCluster implements AutoCloseable {
   private final Path work;
   private Kubectl kubectl;
   private String kubeconfig;
+  private int subnet = -1;
 
   /** Why the cluster cannot be made here, or null. */
   static String whyUnavailable() {
@@ -87,7 +93,18 @@ final class KindCluster implements AutoCloseable {
 
   /** Node containers up, kubeadm init and join done (kind create cluster), CNI not yet there. */
   void boot() throws Exception {
-    run(Duration.ofMinutes(1), "docker", "network", "create", "--subnet", NODE_SUBNET, network);
+    for (int i = FIRST_NODE_SUBNET; subnet < 0 && i < FIRST_NODE_SUBNET + NODE_SUBNET_COUNT; i++) {
+      try {
+        run(Duration.ofMinutes(1), "docker", "network", "create", "--subnet", NODE_SUBNETS.formatted(i), network);
+        subnet = i;
+      } catch (IllegalStateException taken) {
+        System.out.println("kind: " + NODE_SUBNETS.formatted(i) + " taken: " + taken.getMessage().strip());
+      }
+    }
+    if (subnet < 0) {
+      throw new IllegalStateException("no free node network among " + NODE_SUBNET_COUNT + " from "
+          + NODE_SUBNETS.formatted(FIRST_NODE_SUBNET));
+    }
     Path config = work.resolve("kind.yaml");
     Files.writeString(config, """
         kind: Cluster
@@ -144,6 +161,11 @@ final class KindCluster implements AutoCloseable {
     return r.out();
   }
 
+  /** An address of the node network, e.g. 100 for the egress IP (Docker gives the nodes the first ones). */
+  String nodeNetworkAddress(int host) {
+    return "198.18.%d.%d".formatted(subnet, host);
+  }
+
   String kubeconfig() {
     return kubeconfig;
   }
@@ -187,7 +209,9 @@ final class KindCluster implements AutoCloseable {
   @Override
   public void close() throws Exception {
     tryRun(kind, "delete", "cluster", "--name", name);
-    tryRun("docker", "network", "rm", network);
+    if (subnet >= 0) {
+      tryRun("docker", "network", "rm", network);
+    }
     if (kubectl != null) {
       kubectl.close();
     }
