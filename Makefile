@@ -52,7 +52,7 @@ test: controlplane bundle-validate ## Unit tests (*Test), real-API-server tests 
 .PHONY: kind-test
 kind-test: controlplane docker-build-local ## (root) KindE2E: a Kind cluster of images built here (node image cached), natgate installed as users do
 	@t0=$$(date +%s); eval "$$(src/tools/kindnode/build.sh)"; echo "kind-test: node image ready in $$(( $$(date +%s) - t0 )) s"; \
-	  TESTCONTAINERS_RYUK_DISABLED=true $(MVN) verify -Pkind -Dnatgate.kube.version=$(KUBE_VERSION) \
+	  $(MVN) verify -Pkind -Dnatgate.kube.version=$(KUBE_VERSION) \
 	    -Dit.test=KindE2E -Dtest=NoUnitTests -Dsurefire.failIfNoSpecifiedTests=false \
 	    -Dnatgate.kind.cli=$$KIND -Dnatgate.kind.node-image=$$NODE_IMAGE -Dnatgate.kind.etcd-tag=$$ETCD_TAG \
 	    -Dnatgate.kind.test-image=$$TEST_IMAGE
