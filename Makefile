@@ -9,6 +9,8 @@ IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/manager/manager.yaml
 AGENT_IMG ?= $(shell awk '$$1=="image:" {print $$2; exit}' config/agent/daemonset.yaml)
 BUNDLE_IMG ?= $(subst natgate-operator:,natgate-operator-bundle:,$(IMG))
 CONTAINER_TOOL ?= docker
+# The images' base: any Debian 12. docker-build-local builds one here (no image registry needed).
+BASE_IMAGE ?= debian:12-slim
 BUNDLE_VALIDATE := $(KUBE_API_TEST_DIR)/tools/bundlevalidate
 # The chained CNI plugin, and libcni's cnitool that runs a conflist as a kubelet's runtime would (CniLabIT).
 CNI_PLUGIN := $(KUBE_API_TEST_DIR)/tools/natgate-cni
@@ -45,7 +47,7 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-test: setup controlplane bundle-validate cni-test cni ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/
+test: setup controlplane bundle-validate cni-test cni ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/ (Kind: make kind-test)
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
 	@# A class that cannot run reports each test skipped with the reason; one that reports no test at all vanished.
 	@if grep -l 'tests="0"' target/surefire-reports/TEST-*.xml target/failsafe-reports/TEST-*.xml; then \
@@ -54,6 +56,14 @@ test: setup controlplane bundle-validate cni-test cni ## Unit tests (*Test), rea
 .PHONY: cni-test
 cni-test: ## The CNI plugin's Go unit tests (src/cni)
 	cd src/cni && go vet ./... && go test ./...
+
+.PHONY: kind-test
+kind-test: controlplane docker-build-local ## (root) KindE2E: a Kind cluster of images built here (node image cached), natgate installed as users do
+	@t0=$$(date +%s); eval "$$(src/tools/kindnode/build.sh)"; echo "kind-test: node image ready in $$(( $$(date +%s) - t0 )) s"; \
+	  $(MVN) verify -Pkind -Dnatgate.kube.version=$(KUBE_VERSION) \
+	    -Dit.test=KindE2E -Dtest=NoUnitTests -Dsurefire.failIfNoSpecifiedTests=false \
+	    -Dnatgate.kind.cli=$$KIND -Dnatgate.kind.node-image=$$NODE_IMAGE -Dnatgate.kind.etcd-tag=$$ETCD_TAG \
+	    -Dnatgate.kind.test-image=$$TEST_IMAGE
 
 .PHONY: bundle-validate
 bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's bundle validators
@@ -106,8 +116,17 @@ $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.
 .PHONY: docker-build
 docker-build: build $(CNI_PLUGIN) ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
 	cp $(CNI_PLUGIN) target/natgate-cni
-	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator -t $(IMG) .
+	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
 	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
+
+.PHONY: docker-engine
+docker-engine: ## (root) Install and start Docker when missing (docker.io from Debian; addresses in 198.18.128.0/17)
+	src/tools/docker/ensure-docker.sh
+
+.PHONY: docker-build-local
+docker-build-local: docker-engine ## docker-build on a Debian 12 base built here with debootstrap (cached); prints sizes
+	$(MAKE) docker-build BASE_IMAGE=$$(src/tools/docker/debian-base.sh)
+	@$(CONTAINER_TOOL) image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -F -e $(IMG) -e $(AGENT_IMG)
 
 .PHONY: docker-push
 docker-push: ## Push the operator and agent images

@@ -15,13 +15,7 @@ if [ -f "$target/.stamp" ] && [ "$(cat "$target/.stamp")" = "$stamp" ] \
   exit 0
 fi
 
-minor=$(echo "$k8s_version" | cut -d. -f2)
-# Kubernetes' own build stamps the version this way; without it clients see v0.0.0.
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags="$ldflags -X $pkg.gitVersion=v$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+ldflags=$("$here/kube-ldflags.sh" "$k8s_version")
 
 echo "control plane $k8s_version: building etcd, kube-apiserver, kubectl (first run: 15-30 min on 2 cores)..."
 tmp=$(mktemp -d "$cache_root/build.XXXXXX" 2>/dev/null || { mkdir -p "$cache_root"; mktemp -d "$cache_root/build.XXXXXX"; })

@@ -20,6 +20,26 @@ import java.util.concurrent.TimeoutException;
  * every process it started, and reported as an error: a hung tool never blocks the agent.
  */
 public class Kernel {
+  /**
+   * The only tools the agent may run, each with the Debian package that provides it: the agent image installs
+   * these packages (AgentImageTest checks src/main/docker/Dockerfile.agent, AgentImageIT the built image).
+   */
+  public static final Map<String, String> TOOLS = Map.ofEntries(
+      Map.entry("ip", "iproute2"),
+      Map.entry("ipset", "ipset"),
+      Map.entry("iptables-save", "iptables"),
+      Map.entry("iptables-restore", "iptables"),
+      Map.entry("iptables-legacy-save", "iptables"),
+      Map.entry("iptables-legacy-restore", "iptables"),
+      Map.entry("iptables-nft-save", "iptables"),
+      Map.entry("iptables-nft-restore", "iptables"),
+      Map.entry("arping", "arping"),
+      Map.entry("sysctl", "procps"),
+      Map.entry("conntrack", "conntrack"),
+      Map.entry("cat", "coreutils"),
+      Map.entry("tee", "coreutils"),
+      Map.entry("sleep", "coreutils"),
+      Map.entry("sh", "dash"));
   /** Long enough for iptables-restore waiting on the xtables lock ({@code -w 5}) and for 50,000-member ipsets. */
   public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
 
@@ -44,8 +64,7 @@ public class Kernel {
    * own, so that neither a large input nor a large output can stall the child while we wait on another stream.
    */
   public String runWithin(Duration limit, String stdin, String... command) {
-    List<String> argv = new ArrayList<>(prefix);
-    argv.addAll(List.of(command));
+    List<String> argv = argv(command);
     String name = String.join(" ", command);
     long deadline = System.nanoTime() + limit.toNanos();
     Process p;
@@ -93,8 +112,7 @@ public class Kernel {
 
   /** Starts a command and does not wait for it (arping blocks about a second). */
   public Process start(String... command) {
-    List<String> argv = new ArrayList<>(prefix);
-    argv.addAll(List.of(command));
+    List<String> argv = argv(command);
     try {
       return new ProcessBuilder(argv).redirectOutput(ProcessBuilder.Redirect.DISCARD)
           .redirectError(ProcessBuilder.Redirect.DISCARD).start();
@@ -110,13 +128,22 @@ public class Kernel {
 
   /** Starts a long-running command whose output the caller reads (stdout and stderr as separate pipes). */
   public Process listen(String... command) {
-    List<String> argv = new ArrayList<>(prefix);
-    argv.addAll(List.of(command));
+    List<String> argv = argv(command);
     try {
       return new ProcessBuilder(argv).start();
     } catch (IOException e) {
       throw new KernelException(String.join(" ", command) + ": " + e.getMessage());
     }
+  }
+
+  private List<String> argv(String... command) {
+    if (!TOOLS.containsKey(command[0])) {
+      throw new IllegalArgumentException(command[0] + " is not in Kernel.TOOLS: add it with its Debian package, so that"
+          + " the agent image gets it");
+    }
+    List<String> argv = new ArrayList<>(prefix);
+    argv.addAll(List.of(command));
+    return argv;
   }
 
   public Observed observe(DataplaneSettings s) {
