@@ -61,7 +61,7 @@ public class ModeLauncher implements HealthCheck {
     var log = a.connectionLog();
     var logSettings = new ConnectionLog.Settings(log.file().map(Path::of).orElse(null), log.maxFileBytes(),
         log.keepFiles(), log.queueSize(), log.socketBufferBytes());
-    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of()), metrics)
+    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of(), Kernel.DEFAULT_TIMEOUT, a.procSys()), metrics)
         .withConnectionLog(logSettings);
     a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
     agent = created.start();

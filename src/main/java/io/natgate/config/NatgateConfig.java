@@ -128,6 +128,13 @@ public interface NatgateConfig {
      */
     Optional<String> daemonSet();
 
+    /**
+     * Where the agent reads and writes kernel settings (rp_filter of the tunnel, conntrack accounting). A container's
+     * own /proc/sys is read-only, so the DaemonSet mounts the node's /proc/sys/net at /host/proc/sys/net.
+     */
+    @WithDefault(io.natgate.dataplane.Kernel.PROC_SYS)
+    String procSys();
+
     /** Where the connection log goes; whether a gateway logs at all is its spec.connectionLog. */
     ConnectionLog connectionLog();
   }

@@ -35,8 +35,8 @@ public final class ConnectionLog implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ConnectionLog.class);
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Accounting (bytes, packets) and timestamps (duration) on every conntrack entry of the node's namespace. */
-  static final List<String> SYSCTLS = List.of("net.netfilter.nf_conntrack_acct=1",
-      "net.netfilter.nf_conntrack_timestamp=1");
+  static final Map<String, String> SYSCTLS = Map.of("net.netfilter.nf_conntrack_acct", "1",
+      "net.netfilter.nf_conntrack_timestamp", "1");
   /** Port use above this share is a warning (and an alert: config/prometheus). */
   public static final double PORT_USE_WARNING = 0.8;
   /** How often the kernel is asked to remove the expired connections (their end records follow). */
@@ -144,9 +144,7 @@ public final class ConnectionLog implements AutoCloseable {
     long lastWarning = 0;
     while (!closed && !me.isInterrupted()) {
       try {
-        for (String sysctl : SYSCTLS) {
-          kernel.run(null, "sysctl", "-q", "-w", sysctl);
-        }
+        kernel.writeSysctls(SYSCTLS);
         try (EventSocket socket = open()) {
           listening.countDown();
           long nextSweep = System.nanoTime();

@@ -34,7 +34,6 @@ public class Kernel {
       Map.entry("iptables-nft-save", "iptables"),
       Map.entry("iptables-nft-restore", "iptables"),
       Map.entry("arping", "arping"),
-      Map.entry("sysctl", "procps"),
       Map.entry("conntrack", "conntrack"),
       Map.entry("cat", "coreutils"),
       Map.entry("tee", "coreutils"),
@@ -43,16 +42,29 @@ public class Kernel {
   /** Long enough for iptables-restore waiting on the xtables lock ({@code -w 5}) and for 50,000-member ipsets. */
   public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
 
+  /** Where kernel settings are read and written when not told otherwise. */
+  public static final String PROC_SYS = "/proc/sys";
+
   private final List<String> prefix;
   private final Duration timeout;
+  private final String procSys;
 
   public Kernel(List<String> prefix) {
     this(prefix, DEFAULT_TIMEOUT);
   }
 
   public Kernel(List<String> prefix, Duration timeout) {
+    this(prefix, timeout, PROC_SYS);
+  }
+
+  /**
+   * @param procSys where the kernel's settings are: a container's own /proc/sys is read-only, so the agent's
+   *                DaemonSet mounts the node's /proc/sys/net elsewhere and names that place here
+   */
+  public Kernel(List<String> prefix, Duration timeout, String procSys) {
     this.prefix = List.copyOf(prefix);
     this.timeout = timeout;
+    this.procSys = procSys;
   }
 
   public String run(String stdin, String... command) {
@@ -196,12 +208,13 @@ public class Kernel {
     return values;
   }
 
-  void writeSysctls(Map<String, String> settings) {
+  /** Writes each setting's file under procSys (no sysctl binary: tee is in every image). */
+  public void writeSysctls(Map<String, String> settings) {
     settings.forEach((key, value) -> run(value + "\n", "tee", procPath(key)));
   }
 
-  static String procPath(String key) {
-    return "/proc/sys/" + key.replace('.', '/');
+  String procPath(String key) {
+    return procSys + "/" + key.replace('.', '/');
   }
 
   private static long remaining(long deadline) {

@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -50,5 +51,20 @@ class KernelTest {
   void aFailingCommandReportsItsExitAndStderr() {
     assertThatThrownBy(() -> kernel.run(null, "sh", "-c", "echo nope >&2; exit 3"))
         .hasMessageContaining("exit 3").hasMessageContaining("nope");
+  }
+
+  @Test
+  void kernelSettingsAreReadAndWrittenWhereTheyAreMounted(@TempDir Path procSys) throws Exception {
+    // The agent's DaemonSet mounts the node's /proc/sys/net elsewhere: a container's own /proc/sys is read-only.
+    Path rpFilter = procSys.resolve("net/ipv4/conf/natgate0/rp_filter");
+    Files.createDirectories(rpFilter.getParent());
+    Files.writeString(rpFilter, "1\n");
+    var kernel = new Kernel(List.of(), Duration.ofSeconds(10), procSys.toString());
+
+    kernel.writeSysctls(Map.of("net.ipv4.conf.natgate0.rp_filter", "2"));
+
+    assertThat(Files.readString(rpFilter)).isEqualTo("2\n");
+    assertThat(kernel.readSysctls(List.of("net.ipv4.conf.natgate0.rp_filter")))
+        .containsExactly(Map.entry("net.ipv4.conf.natgate0.rp_filter", "2"));
   }
 }
