@@ -42,7 +42,7 @@ public final class ConnectionLog implements AutoCloseable {
   /** How often the kernel is asked to remove the expired connections (their end records follow). */
   static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
-  private static final int FLUSH_EVERY = 256;
+  static final int FLUSH_EVERY = 256;
 
   /**
    * {@code natgate.agent.connection-log.*}.
