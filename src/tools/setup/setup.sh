@@ -9,13 +9,17 @@ set -euo pipefail
 need_lab=false
 [ "${1:-}" = "--lab" ] && need_lab=true
 
-# command:Debian package, for the network lab (src/test/java/io/natgate/lab/NetworkLab.java checks the same) and
+# command (or absolute path):Debian package, for the network lab (src/test/java/io/natgate/lab/NetworkLab.java checks the same) and
 # the agent (the data plane it drives).
 lab_tools=(ip:iproute2 iptables:iptables iptables-save:iptables iptables-restore:iptables ipset:ipset arping:arping
-  conntrack:conntrack python3:python3 bash:bash timeout:coreutils)
+  conntrack:conntrack python3:python3 bash:bash timeout:coreutils
+  /usr/lib/cni/ptp:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins)
 build_tools=(java mvn go)
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+# A command on the PATH (or in sbin), or a program given by its absolute path (the CNI reference plugins).
+have() {
+  if [[ $1 == /* ]]; then [ -x "$1" ]; else command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; fi
+}
 missing_lab() {
   missing=() packages=()
   for t in "${lab_tools[@]}"; do

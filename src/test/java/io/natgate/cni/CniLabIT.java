@@ -36,6 +36,7 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -66,10 +67,17 @@ class CniLabIT {
     this.controlPlane = controlPlane;
   }
 
+  private static String unavailable;
+
   @BeforeAll
   static void cniChain() {
-    String reason = CniChain.unavailableReason();
-    Assumptions.assumeTrue(reason == null, reason);
+    unavailable = CniChain.unavailableReason();
+  }
+
+  /** Each test reports itself skipped with the reason (a class skipped in @BeforeAll would report no test at all). */
+  @BeforeEach
+  void cniChainAvailable() {
+    Assumptions.assumeTrue(unavailable == null, unavailable);
   }
 
   /** @param first the source the external host saw for the pod's first connection, and how long it took (ms) */
