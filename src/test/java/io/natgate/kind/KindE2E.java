@@ -115,9 +115,6 @@ class KindE2E {
 
   @Test
   @Order(2)
-  @Disabled("failed on Kind: the agent's write of net.ipv4.conf.natgate0.rp_filter=2 was refused (a non-privileged "
-      + "container's /proc/sys is read-only), so the gateway's strict rp_filter dropped what the tunnel brings. The "
-      + "DaemonSet now mounts the node's /proc/sys/net for it (natgate.agent.proc-sys); not yet run on Kind with it")
   void aSelectedPodOnTheOtherWorkerLeavesWithTheEgressIp() {
     kind.stage(SCENARIO, () -> {
       String holder = installGateway();
