@@ -19,9 +19,10 @@ import org.jboss.logging.Logger;
 
 /**
  * Renews this node's Lease every few hundred milliseconds. When renewals stop succeeding for {@code fenceAfter}
- * (shorter than the operator's timeout) it calls {@code onLost}, so that the agent drops its egress IPs before the
- * operator may give them to another node; {@code onRegained} when a renewal succeeds again; {@code onRenewed} after
- * every successful renewal (on the renewing thread: keep it short).
+ * (shorter than the operator's timeout) it counts as {@link #lost()} and calls {@code onLost}: the agent's holding
+ * decision (io.natgate.peers) then drops the egress IPs of gateways that follow the Lease rule (peer groups too small
+ * for a quorum) before the operator may give them to another node; {@code onRegained} when a renewal succeeds again;
+ * {@code onRenewed} after every successful renewal (on the renewing thread: keep it short).
  */
 public final class Heartbeat implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Heartbeat.class);
