@@ -149,15 +149,8 @@ class FaultsE2E {
   void holderCutFromItsPeersOnlyFencesAndItsStandbyTakesOver() throws Exception {
     for (int i = 0; i < ROUNDS; i++) {
       LabNode holder = awaitSteady();
-      Round r = measure("holder cut from its peers only", () -> {
-        dropPeers(holder, true);
-        try {
-          awaitMoved(holder);
-          Thread.sleep(1000);
-        } finally {
-          dropPeers(holder, false);
-        }
-      });
+      Round r = measure("holder cut from its peers only", untilMoved(holder, () -> dropPeers(holder, true),
+          () -> dropPeers(holder, false)));
       assertThat(r.mostHolders()).isEqualTo(1);
       awaitBack(holder);
     }
@@ -168,15 +161,8 @@ class FaultsE2E {
   void holderLinkCutFencesBeforeItsStandbyTakesOver() throws Exception {
     for (int i = 0; i < ROUNDS; i++) {
       LabNode holder = awaitSteady();
-      Round r = measure("holder link cut", () -> {
-        lab.cutLink(holder);
-        try {
-          awaitMoved(holder);
-          Thread.sleep(1000);
-        } finally {
-          lab.restoreLink(holder);
-        }
-      });
+      Round r = measure("holder link cut", untilMoved(holder, () -> lab.cutLink(holder),
+          () -> lab.restoreLink(holder)));
       assertThat(r.mostHolders()).isEqualTo(1);
       awaitBack(holder);
     }
@@ -187,15 +173,8 @@ class FaultsE2E {
   void holderAgentKilledItsStandbyTakesOver() throws Exception {
     for (int i = 0; i < 2 * ROUNDS; i++) {
       LabNode holder = awaitSteady();
-      Round r = measure("holder agent SIGKILL", () -> {
-        e2e.killAgent(holder);
-        try {
-          awaitMoved(holder);
-          Thread.sleep(1000);
-        } finally {
-          e2e.startAgent(holder);
-        }
-      });
+      Round r = measure("holder agent SIGKILL", untilMoved(holder, () -> e2e.killAgent(holder),
+          () -> e2e.startAgent(holder)));
       // The killed agent cannot release: its kernel keeps the address until its lifetime ends, 1 s after the last
       // renewal, checked by the kernel on whole seconds: gone within 2 s of the kill.
       assertThat(r.mostHolders()).isLessThanOrEqualTo(2);
@@ -263,21 +242,27 @@ class FaultsE2E {
   void holderUnlabeledThePlannedMoveHasOneHolderAndAShortGap() throws Exception {
     for (int i = 0; i < ROUNDS; i++) {
       LabNode holder = awaitSteady();
-      Round r = measure("planned move (holder unlabeled)", () -> {
-        e2e.cluster().labelNode(holder.name(), "node-role.kubernetes.io/egress", null);
-        try {
-          awaitMoved(holder);
-          Thread.sleep(1000);
-        } finally {
-          e2e.cluster().labelNode(holder.name(), "node-role.kubernetes.io/egress", "");
-        }
-      });
+      Round r = measure("planned move (holder unlabeled)", untilMoved(holder, () -> e2e.cluster().labelNode(holder.name(), "node-role.kubernetes.io/egress", null),
+          () -> e2e.cluster().labelNode(holder.name(), "node-role.kubernetes.io/egress", "")));
       assertThat(r.mostHolders()).isEqualTo(1);
     }
   }
 
   interface Fault {
     void inject() throws Exception;
+  }
+
+  /** A fault that breaks the holder, lasts until another node holds its IPs (and a second more), then is repaired. */
+  static Fault untilMoved(LabNode holder, Fault breakIt, Fault repair) {
+    return () -> {
+      breakIt.inject();
+      try {
+        awaitMoved(holder);
+        Thread.sleep(1000);
+      } finally {
+        repair.inject();
+      }
+    };
   }
 
   /** Probes through the fault and counts; asserts that nothing left with another source. */
