@@ -33,6 +33,10 @@ public class Destinations {
   @ValidationRule(value = UNIQUE_RULE, message = "excludedCidrs must not repeat an entry")
   public List<@Size(max = 18) String> excludedCidrs = new ArrayList<>();
 
+  @JsonPropertyDescription("When present, the only destinations selected pods may reach through the gateway: "
+      + "connections to others are refused (TCP reset or ICMP administratively prohibited) and logged.")
+  public List<AllowEntry> allow;
+
   public List<String> cidrs() {
     return cidrs == null || cidrs.isEmpty() ? List.of("0.0.0.0/0") : cidrs;
   }
@@ -43,11 +47,12 @@ public class Destinations {
 
   @Override
   public boolean equals(Object o) {
-    return o instanceof Destinations d && Objects.equals(cidrs, d.cidrs) && Objects.equals(excludedCidrs, d.excludedCidrs);
+    return o instanceof Destinations d && Objects.equals(cidrs, d.cidrs) && Objects.equals(excludedCidrs, d.excludedCidrs)
+        && Objects.equals(allow, d.allow);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(cidrs, excludedCidrs);
+    return Objects.hash(cidrs, excludedCidrs, allow);
   }
 }

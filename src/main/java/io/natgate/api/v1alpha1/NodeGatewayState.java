@@ -18,6 +18,10 @@ public class NodeGatewayState {
   @JsonPropertyDescription("Destinations never routed through the gateway (the spec's plus the cluster's own).")
   public List<String> excludedCidrs = new ArrayList<>();
 
+  @JsonPropertyDescription("The gateway's allow list (spec.destinations.allow), when it has one: enforced by the gateway "
+      + "role; its DNS names followed by the director role's DNS path.")
+  public List<AllowEntry> allow;
+
   @JsonPropertyDescription("Gateway role: egress IPs this node holds, each with the pod IPs SNATed to it.")
   public List<Snat> snat = new ArrayList<>();
 
@@ -36,14 +40,15 @@ public class NodeGatewayState {
     // Same class only: a spec (this plus its node and gateway) never equals a plain part.
     return o != null && o.getClass() == getClass() && o instanceof NodeGatewayState s
         && failurePolicy == s.failurePolicy && Objects.equals(cidrs, s.cidrs)
-        && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(snat, s.snat)
+        && Objects.equals(excludedCidrs, s.excludedCidrs) && Objects.equals(allow, s.allow)
+        && Objects.equals(snat, s.snat)
         && Objects.equals(steer, s.steer) && Objects.equals(peers, s.peers)
         && Objects.equals(connectionLog, s.connectionLog);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(failurePolicy, cidrs, excludedCidrs, snat, steer, peers, connectionLog);
+    return Objects.hash(failurePolicy, cidrs, excludedCidrs, allow, snat, steer, peers, connectionLog);
   }
 
   @JsonInclude(JsonInclude.Include.NON_NULL)

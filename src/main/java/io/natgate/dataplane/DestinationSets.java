@@ -1,0 +1,18 @@
+package io.natgate.dataplane;
+
+/**
+ * Names of the kernel sets that hold what a gateway's allow list resolves to. The gateway role creates them and
+ * matches them; the DNS path fills them, so both name them here.
+ */
+public final class DestinationSets {
+  private DestinationSets() {
+  }
+
+  /**
+   * The set (hash:net,net with per-entry timeouts) of the (pod IP, address) pairs that pod was answered for one DNS
+   * name of the allow list. Keyed by the name, not the entry's position, so that reordering the list keeps them.
+   */
+  public static String fqdn(String gateway, String fqdn) {
+    return "natgate-f-" + Renderer.id(gateway + "/" + fqdn);
+  }
+}
