@@ -43,6 +43,13 @@ bench-dataplane: ## Data-path throughput (iperf3), agent programming time, conne
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
 	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
 
+# BENCH_IMAGES: operator=agent image pairs, compared side by side (default: the images docker-build makes)
+.PHONY: bench-footprint
+BENCH_IMAGES ?= $(IMG)=$(AGENT_IMG)
+bench-footprint: controlplane ## (root, Docker) The images as their manifests run them: sizes, start to ready/applied, idle RSS [BENCH_IMAGES=op=agent,...]
+	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.FootprintBenchmark -Dexec.classpathScope=test \
+	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dbench.images=$(BENCH_IMAGES) $(BENCH_OPTS)
+
 .PHONY: bench-controlplane
 HEARTBEAT_MS ?= 900
 bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server [HEARTBEAT_MS=900]
