@@ -49,7 +49,6 @@ public final class EndToEnd implements AutoCloseable {
   private UnixSocketBridge bridge;
   private Process forwarder;
   private Process operator;
-  private Path agentKubeconfig;
   private Path operatorKubeconfig;
   private int starts;
   private boolean cni;
@@ -84,16 +83,9 @@ public final class EndToEnd implements AutoCloseable {
     await("the API forwarder to start").atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(50))
         .until(() -> Files.readString(log("forwarder")).contains("ready"));
 
-    // The agents' certificate check is off: the API server's certificate names 127.0.0.1, not the lab address.
-    agentKubeconfig = dir.resolve("agent.kubeconfig");
-    Files.writeString(agentKubeconfig, """
-        apiVersion: v1
-        kind: Config
-        clusters: [{name: lab, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
-        users: [{name: natgate-agent, user: {token: %s}}]
-        contexts: [{name: lab, context: {cluster: lab, user: natgate-agent}}]
-        current-context: lab
-        """.formatted(API_ADDRESS, API_PORT, cp.token(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent")));
+    for (LabNode n : lab.nodes()) {
+      agentKubeconfig(n);
+    }
     operatorKubeconfig = Files.move(cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE,
         ControlPlane.OPERATOR_SERVICE_ACCOUNT), dir.resolve("operator.kubeconfig")); // removed with dir
 
@@ -156,13 +148,33 @@ public final class EndToEnd implements AutoCloseable {
 
   public void startAgent(LabNode n) throws IOException {
     Map<String, String> env = new HashMap<>(Map.of("QUARKUS_PROFILE", "agent", "KUBECONFIG",
-        agentKubeconfig.toString(), "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
+        agentKubeconfig(n).toString(), "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
         "NATGATE_HEARTBEAT_NAMESPACE", ControlPlane.OPERATOR_NAMESPACE));
     if (cni) {
       env.put("NATGATE_AGENT_CNI_SOCKET", cniSocket(n).toString());
     }
     agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
         List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()), env, "agent-" + n.name()));
+  }
+
+  /**
+   * The node's agent's kubeconfig, with the token its DaemonSet pod would have (bound to the node: it may write only
+   * that node's objects). The certificate check is off: the API server's certificate names 127.0.0.1, not the lab
+   * address.
+   */
+  private Path agentKubeconfig(LabNode n) throws IOException {
+    Path file = dir.resolve("agent-" + n.name() + ".kubeconfig");
+    if (!Files.exists(file)) {
+      Files.writeString(file, """
+          apiVersion: v1
+          kind: Config
+          clusters: [{name: lab, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
+          users: [{name: natgate-agent, user: {token: %s}}]
+          contexts: [{name: lab, context: {cluster: lab, user: natgate-agent}}]
+          current-context: lab
+          """.formatted(API_ADDRESS, API_PORT, cp.agentToken(n.name())));
+    }
+    return file;
   }
 
   /** SIGKILL, as a crashed or OOM-killed agent: its kernel state stays behind. */

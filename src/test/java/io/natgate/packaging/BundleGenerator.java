@@ -56,6 +56,14 @@ public final class BundleGenerator {
     for (Path crd : crdFiles(repo)) {
       files.put("bundle/manifests/" + crd.getFileName(), Files.readString(crd));
     }
+    // The operator's NetworkPolicy: OLM creates it in the install namespace.
+    for (Map<String, Object> policy : ofKind(Kustomize.build(repo.resolve("config/manager")), "NetworkPolicy")) {
+      Map<String, Object> copy = new LinkedHashMap<>(policy);
+      Map<String, Object> metadata = new LinkedHashMap<>(Yaml.at(policy, "metadata"));
+      metadata.remove("namespace");
+      copy.put("metadata", metadata);
+      files.put("bundle/manifests/" + metadata.get("name") + ".networkpolicy.yaml", HEADER + Yaml.write(copy));
+    }
     Map<String, String> annotations = annotations();
     files.put("bundle/metadata/annotations.yaml", HEADER + Yaml.write(Yaml.map("annotations", annotations)));
     StringBuilder dockerfile = new StringBuilder(HEADER).append("FROM scratch\n\n");

@@ -3,6 +3,8 @@ package io.natgate.testing;
 import io.fabric8.kubeapitest.KubeAPIServer;
 import io.fabric8.kubeapitest.KubeAPIServerConfigBuilder;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.ConfigBuilder;
@@ -23,6 +25,7 @@ import java.util.stream.Stream;
 public final class ControlPlane implements AutoCloseable {
   public static final String OPERATOR_NAMESPACE = Defaults.HEARTBEAT_NAMESPACE;
   public static final String OPERATOR_SERVICE_ACCOUNT = "natgate-operator";
+  public static final String AGENT_SERVICE_ACCOUNT = "natgate-agent";
 
   private final KubeAPIServer server;
   private final KubernetesClient admin;
@@ -117,10 +120,19 @@ public final class ControlPlane implements AutoCloseable {
   }
 
   public KubernetesClient clientFor(String namespace, String serviceAccount) {
+    return clientWith(token(namespace, serviceAccount));
+  }
+
+  /** The agent of {@code node}, as its DaemonSet pod there authenticates: see {@link #agentToken}. */
+  public KubernetesClient agentClient(String node) {
+    return clientWith(agentToken(node));
+  }
+
+  private KubernetesClient clientWith(String token) {
     Config adminConfig = admin.getConfiguration();
     Config config = new ConfigBuilder().withMasterUrl(adminConfig.getMasterUrl())
         .withCaCertData(adminConfig.getCaCertData()).withCaCertFile(adminConfig.getCaCertFile())
-        .withOauthToken(token(namespace, serviceAccount)).build();
+        .withOauthToken(token).build();
     return new KubernetesClientBuilder().withConfig(config).build();
   }
 
@@ -145,6 +157,27 @@ public final class ControlPlane implements AutoCloseable {
     var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).endSpec().build();
     return admin.serviceAccounts().inNamespace(namespace).withName(serviceAccount).tokenRequest(request)
         .getStatus().getToken();
+  }
+
+  /**
+   * The token the kubelet mounts into the agent's pod on {@code node}: bound to that pod, so the API server names
+   * the node in the user's extra (authentication.kubernetes.io/node-name), which config/rbac/admission_policies.yaml
+   * checks. The pod (natgate-agent-NODE, never run: there is no kubelet) is created when missing and kept, since the
+   * token is valid only while it exists.
+   */
+  public String agentToken(String node) {
+    String name = AGENT_SERVICE_ACCOUNT + "-" + node;
+    Pod pod = admin.pods().inNamespace(OPERATOR_NAMESPACE).withName(name).get();
+    if (pod == null) {
+      pod = admin.pods().inNamespace(OPERATOR_NAMESPACE).resource(new PodBuilder().withNewMetadata().withName(name)
+          .endMetadata().withNewSpec().withServiceAccountName(AGENT_SERVICE_ACCOUNT).withNodeName(node)
+          .addNewContainer().withName("agent").withImage("natgate-agent").endContainer().endSpec().build()).create();
+    }
+    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).withNewBoundObjectRef()
+        .withApiVersion("v1").withKind("Pod").withName(name).withUid(pod.getMetadata().getUid()).endBoundObjectRef()
+        .endSpec().build();
+    return admin.serviceAccounts().inNamespace(OPERATOR_NAMESPACE).withName(AGENT_SERVICE_ACCOUNT)
+        .tokenRequest(request).getStatus().getToken();
   }
 
   /** Server-side applies every YAML file of a directory (not kustomization.yaml), as kubectl apply would. */

@@ -40,7 +40,7 @@ public final class LabAgent {
   }
 
   private static Agent create(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
-    KubernetesClient client = cp.clientFor(ControlPlane.OPERATOR_NAMESPACE, "natgate-agent");
+    KubernetesClient client = cp.agentClient(n.name());
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
     // In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here.

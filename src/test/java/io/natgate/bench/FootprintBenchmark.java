@@ -1,0 +1,232 @@
+package io.natgate.bench;
+
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.testing.ControlPlane;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * `make bench-footprint`: the operator and agent images as their manifests run them (memory limits of config/manager
+ * and config/agent), against a real kube-apiserver, idle with one gateway on one node. Prints, never asserts: image
+ * sizes, operator start to ready, agent start to its node's state applied, and each one's RSS after an idle minute's
+ * part ({@code bench.idle-seconds}, default 20). Images compared side by side, rounds alternating
+ * ({@code bench.images}: operator=agent pairs separated by commas; {@code bench.rounds}, default 2).
+ * The operator runs on the host network (the API server listens on every address); the agent in a Docker network of
+ * its own (its kernel changes stay in its container's network namespace), privileged there so that it can write its
+ * namespace's /proc/sys as it writes the node's in a DaemonSet.
+ */
+public final class FootprintBenchmark {
+  static final String NETWORK = "natgate-footprint";
+  static final String SUBNET = "198.18.219.0/24";
+  static final String NODE_IP = "198.18.219.10";
+  static final String NODE = "footprint-node";
+  static final String EGRESS_IP = "198.18.219.100";
+
+  private final ControlPlane cp;
+  private final KubernetesClient admin;
+  private final HttpClient http = HttpClient.newHttpClient();
+  private final int idleSeconds = Integer.getInteger("bench.idle-seconds", 20);
+
+  FootprintBenchmark(ControlPlane cp) {
+    this.cp = cp;
+    this.admin = cp.admin();
+  }
+
+  public static void main(String[] args) throws Exception {
+    List<String[]> images = new ArrayList<>();
+    for (String pair : System.getProperty("bench.images").split(",")) {
+      images.add(pair.split("="));
+    }
+    int rounds = Integer.getInteger("bench.rounds", 2);
+    int status = 0;
+    docker("network", "create", "--subnet", SUBNET, NETWORK);
+    try (ControlPlane cp = new ControlPlane()) {
+      var bench = new FootprintBenchmark(cp);
+      Map<String, List<long[]>> results = new LinkedHashMap<>();
+      for (int round = 1; round <= rounds; round++) {
+        for (String[] pair : images) {
+          System.out.printf("%nround %d of %d: %s + %s, load %s%n", round, rounds, pair[0], pair[1], load());
+          results.computeIfAbsent(pair[0] + " + " + pair[1], k -> new ArrayList<>()).add(bench.round(pair[0], pair[1]));
+        }
+      }
+      System.out.printf("%n| images | size operator / agent | operator start → ready | operator RSS | agent start → "
+          + "applied | agent RSS |%n|---|---|---|---|---|---|%n");
+      for (String[] pair : images) {
+        List<long[]> r = results.get(pair[0] + " + " + pair[1]);
+        System.out.printf("| %s + %s | %s / %s | %s ms | %s MiB | %s ms | %s MiB |%n", pair[0], pair[1], size(pair[0]),
+            size(pair[1]), column(r, 0), column(r, 1), column(r, 2), column(r, 3));
+      }
+      System.out.printf("load average at the end: %s%n", load());
+    } catch (Exception e) {
+      e.printStackTrace();
+      status = 1;
+    } finally {
+      docker("network", "rm", NETWORK);
+    }
+    System.exit(status);
+  }
+
+  /** Operator start → ready ms, its RSS MiB, agent start → applied ms, its RSS MiB. */
+  long[] round(String operatorImage, String agentImage) throws Exception {
+    Path dir = Files.createTempDirectory("natgate-footprint");
+    String operator = "natgate-footprint-operator";
+    String agent = "natgate-footprint-agent";
+    try {
+      Path operatorConfig = Files.move(cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE,
+          ControlPlane.OPERATOR_SERVICE_ACCOUNT), dir.resolve("operator.kubeconfig"));
+      Files.writeString(operatorConfig, Files.readString(operatorConfig).replace(
+          admin.getConfiguration().getCaCertFile(), "/ca.crt"));
+      readableByAll(operatorConfig);
+      // The images' users are not root: their copies of the kubeconfig and the CA are readable by all.
+      Path ca = Files.copy(Path.of(admin.getConfiguration().getCaCertFile()), dir.resolve("ca.crt"));
+      readableByAll(ca);
+      int port = freePort();
+      admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE)
+          .addToLabels("node-role.kubernetes.io/egress", "").endMetadata().withNewSpec().endSpec().build()).create();
+      new io.natgate.testing.Cluster(admin).setReady(NODE, NODE_IP, true);
+      try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
+        EgressGateway gw = admin.resources(EgressGateway.class).load(sample).item();
+        gw.getSpec().egressIPs = List.of(EGRESS_IP);
+        admin.resource(gw).create();
+      }
+
+      long start = System.nanoTime();
+      docker("run", "-d", "--name", operator, "--network", "host", "--memory", "512m",
+          "-v", operatorConfig + ":/kubeconfig:ro", "-v", ca + ":/ca.crt:ro", "-e", "KUBECONFIG=/kubeconfig",
+          "-e", "QUARKUS_HTTP_PORT=" + port, "-e", "NATGATE_LEADER_ELECTION_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE,
+          operatorImage);
+      await("operator ready", () -> ok("http://127.0.0.1:" + port + "/q/health/ready"));
+      long operatorReady = (System.nanoTime() - start) / 1_000_000;
+
+      Path agentConfig = dir.resolve("agent.kubeconfig");
+      Files.writeString(agentConfig, """
+          apiVersion: v1
+          kind: Config
+          clusters: [{name: c, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
+          users: [{name: agent, user: {token: %s}}]
+          contexts: [{name: c, context: {cluster: c, user: agent}}]
+          current-context: c
+          """.formatted(SUBNET.replace("0/24", "1"), URI.create(admin.getConfiguration().getMasterUrl()).getPort(),
+          cp.agentToken(NODE)));
+      start = System.nanoTime();
+      docker("run", "-d", "--name", agent, "--network", NETWORK, "--ip", NODE_IP, "--memory", "300m", "--privileged",
+          "-v", agentConfig + ":/kubeconfig:ro", "-e", "KUBECONFIG=/kubeconfig", "-e", "NATGATE_AGENT_NODE_NAME=" + NODE,
+          "-e", "NATGATE_AGENT_NODE_IP=" + NODE_IP, "-e", "NATGATE_HEARTBEAT_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE,
+          "-e", "QUARKUS_HTTP_PORT=9741", agentImage);
+      await("agent applied its node's state", () -> admin.resources(EgressNodeState.class).list().getItems().stream()
+          .anyMatch(s -> NODE.equals(s.getSpec().nodeName) && s.getStatus() != null
+              && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration)));
+      long agentApplied = (System.nanoTime() - start) / 1_000_000;
+
+      Thread.sleep(idleSeconds * 1000L);
+      long[] result = {operatorReady, rssMiB(operator), agentApplied, rssMiB(agent)};
+      System.out.printf("operator ready %d ms, RSS %d MiB; agent applied %d ms, RSS %d MiB%n", result[0], result[1],
+          result[2], result[3]);
+      // Deleted while the operator runs, so that its finalizer is honoured.
+      admin.resources(EgressGateway.class).withName("payments").delete();
+      await("gateway deleted", () -> admin.resources(EgressGateway.class).list().getItems().isEmpty());
+      return result;
+    } finally {
+      docker("rm", "-f", operator, agent);
+      admin.resources(EgressGateway.class).withName("payments").withGracePeriod(0).delete();
+      admin.nodes().withName(NODE).delete();
+      admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).delete();
+      try (var files = Files.walk(dir)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      }
+    }
+  }
+
+  private static void readableByAll(Path file) throws IOException {
+    Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+  }
+
+  private boolean ok(String url) {
+    try {
+      return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(2)).build(),
+          HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
+    } catch (IOException e) {
+      return false;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  interface Check {
+    boolean done() throws Exception;
+  }
+
+  private static void await(String what, Check check) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+    while (!check.done()) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("timed out waiting for: " + what);
+      }
+      Thread.sleep(20);
+    }
+  }
+
+  /** The container's main process (the JVM), read from the host's /proc. */
+  private static long rssMiB(String container) throws IOException {
+    String pid = docker("inspect", "-f", "{{.State.Pid}}", container).trim();
+    for (String line : Files.readAllLines(Path.of("/proc", pid, "status"))) {
+      if (line.startsWith("VmRSS:")) {
+        return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+      }
+    }
+    throw new IllegalStateException("no VmRSS for " + container);
+  }
+
+  private static String size(String image) throws IOException {
+    return String.format("%d MB", Long.parseLong(docker("image", "inspect", "-f", "{{.Size}}", image).trim())
+        / 1_000_000);
+  }
+
+  private static String column(List<long[]> rows, int i) {
+    return rows.stream().map(r -> String.valueOf(r[i])).toList().toString();
+  }
+
+  private static String load() throws IOException {
+    return Files.readString(Path.of("/proc/loadavg")).split(" ", 4)[0];
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static String docker(String... args) throws IOException {
+    List<String> command = new ArrayList<>(List.of("docker"));
+    command.addAll(List.of(args));
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    try {
+      if (!p.waitFor(5, TimeUnit.MINUTES) || (p.exitValue() != 0 && !args[0].equals("rm")
+          && !(args[0].equals("network") && args[1].equals("rm")))) {
+        throw new IOException(String.join(" ", command) + " failed: " + out);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException(e);
+    }
+    return out;
+  }
+}
