@@ -58,6 +58,8 @@ final class PairExchange implements AutoCloseable {
   private final SequenceClock sequence = new SequenceClock();
   private final Map<Long, CompletableFuture<Void>> pending = new ConcurrentHashMap<>();
   private final BlockingQueue<Job> jobs = new LinkedBlockingQueue<>();
+  /** Set name to type; forgotten when an apply fails (the gateway role may have made it anew). */
+  private final Map<String, String> types = new ConcurrentHashMap<>();
   private final ScheduledExecutorService resender;
   private final Map<PeerView.Verdict, Counter> received = new EnumMap<>(PeerView.Verdict.class);
   private final Counter added;
@@ -94,9 +96,8 @@ final class PairExchange implements AutoCloseable {
     CompletableFuture<DatagramChannel> opened = new CompletableFuture<>();
     Thread receiver = namespace.threads("natgate-dns-pairs").newThread(() -> {
       try {
-        DatagramChannel c = DatagramChannel.open(StandardProtocolFamily.INET);
-        c.bind(new InetSocketAddress("0.0.0.0", port));
-        opened.complete(c);
+        channel = DatagramChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress("0.0.0.0", port));
+        opened.complete(channel);
       } catch (IOException | RuntimeException e) {
         opened.completeExceptionally(e);
         return;
@@ -105,7 +106,7 @@ final class PairExchange implements AutoCloseable {
     });
     receiver.start();
     threads.add(receiver);
-    channel = opened.join();
+    opened.join();
     Thread applier = namespace.threads("natgate-dns-apply").newThread(this::applyLoop);
     applier.start();
     threads.add(applier);
@@ -216,7 +217,8 @@ final class PairExchange implements AutoCloseable {
     try {
       kernel.run(restore(batch), "ipset", "-exist", "restore");
       batch.forEach(this::applied);
-    } catch (Kernel.KernelException e) {
+    } catch (Kernel.KernelException | IllegalArgumentException e) {
+      types.clear();
       if (batch.size() == 1) {
         applyErrors.increment();
         LOG.warnf("DNS pairs for %s of gateway %s not added: %s", batch.get(0).pairs().fqdn(),
@@ -230,16 +232,38 @@ final class PairExchange implements AutoCloseable {
     }
   }
 
-  static String restore(List<Job> batch) {
+  /** ipset restore lines for the batch, each pair in the form its set's type takes. */
+  String restore(List<Job> batch) {
     var text = new StringBuilder();
+    Map<String, ? extends NodeGatewayState> now = states.get();
     for (Job job : batch) {
       String set = DestinationSets.fqdn(job.pairs().gateway(), job.pairs().fqdn());
+      String type = typeOf(set);
+      var ports = SetMembers.portsOf(now.get(job.pairs().gateway()), job.pairs().fqdn());
       for (PairMessage.Pair p : job.pairs().pairs()) {
-        text.append("add ").append(set).append(' ').append(p.pod()).append(',').append(p.address())
-            .append(" timeout ").append(p.timeoutSeconds()).append('\n');
+        for (String member : SetMembers.of(type, p.pod(), p.address(), ports)) {
+          text.append("add ").append(set).append(' ').append(member).append(" timeout ").append(p.timeoutSeconds())
+              .append('\n');
+        }
       }
     }
     return text.toString();
+  }
+
+  /** The set's type, as the kernel says (asked once per set; a set that is missing fails its pairs). */
+  private String typeOf(String set) {
+    String known = types.get(set);
+    if (known != null) {
+      return known;
+    }
+    for (String line : kernel.run(null, "ipset", "list", "-t", set).split("\n")) {
+      if (line.startsWith("Type: ")) {
+        String type = line.substring("Type: ".length()).trim();
+        types.put(set, type);
+        return type;
+      }
+    }
+    throw new Kernel.KernelException("ipset list -t " + set + ": no type");
   }
 
   /** Acknowledges (or completes a local job), then relays to the rest of the succession. */
