@@ -12,8 +12,13 @@ public final class DnsLatency {
 
   /** @param proxied, direct reports of lab/dns_client.py ({@code ms}: one time per query) */
   public static void print(JsonNode proxied, JsonNode direct) {
-    List<Double> p = times(proxied);
-    List<Double> d = times(direct);
+    print(times(proxied), times(direct));
+  }
+
+  /** @param p, d times of each query (ms) through the proxy and direct */
+  public static void print(List<Double> p, List<Double> d) {
+    p = sorted(p);
+    d = sorted(d);
     System.out.printf("DNS latency (ms), %d queries each, load average %.2f%n", p.size(),
         ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
     System.out.printf("  %-28s p50 %6.2f  p95 %6.2f  p99 %6.2f  max %7.2f%n", "through the proxy", at(p, 50),
@@ -24,9 +29,15 @@ public final class DnsLatency {
         at(p, 99) - at(d, 99), at(p, 50) / at(d, 50));
   }
 
-  static List<Double> times(JsonNode report) {
+  /** The query times of a report of lab/dns_client.py. */
+  public static List<Double> times(JsonNode report) {
     List<Double> t = new ArrayList<>();
     report.path("ms").forEach(ms -> t.add(ms.asDouble()));
+    return t;
+  }
+
+  private static List<Double> sorted(List<Double> times) {
+    List<Double> t = new ArrayList<>(times);
     t.sort(Double::compare);
     return t;
   }
