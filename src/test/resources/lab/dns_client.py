@@ -1,4 +1,4 @@
-"""DNS client of the lab (DnsPathLabIT): asks a name COUNT times over UDP and, with --connect-port, connects to
+"""DNS client of the lab (DnsPathLabIT): asks a name COUNT times over UDP (or TCP, --tcp) and, with --connect-port, connects to
 every address of each answer right after it arrived. Prints one JSON report: answers by rcode, DNS errors (refused:
 ICMP port unreachable; timeout), connections made and refused, the addresses seen, and each query's time in ms."""
 import argparse
@@ -42,6 +42,16 @@ def parse(b):
     return qid, flags & 0xF, addresses
 
 
+def read_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionResetError("closed")
+        data += chunk
+    return data
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--server", required=True)
@@ -49,23 +59,29 @@ def main():
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--connect-port", type=int, default=0)
+    p.add_argument("--tcp", action="store_true")
     a = p.parse_args()
     report = {"rcodes": {}, "errors": {}, "connected": 0, "refused": 0, "connect_failed": 0, "addresses": [],
               "ms": []}
     seen = set()
     for _ in range(a.count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(a.timeout)
-        s.connect((a.server, 53))
         qid = random.randrange(65536)
         started = time.perf_counter()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if a.tcp else socket.SOCK_DGRAM)
+        s.settimeout(a.timeout)
         try:
-            s.send(query(a.name, qid))
-            while True:
-                rid, rcode, addresses = parse(s.recv(65535))
-                if rid == qid:
-                    break
-        except ConnectionRefusedError:
+            s.connect((a.server, 53))
+            if a.tcp:
+                q = query(a.name, qid)
+                s.sendall(struct.pack(">H", len(q)) + q)
+                rid, rcode, addresses = parse(read_exactly(s, struct.unpack(">H", read_exactly(s, 2))[0]))
+            else:
+                s.send(query(a.name, qid))
+                while True:
+                    rid, rcode, addresses = parse(s.recv(65535))
+                    if rid == qid:
+                        break
+        except (ConnectionRefusedError, ConnectionResetError):
             report["errors"]["refused"] = report["errors"].get("refused", 0) + 1
             report["ms"].append((time.perf_counter() - started) * 1000)
             continue

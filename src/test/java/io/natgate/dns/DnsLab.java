@@ -190,9 +190,10 @@ public final class DnsLab implements AutoCloseable {
   }
 
   /** lab/dns_client.py in the pod: {@code count} queries of {@code name} to the resolver, and connections. */
-  public JsonNode resolve(LabPod pod, String name, int count, boolean connect) {
+  public JsonNode resolve(LabPod pod, String name, int count, boolean connect, String... more) {
     List<String> args = new ArrayList<>(List.of(lab.python(), "-c", client, "--server", RESOLVER, "--name", name,
         "--count", String.valueOf(count)));
+    args.addAll(List.of(more));
     if (connect) {
       args.addAll(List.of("--connect-port", String.valueOf(PORT)));
     }

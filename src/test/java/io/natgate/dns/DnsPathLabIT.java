@@ -62,8 +62,8 @@ class DnsPathLabIT {
     }
   }
 
-  static JsonNode resolve(LabPod pod, String name, int count, boolean connect) {
-    return dns.resolve(pod, name, count, connect);
+  static JsonNode resolve(LabPod pod, String name, int count, boolean connect, String... more) {
+    return dns.resolve(pod, name, count, connect, more);
   }
 
   static java.util.Set<String> pairs(int node, String fqdn) {
@@ -129,6 +129,17 @@ class DnsPathLabIT {
 
   @Test
   @Order(3)
+  void queriesOverTcpAreFollowedToo() {
+    long before = dns.queries();
+    JsonNode r = resolve(lab.pod(2, 1), ALLOWED, 20, true, "--tcp");
+    assertThat(r.path("rcodes").path("0").asInt()).isEqualTo(20);
+    assertThat(r.path("connected").asInt()).isEqualTo(40);
+    assertThat(r.path("refused").asInt()).isZero();
+    assertThat(dns.queries() - before).as("through the proxy, over TCP to the resolver too").isEqualTo(20);
+  }
+
+  @Test
+  @Order(4)
   void pairsLeaveWithinTheirTtlPlusTheGrace() {
     resolve(lab.pod(1, 1), ALLOWED, 5, false);
     long last = System.nanoTime();
@@ -142,7 +153,7 @@ class DnsPathLabIT {
   }
 
   @Test
-  @Order(4)
+  @Order(5)
   void forgedReplayedAndStrangerPairsAreRefusedAndCounted() throws Exception {
     String set = DestinationSets.fqdn(GATEWAY, ALLOWED);
     String pod = lab.pod(1, 1).ip();
@@ -191,7 +202,7 @@ class DnsPathLabIT {
   }
 
   @Test
-  @Order(5)
+  @Order(6)
   void withTheProxyDownQueriesFailFastAndNothingLeaksThenWorkAgainWithoutTouchingThePod() {
     LabPod pod = lab.pod(1, 1);
     dns.stopPath(1); // the agent stopped; its kernel state (the redirect) stays
@@ -213,7 +224,7 @@ class DnsPathLabIT {
   }
 
   @Test
-  @Order(6)
+  @Order(7)
   void latencyTheProxyAdds() {
     // pod 3-1 is not followed (node 3 SNATs only pods of nodes 1 and 2): it asks the resolver directly.
     DnsLatency.print(resolve(lab.pod(1, 1), ALLOWED, 500, false), resolve(lab.pod(3, 1), ALLOWED, 500, false));

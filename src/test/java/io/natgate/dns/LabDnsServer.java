@@ -28,7 +28,7 @@ import org.xbill.DNS.Section;
 /**
  * The lab's DNS server (test code): UDP port 53 in a namespace of the lab. Every query of a name gets the next two
  * addresses of that name's pool (rotating) and a TTL of 1 to 5 s (cycling), so that no two answers in a row are
- * alike; a name can point to another by CNAME first. It also accepts TCP connections on one port of every address
+ * alike; a name can point to another by CNAME first (UDP and TCP). It also accepts TCP connections on one port of every address
  * (and closes them), the destinations the pods connect to.
  */
 final class LabDnsServer implements AutoCloseable {
@@ -42,6 +42,7 @@ final class LabDnsServer implements AutoCloseable {
   private final NodeNamespace namespace;
   private DatagramChannel udp;
   private ServerSocketChannel tcp;
+  private ServerSocketChannel dnsTcp;
 
   LabDnsServer(Kernel kernel, Map<String, Zone> zones) {
     this.zones = Map.copyOf(zones);
@@ -55,6 +56,7 @@ final class LabDnsServer implements AutoCloseable {
         udp = DatagramChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress(listen, 53));
         tcp = ServerSocketChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress("0.0.0.0", connectPort),
             1024);
+        dnsTcp = ServerSocketChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress(listen, 53), 64);
         opened.complete(null);
       } catch (IOException e) {
         opened.completeExceptionally(e);
@@ -64,6 +66,7 @@ final class LabDnsServer implements AutoCloseable {
     }).start();
     opened.join();
     namespace.threads("lab-accept").newThread(this::accept).start();
+    namespace.threads("lab-dns-tcp").newThread(this::serveTcp).start();
     return this;
   }
 
@@ -84,6 +87,29 @@ final class LabDnsServer implements AutoCloseable {
         return;
       } catch (IOException e) {
         // a malformed query: no answer
+      }
+    }
+  }
+
+  /** DNS over TCP: length-prefixed messages, one connection at a time (the tests ask one query at a time). */
+  private void serveTcp() {
+    while (true) {
+      try (SocketChannel c = dnsTcp.accept()) {
+        var in = new java.io.DataInputStream(c.socket().getInputStream());
+        var out = new java.io.DataOutputStream(c.socket().getOutputStream());
+        while (true) {
+          byte[] query = new byte[in.readUnsignedShort()];
+          in.readFully(query);
+          queries.incrementAndGet();
+          byte[] answer = answer(new Message(query)).toWire();
+          out.writeShort(answer.length);
+          out.write(answer);
+          out.flush();
+        }
+      } catch (ClosedChannelException e) {
+        return;
+      } catch (IOException e) {
+        // the client closed: next connection
       }
     }
   }
@@ -130,6 +156,7 @@ final class LabDnsServer implements AutoCloseable {
     try {
       udp.close();
       tcp.close();
+      dnsTcp.close();
     } catch (IOException e) {
       // closing anyway
     }
