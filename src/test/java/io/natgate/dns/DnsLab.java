@@ -128,8 +128,12 @@ public final class DnsLab implements AutoCloseable {
     String type = netnet ? "hash:net,net" : "hash:ip,port,ip";
     System.out.printf("names' sets: %s%n", type);
     for (int n : standby == 0 ? List.of(holder) : List.of(holder, standby)) {
+      String existing = lab.exec(lab.node(n).ns(), "ipset", "list", "-n");
       for (String fqdn : List.of(ALLOWED, WILDCARD)) {
-        lab.exec(lab.node(n).ns(), "ipset", "create", DestinationSets.fqdn(GATEWAY, fqdn), type, "timeout", "1");
+        String set = DestinationSets.fqdn(GATEWAY, fqdn);
+        if (!existing.contains(set)) { // unless the gateway role made it
+          lab.exec(lab.node(n).ns(), "ipset", "create", set, type, "timeout", "1");
+        }
       }
     }
     String accept = "-A " + CHECK + " -m set --match-set %s " + (netnet ? "src,dst" : "src,dst,dst") + " -j ACCEPT\n";
