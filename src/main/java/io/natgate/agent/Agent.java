@@ -24,6 +24,7 @@ import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.Renderer;
+import io.natgate.dns.DnsPath;
 import io.natgate.peers.HoldDecision;
 import io.natgate.peers.PeerKey;
 import io.natgate.peers.PeerLiveness;
@@ -117,6 +118,8 @@ public final class Agent implements AutoCloseable {
   private CniEndpoint cniEndpoint;
   private ConnectionLog.Settings connectionLogSettings; // null: no connection log
   private ConnectionLog connectionLog;
+  private DnsPath.Settings dnsSettings; // null: no DNS path
+  private DnsPath dns;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
   public Agent(KubernetesClient client, KubernetesClient heartbeatClient, Settings settings, Kernel kernel,
@@ -144,6 +147,12 @@ public final class Agent implements AutoCloseable {
     return this;
   }
 
+  /** Follows the DNS answers of pods whose gateway allows names (io.natgate.dns), before {@link #start}. */
+  public Agent withDns(DnsPath.Settings settings) {
+    dnsSettings = settings;
+    return this;
+  }
+
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
   public Agent start() {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
@@ -154,6 +163,11 @@ public final class Agent implements AutoCloseable {
     dataplane = new NodeDataplane(kernel, dp);
     if (connectionLogSettings != null) {
       connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
+    }
+    if (dnsSettings != null && settings.nodeIP() != null) {
+      dns = new DnsPath(settings.nodeName(), settings.nodeIP(), dnsSettings, kernel, metrics);
+    } else if (dnsSettings != null) {
+      LOG.warn("no node IP (natgate.agent.node-ip): no DNS path, names in allow lists allow nothing on this node");
     }
     registerMetrics();
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
@@ -227,8 +241,23 @@ public final class Agent implements AutoCloseable {
         Thread.sleep(1000);
       }
       peers.listen(key);
+      startDns(key);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /** The DNS path authenticates its pairs with the peer key; a port it cannot bind is logged, never fatal. */
+  private void startDns(byte[] key) {
+    if (dns == null) {
+      return;
+    }
+    try {
+      dns.start(key);
+      LOG.infof("DNS proxy on %s:%d, pairs on UDP %d, upstream %s", settings.nodeIP(), dnsSettings.proxyPort(),
+          dnsSettings.pairPort(), dnsSettings.upstream());
+    } catch (RuntimeException e) {
+      LOG.errorf("DNS path not started (queries of pods whose gateway allows names fail): %s", e.getMessage());
     }
   }
 
@@ -382,7 +411,7 @@ public final class Agent implements AutoCloseable {
       if (connectionLog != null) {
         connectionLog.update(wanted); // listening before the connections are marked
       }
-      KernelPlan plan = Renderer.render(wanted, dataplane().settings());
+      KernelPlan plan = withDns(Renderer.render(wanted, dataplane().settings()), states);
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {
@@ -408,6 +437,21 @@ public final class Agent implements AutoCloseable {
     }
     reportLater();
     return applied;
+  }
+
+  /**
+   * The plan plus the DNS path's redirect, after telling the path the operator's states as they are: the allow lists
+   * and peers (pods natgate-cni added early are followed once the operator lists them: the gateway SNATs them only
+   * then).
+   */
+  private KernelPlan withDns(KernelPlan plan, List<EgressNodeState> states) {
+    if (dns == null) {
+      return plan;
+    }
+    Map<String, NodeGatewayState> raw = new TreeMap<>();
+    states.forEach(st -> raw.put(st.getSpec().gateway, st.getSpec()));
+    dns.update(raw);
+    return dns.addTo(plan, dataplane().settings().tunnelDevice());
   }
 
   private void repair() {
@@ -525,6 +569,9 @@ public final class Agent implements AutoCloseable {
     }
     if (connectionLog != null) {
       connectionLog.close();
+    }
+    if (dns != null) {
+      dns.close();
     }
   }
 }

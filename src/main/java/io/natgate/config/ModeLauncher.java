@@ -9,6 +9,7 @@ import io.natgate.agent.Heartbeat;
 import io.natgate.cni.CniInstallation;
 import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.Kernel;
+import io.natgate.dns.DnsPath;
 import io.natgate.peers.PeerLiveness;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -16,6 +17,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Inject;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
 import org.eclipse.microprofile.health.HealthCheck;
@@ -32,6 +34,7 @@ import io.smallrye.health.api.HealthGroup;
 @ApplicationScoped
 @HealthGroup("agent")
 public class ModeLauncher implements HealthCheck {
+  private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(ModeLauncher.class);
   @Inject
   NatgateConfig config;
   @Inject
@@ -64,11 +67,32 @@ public class ModeLauncher implements HealthCheck {
     var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of(), Kernel.DEFAULT_TIMEOUT, a.procSys()), metrics)
         .withConnectionLog(logSettings);
     a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
+    if (a.dns().enabled()) {
+      try {
+        created.withDns(dnsSettings(a.dns()));
+      } catch (RuntimeException e) {
+        // No upstream to ask: names in allow lists allow nothing here (their pods' queries are not redirected).
+        LOG.errorf("no DNS path: %s", e.getMessage());
+      }
+    }
     agent = created.start();
     if (a.cniSocket().isPresent() && a.cniBinDir().isPresent() && a.cniConfDir().isPresent()) {
       cniInstallation = new CniInstallation(Path.of(a.cniPlugin()), Path.of(a.cniBinDir().get()),
           Path.of(a.cniConfDir().get()), a.cniSocket().get()).start();
     }
+  }
+
+  private static DnsPath.Settings dnsSettings(NatgateConfig.Dns d) {
+    InetSocketAddress upstream = d.upstream().map(ModeLauncher::hostPort)
+        .orElseGet(() -> DnsPath.nameserverOf(Path.of("/etc/resolv.conf")));
+    return new DnsPath.Settings(d.proxyPort(), d.pairPort(), upstream, d.grace(), d.confirmTimeout());
+  }
+
+  /** host or host:port (53). */
+  private static InetSocketAddress hostPort(String text) {
+    int colon = text.lastIndexOf(':');
+    return colon < 0 ? new InetSocketAddress(text, 53)
+        : new InetSocketAddress(text.substring(0, colon), Integer.parseInt(text.substring(colon + 1)));
   }
 
   void stop(@Observes ShutdownEvent event) {

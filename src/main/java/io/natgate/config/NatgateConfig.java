@@ -137,6 +137,35 @@ public interface NatgateConfig {
 
     /** Where the connection log goes; whether a gateway logs at all is its spec.connectionLog. */
     ConnectionLog connectionLog();
+
+    /** The DNS path of gateways whose allow list has names (docs/dns-path.md). */
+    Dns dns();
+  }
+
+  /** {@code natgate.agent.dns.*}: docs/dns-path.md. */
+  interface Dns {
+    /** false: no DNS proxy (names in allow lists then allow nothing). */
+    @WithDefault("true")
+    boolean enabled();
+
+    /** The resolver the proxy asks, host or host:port; unset: the first nameserver of the agent's /etc/resolv.conf. */
+    Optional<String> upstream();
+
+    /** The proxy's UDP and TCP port on the node IP, where the followed pods' queries are redirected. */
+    @WithDefault("" + Defaults.DNS_PROXY_PORT)
+    int proxyPort();
+
+    /** UDP port of the (pod, address) pairs between agents (open it between nodes, like the peers' port). */
+    @WithDefault("" + Defaults.DNS_PAIR_PORT)
+    int pairPort();
+
+    /** Added to each answer's TTL before its addresses leave the gateway's sets. */
+    @WithDefault(Defaults.DNS_GRACE_S + "s")
+    Duration grace();
+
+    /** How long an answer waits for the gateway's confirmation; then failurePolicy decides (Drop: SERVFAIL). */
+    @WithDefault(Defaults.DNS_CONFIRM_TIMEOUT_MS + "ms")
+    Duration confirmTimeout();
   }
 
   /** {@code natgate.agent.connection-log.*}: docs/connection-log.md. */

@@ -2,6 +2,8 @@ package io.natgate.dataplane;
 
 /** natgate's own iptables chains and the built-in chain each is jumped to from, as that chain's first rule. */
 public enum Hook {
+  /** DNS path: send the DNS queries of pods whose gateway allows names to the node's DNS proxy (io.natgate.dns). */
+  NAT_PREROUTING("nat", "PREROUTING"),
   /** Director: mark selected traffic for the tunnel. */
   MANGLE_PREROUTING("mangle", "PREROUTING"),
   /** Director: clamp TCP MSS to the tunnel's smaller MTU, so no connection depends on ICMP getting through. */

@@ -16,6 +16,10 @@ import io.natgate.dataplane.Renderer;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
+import java.time.Duration;
+import io.natgate.Defaults;
+import io.natgate.dns.DnsLatency;
+import io.natgate.dns.DnsLab;
 import io.natgate.plan.IpAddresses;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -77,7 +81,8 @@ public final class DataplaneBenchmark {
   }
 
   public static void main(String[] args) throws Exception {
-    List<String> parts = args.length == 0 ? List.of("throughput", "programming", "connections") : Arrays.asList(args);
+    List<String> parts = args.length == 0 ? List.of("throughput", "programming", "connections", "dns")
+        : Arrays.asList(args);
     String reason = NetworkLab.unavailableReason();
     if (reason != null) {
       System.err.println("cannot run: " + reason);
@@ -98,12 +103,36 @@ public final class DataplaneBenchmark {
       if (parts.contains("connections")) {
         bench.connections();
       }
+      if (parts.contains("dns")) {
+        bench.dns();
+      }
       bench.awaitQuiet();
     } catch (RuntimeException | Error e) {
       e.printStackTrace();
       status = 1;
     }
     System.exit(status); // exec:java would otherwise wait for lingering threads
+  }
+
+  // ---------------------------------------------------------------------------------------------- dns
+
+  /**
+   * The time a DNS query takes through the DNS path (the pod on the director asks for a name its gateway allows: the
+   * proxy waits for the gateway's confirmation) beside the same query straight to the lab's server (the pod on the
+   * gateway node, not followed), in alternating rounds so that both see the same machine.
+   */
+  void dns() {
+    int rounds = 5;
+    int perRound = Integer.getInteger("bench.dns-queries", 1000) / rounds;
+    try (var lab = new DnsLab(this.lab, 1, List.of(2), 0, Duration.ofSeconds(Defaults.DNS_GRACE_S))) {
+      List<Double> proxied = new ArrayList<>();
+      List<Double> direct = new ArrayList<>();
+      for (int r = 0; r < rounds; r++) {
+        proxied.addAll(DnsLatency.times(lab.resolve(this.lab.pod(2, 1), DnsLab.ALLOWED, perRound, false)));
+        direct.addAll(DnsLatency.times(lab.resolve(this.lab.pod(1, 1), DnsLab.ALLOWED, perRound, false)));
+      }
+      DnsLatency.print(proxied, direct);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------- throughput

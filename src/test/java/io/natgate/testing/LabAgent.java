@@ -39,6 +39,12 @@ public final class LabAgent {
     return create(cp, lab, n, link).withCni(cniSocket, List.of()).start();
   }
 
+  /** The same, with the DNS path asking {@code upstream} (natgate.agent.dns.*; docs/dns-path.md). */
+  public static Agent startWithDns(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link,
+      java.net.InetSocketAddress upstream) {
+    return create(cp, lab, n, link).withDns(io.natgate.dns.DnsPath.Settings.defaults(upstream)).start();
+  }
+
   private static Agent create(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
     KubernetesClient client = cp.agentClient(n.name());
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())

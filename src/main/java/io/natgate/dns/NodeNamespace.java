@@ -1,0 +1,83 @@
+package io.natgate.dns;
+
+import com.sun.jna.LastErrorException;
+import com.sun.jna.Library;
+import com.sun.jna.Native;
+import io.natgate.dataplane.Kernel;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The network namespace the kernel commands run in, for the DNS path's sockets: a socket belongs to the namespace
+ * of the thread that opened it. The agent runs in the node's own (nothing to do); a lab agent in a test's JVM runs
+ * its commands in a lab node's, and its DNS threads move there first (setns, through libc with JNA).
+ */
+final class NodeNamespace implements AutoCloseable {
+  private static final int CLONE_NEWNET = 0x40000000;
+
+  static {
+    // JNA unpacks its native part; the agent's root file system is read-only, its /tmp is not.
+    if (System.getProperty("jna.tmpdir") == null) {
+      System.setProperty("jna.tmpdir", System.getProperty("java.io.tmpdir"));
+    }
+  }
+
+  interface LibC extends Library {
+    LibC C = Native.load("c", LibC.class);
+
+    int open(String path, int flags) throws LastErrorException;
+
+    int setns(int fd, int type) throws LastErrorException;
+
+    int close(int fd) throws LastErrorException;
+  }
+
+  /** An open file of the namespace (it stays alive while open), or -1: this process's own. */
+  private final int fd;
+
+  NodeNamespace(Kernel kernel) {
+    fd = kernel.local() ? -1 : openOf(kernel);
+  }
+
+  /** Through a helper started like every kernel command, once it says it is inside (before, its /proc is not). */
+  private static int openOf(Kernel kernel) {
+    Process helper = kernel.listen("sh", "-c", "echo entered; exec sleep 30");
+    try (var out = new BufferedReader(new InputStreamReader(helper.getInputStream(), StandardCharsets.US_ASCII))) {
+      if (!"entered".equals(out.readLine())) {
+        throw new IllegalStateException("could not enter the node's network namespace");
+      }
+      return LibC.C.open("/proc/" + helper.pid() + "/ns/net", 0);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } finally {
+      helper.destroy();
+    }
+  }
+
+  /** Threads that run in the namespace (daemon threads, named {@code name-N}). */
+  ThreadFactory threads(String name) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(() -> {
+        if (fd >= 0) {
+          LibC.C.setns(fd, CLONE_NEWNET);
+        }
+        r.run();
+      }, name + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  @Override
+  public void close() {
+    if (fd >= 0) {
+      LibC.C.close(fd);
+    }
+  }
+}
