@@ -31,6 +31,7 @@ public class EgressNodeStateSpec extends NodeGatewayState {
     failurePolicy = part.failurePolicy;
     cidrs = part.cidrs;
     excludedCidrs = part.excludedCidrs;
+    allow = part.allow;
     snat = part.snat;
     steer = part.steer;
     peers = part.peers;
