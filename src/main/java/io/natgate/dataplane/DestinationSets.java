@@ -5,6 +5,9 @@ package io.natgate.dataplane;
  * matches them; the DNS path fills them, so both name them here.
  */
 public final class DestinationSets {
+  /** (pod IP, address) pairs, each member with its own timeout: {@code ipset add SET POD,ADDR timeout S -exist}. */
+  public static final String TYPE = "hash:net,net";
+
   private DestinationSets() {
   }
 

@@ -72,6 +72,8 @@ public final class Renderer {
     private final List<String> snat = new ArrayList<>();
     private final List<String> invalid = new ArrayList<>();
     private final List<String> tunnelAccept = new ArrayList<>();
+    private final List<String> allowJumps = new ArrayList<>();
+    private final List<String> allowRules = new ArrayList<>();
     private boolean steering;
 
     Parts(DataplaneSettings s, Map<String, Integer> slots) {
@@ -86,6 +88,12 @@ public final class Renderer {
       sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
       String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
       g.snat.forEach(sn -> snat(gateway, sn, destinations, g.connectionLog != null));
+      if (g.allow != null && !g.snat.isEmpty()) {
+        // The DNS path fills these; they come and go with the gateway role, their members are left alone.
+        g.allow.stream().filter(e -> e.fqdn != null).map(e -> DestinationSets.fqdn(gateway, e.fqdn)).distinct()
+            .forEach(name -> sets.put(name, IpSet.dynamic(name, DestinationSets.TYPE)));
+        g.snat.forEach(sn -> allow(gateway, g, sn, destinations));
+      }
       for (NodeGatewayState.Steer st : g.steer) {
         boolean hasGateway = st.gatewayNode != null && st.egressIP != null;
         if (hasGateway || g.failurePolicy != FailurePolicy.Allow) {
@@ -119,6 +127,17 @@ public final class Renderer {
       if (sn.holdAddress) {
         held.add(sn.egressIP);
       }
+    }
+
+    /**
+     * Gateway role with an allow list: new connections of the egress IP's sources to destinations that go through
+     * the gateway are checked against it (locally started ones and tunnelled ones alike).
+     */
+    private void allow(String gateway, NodeGatewayState g, NodeGatewayState.Snat sn, String destinations) {
+      String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
+      allowJumps.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources
+          + " src" + destinations + " -m conntrack --ctstate NEW -j " + Hook.FILTER_ALLOW.chain);
+      allowRules.addAll(AllowRules.render(gateway, g.allow, sources, sn.egressIP, g.connectionLog != null));
     }
 
     /** Director role: mark the sources' packets with their egress IP's slot (or the drop slot without a gateway). */
@@ -159,6 +178,7 @@ public final class Renderer {
       filter.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m conntrack --ctdir ORIGINAL"
           + " -m connmark ! --mark " + s.mark(0) + " -m mark --mark " + s.mark(0) + " -j DROP");
       filter.addAll(invalid);
+      filter.addAll(allowJumps);
       filter.addAll(tunnelAccept);
       // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is
       // dropped.
@@ -169,6 +189,9 @@ public final class Renderer {
           + " -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"));
       rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));
       rules.put(Hook.FILTER_FORWARD, List.copyOf(filter));
+      if (!allowRules.isEmpty()) {
+        rules.put(Hook.FILTER_ALLOW, List.copyOf(allowRules));
+      }
       return rules;
     }
   }
