@@ -14,7 +14,8 @@ import java.util.List;
  */
 public record ConntrackEvent(Instant time, Type type, String protocol, String tcpState, String srcIP,
     Integer srcPort, String dstIP, Integer dstPort, String replyDstIP, Integer replyDstPort, Long packetsOut,
-    Long bytesOut, Long packetsIn, Long bytesIn, Long durationMillis, boolean assured, long mark, long id) {
+    Long bytesOut, Long packetsIn, Long bytesIn, Long durationMillis, boolean assured, long mark, long id)
+    implements KernelReport {
 
   public enum Type { NEW, DESTROY }
 
@@ -201,7 +202,7 @@ public record ConntrackEvent(Instant time, Type type, String protocol, String tc
     return null;
   }
 
-  private static String protocolName(int number) {
+  static String protocolName(int number) {
     return switch (number) {
       case 6 -> "tcp";
       case 17 -> "udp";
@@ -218,6 +219,11 @@ public record ConntrackEvent(Instant time, Type type, String protocol, String tc
 
   private static int align(int length) {
     return (length + 3) & ~3;
+  }
+
+  @Override
+  public String egressIP() {
+    return replyDstIP;
   }
 
   /**

@@ -58,7 +58,7 @@ final class AllowRules {
 
   /** The NFLOG prefix of a refused packet: the egress IP it would have left with (the log names its gateway). */
   static String deniedPrefix(String egressIP) {
-    return "natgate-denied " + egressIP;
+    return DataplaneSettings.DENIED_PREFIX + egressIP;
   }
 
   private static Map<Protocol, List<PortRange>> byProtocol(List<PortRange> ports) {

@@ -4,16 +4,22 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.natgate.api.v1alpha1.AllowEntry;
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
 import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
 import io.natgate.api.v1alpha1.PortRange;
+import io.natgate.connlog.ConnectionLog;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -23,12 +29,14 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Destination control with real packets: node-1 is the gateway of "payments" (egress IP 198.18.0.100) for pod-1-1
  * (on it) and pod-2-1, pod-2-2 (on node-2, steered through the tunnel), with the allow list [203.0.113.0/25 tcp 80,
  * api.payments.example]. The external host answers on 203.0.113.10 (inside the CIDR) and 203.0.113.200 (outside),
- * ports 80 and 81. Needs root; skipped otherwise.
+ * ports 80 and 81. The connection log runs as the agent runs it, with its refusals (NFLOG) in node-1's namespace.
+ * Needs root; skipped otherwise.
  */
 class DestinationControlLabIT {
   static final String EGRESS_IP = "198.18.0.100";
@@ -40,6 +48,10 @@ class DestinationControlLabIT {
   @RegisterExtension
   static final NetworkLab lab = NetworkLab.withNodes(2).podsPerNode(2);
 
+  @TempDir
+  Path dir;
+  SimpleMeterRegistry registry = new SimpleMeterRegistry();
+  ConnectionLog log;
   NodeDataplane gateway;
   NodeDataplane director;
   List<Process> servers = new ArrayList<>();
@@ -53,6 +65,10 @@ class DestinationControlLabIT {
     baseline = lab.kernelStates();
     gateway = dataplane(1);
     director = dataplane(2);
+    var defaults = ConnectionLog.Settings.defaults();
+    log = new ConnectionLog(new Kernel(lab.nsCommandPrefix(lab.node(1).ns())), lab.node(1).name(),
+        new ConnectionLog.Settings(dir.resolve("connections.log"), defaults.maxFileBytes(), defaults.keepFiles(),
+            defaults.queueSize(), defaults.socketBufferBytes()), registry);
     director.apply(Renderer.render(payments(false, null), director.settings()));
     servers.add(lab.startConnectServer("0.0.0.0", 80));
     servers.add(lab.startConnectServer("0.0.0.0", 81));
@@ -64,6 +80,7 @@ class DestinationControlLabIT {
       server.getOutputStream().close(); // it exits at the end of its input
       server.waitFor();
     }
+    log.close();
     gateway.apply(KernelPlan.EMPTY);
     director.apply(KernelPlan.EMPTY);
     gateway.close();
@@ -106,6 +123,8 @@ class DestinationControlLabIT {
     s.allow = allow;
     if (onGateway) {
       s.snat.add(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip(), lab.pod(2, 1).ip(), lab.pod(2, 2).ip())));
+      s.connectionLog = new ConnectionLogState(new TreeMap<>(Map.of(lab.pod(1, 1).ip(), "shop/api-1",
+          lab.pod(2, 1).ip(), "shop/api-2", lab.pod(2, 2).ip(), "shop/api-3")));
     } else {
       s.steer.add(new Steer(EGRESS_IP, lab.node(1).name(), lab.node(1).ip(),
           List.of(lab.pod(2, 1).ip(), lab.pod(2, 2).ip())));
@@ -134,9 +153,38 @@ class DestinationControlLabIT {
     return lab.arrivals(port);
   }
 
+  /** Applies node-1's part, the log first (listening before the rules log), as the agent does. */
+  void applyGateway(List<AllowEntry> allow) {
+    Map<String, NodeGatewayState> state = payments(true, allow);
+    log.update(state);
+    gateway.apply(Renderer.render(state, gateway.settings()));
+  }
+
+  /** The denied records written so far. */
+  List<JsonNode> denied() {
+    try {
+      Path file = dir.resolve("connections.log");
+      List<JsonNode> records = new ArrayList<>();
+      for (String line : Files.exists(file) ? Files.readAllLines(file) : List.<String>of()) {
+        JsonNode r = JSON.readTree(line);
+        if (r.path("event").asText().equals("denied")) {
+          records.add(r);
+        }
+      }
+      return records;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  static long count(List<JsonNode> records, LabPod pod, String dst, int port) {
+    return records.stream().filter(r -> r.path("srcIP").asText().equals(pod.ip()) && r.path("dstIP").asText().equals(dst)
+        && r.path("dstPort").asInt() == port).count();
+  }
+
   @Test
-  void onlyAllowedDestinationsAreReachedAndTheRestIsRefusedAtOnce() {
-    gateway.apply(Renderer.render(payments(true, allowList(namesSupported())), gateway.settings()));
+  void onlyAllowedDestinationsAreReachedAndTheRestIsRefusedAtOnce() throws Exception {
+    applyGateway(allowList(namesSupported()));
     List<LabPod> pods = List.of(lab.pod(1, 1), lab.pod(2, 1)); // on the gateway, and through the tunnel
     for (LabPod pod : pods) {
       lab.resetArrivals();
@@ -167,8 +215,29 @@ class DestinationControlLabIT {
         """.formatted(OUTSIDE));
     assertThat(udp.trim()).isEqualTo("EHOSTUNREACH");
 
+    // Every refusal is one denied record naming the pod, the gateway and the egress IP it would have left with.
+    org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> denied().size() >= 41);
+    assertThat(log.drain(Duration.ofSeconds(5))).isTrue();
+    List<JsonNode> records = denied();
+    assertThat(records).hasSize(41);
+    for (LabPod pod : pods) {
+      assertThat(count(records, pod, INSIDE, 81)).as("%s to another port", pod).isEqualTo(10);
+      assertThat(count(records, pod, OUTSIDE, 80)).as("%s to another address", pod).isEqualTo(10);
+    }
+    assertThat(records).allSatisfy(r -> {
+      assertThat(r.path("schema").asText()).isEqualTo("natgate.io/connection-log/v1");
+      assertThat(r.path("gateway").asText()).isEqualTo("payments");
+      assertThat(r.path("egressIP").asText()).isEqualTo(EGRESS_IP);
+      assertThat(r.path("node").asText()).isEqualTo(lab.node(1).name());
+      assertThat(r.path("podNamespace").asText()).isEqualTo("shop");
+      assertThat(r.has("conntrackId")).isFalse();
+    });
+    assertThat(records).filteredOn(r -> r.path("protocol").asText().equals("udp")).singleElement()
+        .satisfies(r -> assertThat(r.path("dstPort").asInt()).isEqualTo(9999));
+    assertThat(registry.find("natgate_agent_connections_denied_total").counter().count()).isEqualTo(41);
+
     // Without the list, plain egress again: the other port and address are reached, with the egress IP.
-    gateway.apply(Renderer.render(payments(true, null), gateway.settings()));
+    applyGateway(null);
     lab.resetArrivals();
     assertThat(connect(lab.pod(2, 1), OUTSIDE, 81, 5).ok()).isEqualTo(5);
     assertThat(arrived(81)).containsOnlyKeys(EGRESS_IP);
@@ -179,7 +248,7 @@ class DestinationControlLabIT {
   void anAddressAnsweredToOnePodIsReachableForThatPodOnly() {
     Assumptions.assumeTrue(namesSupported(), "this kernel's ipset has no " + DestinationSets.TYPE
         + " (set type not supported): the names' sets cannot be created here");
-    gateway.apply(Renderer.render(payments(true, allowList(true)), gateway.settings()));
+    applyGateway(allowList(true));
     String set = DestinationSets.fqdn("payments", NAME);
     assertThat(connect(lab.pod(2, 1), OUTSIDE, 81, 1).failed()).isEqualTo(1);
     // What the DNS path does when pod-2-1 is answered OUTSIDE for the name.
