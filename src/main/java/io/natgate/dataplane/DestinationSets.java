@@ -1,5 +1,8 @@
 package io.natgate.dataplane;
 
+import java.util.Map;
+import java.util.TreeMap;
+
 /**
  * Names of the kernel sets that hold what a gateway's allow list resolves to. The gateway role creates them and
  * matches them; the DNS path fills them, so both name them here.
@@ -17,5 +20,19 @@ public final class DestinationSets {
    */
   public static String fqdn(String gateway, String fqdn) {
     return "natgate-f-" + Renderer.id(gateway + "/" + fqdn);
+  }
+
+  /** The number of members of each of natgate's names' sets, from {@code ipset list -t} (headers only: cheap). */
+  public static Map<String, Integer> entries(String ipsetListTerse) {
+    Map<String, Integer> entries = new TreeMap<>();
+    String name = null;
+    for (String line : ipsetListTerse.split("\n")) {
+      if (line.startsWith("Name: ")) {
+        name = line.substring(6).trim();
+      } else if (line.startsWith("Number of entries: ") && name != null && name.startsWith("natgate-f-")) {
+        entries.put(name, Integer.parseInt(line.substring(19).trim()));
+      }
+    }
+    return entries;
   }
 }
