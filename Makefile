@@ -33,9 +33,9 @@ bench-failover: controlplane ## (root) Operator and agents as processes: failove
 	$(MVN) -q exec:java -Dexec.mainClass=io.natgate.bench.FailoverBenchmark -Dexec.classpathScope=test \
 	  -Dnatgate.kube.version=$(KUBE_VERSION) $(if $(ROUNDS),-Drounds=$(ROUNDS))
 
-# BENCH=throughput, BENCH=programming or BENCH=connections runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
+# BENCH=throughput, BENCH=programming, BENCH=connections or BENCH=allow runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
 .PHONY: bench-dataplane
-bench-dataplane: ## Data-path throughput (iperf3), agent programming time, connections/s with the connection log off and on (root; docs/benchmarks.md)
+bench-dataplane: ## Data-path throughput (iperf3), agent programming time, connections/s with the connection log off and on, and with an allow list of 128 or none (root; docs/benchmarks.md)
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
 	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
 
