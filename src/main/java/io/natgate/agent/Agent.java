@@ -105,6 +105,8 @@ public final class Agent implements AutoCloseable {
   /** Why the agent cannot watch its node's states (403, API server down), or null while it watches. */
   private final AtomicReference<String> watchError = new AtomicReference<>();
   private NodeDataplane dataplane;
+  /** Whether the kernel can hold the allow lists' names' sets (probed at start). */
+  private volatile boolean names = true;
   private Heartbeat heartbeat;
   private volatile PeerLiveness peers;
   /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
@@ -157,6 +159,11 @@ public final class Agent implements AutoCloseable {
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
         settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
+    names = dataplane.supports(DestinationSets.TYPE);
+    if (!names) {
+      LOG.warnf("this kernel's ipset has no %s: allow lists' DNS names match nothing here (their connections are "
+          + "refused); CIDR entries are enforced", DestinationSets.TYPE);
+    }
     if (connectionLogSettings != null) {
       connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
     }
@@ -389,7 +396,7 @@ public final class Agent implements AutoCloseable {
       if (connectionLog != null) {
         connectionLog.update(wanted); // listening before the connections are marked
       }
-      KernelPlan plan = Renderer.render(wanted, dataplane().settings());
+      KernelPlan plan = Renderer.render(wanted, dataplane().settings(), names);
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {

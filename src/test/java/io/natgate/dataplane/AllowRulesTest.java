@@ -70,6 +70,15 @@ class AllowRulesTest {
   }
 
   @Test
+  void onAKernelWithoutTheNamesSetTypeNamesMatchNothingAndCidrsStillDo() {
+    KernelPlan plan = Renderer.render(DataplaneGoldenTest.withAllowList(), SETTINGS, false);
+    assertThat(plan.sets().keySet()).noneMatch(n -> n.startsWith("natgate-f-"));
+    assertThat(plan.rules().get(Hook.FILTER_ALLOW)).noneMatch(r -> r.contains("natgate-f-"))
+        .anyMatch(r -> r.contains("-d 203.0.113.0/25")).anyMatch(r -> r.contains("REJECT --reject-with tcp-reset"))
+        .hasSize(4);
+  }
+
+  @Test
   void aStandbyChecksLikeTheHolderAndEachEgressIPItsOwnSources() {
     var spec = DataplaneGoldenTest.withAllowList();
     spec.get("payments").snat.add(new Snat("198.18.0.110", false, List.of("198.19.3.11")));
