@@ -153,10 +153,12 @@ public record ConntrackEvent(Instant time, Type type, String protocol, String tc
     }
   }
 
-  private record Attribute(int type, ByteBuffer value) {
+  /** A netlink attribute: its type (without the nested and byte-order flags) and its value, big-endian. */
+  record Attribute(int type, ByteBuffer value) {
   }
 
-  private static List<Attribute> attributes(ByteBuffer v) {
+  /** The attributes of a netlink message's payload (or of a nested attribute). */
+  static List<Attribute> attributes(ByteBuffer v) {
     List<Attribute> list = new ArrayList<>();
     ByteBuffer a = v.duplicate().order(ByteOrder.nativeOrder());
     while (a.remaining() >= 4) {

@@ -53,15 +53,9 @@ public record DeniedPacket(Instant time, String egressIP, String protocol, Strin
     String prefix = null;
     ByteBuffer payload = null;
     Instant time = received;
-    for (ByteBuffer a = attrs; a.remaining() >= 4; ) {
-      int at = a.position();
-      int len = Short.toUnsignedInt(a.getShort(at));
-      int type = a.getShort(at + 2) & 0x3fff;
-      if (len < 4 || at + len > a.limit()) {
-        throw new IllegalArgumentException("attribute " + type + " of " + len + " bytes is cut short");
-      }
-      ByteBuffer v = a.slice(at + 4, len - 4).order(ByteOrder.BIG_ENDIAN);
-      switch (type) {
+    for (var attribute : ConntrackEvent.attributes(attrs)) {
+      ByteBuffer v = attribute.value();
+      switch (attribute.type()) {
         case NFULA_PREFIX -> {
           byte[] text = new byte[v.remaining()];
           v.get(text);
@@ -81,7 +75,6 @@ public record DeniedPacket(Instant time, String egressIP, String protocol, Strin
           // mark, interfaces, hardware address...: not recorded
         }
       }
-      a.position(Math.min(a.limit(), at + ((len + 3) & ~3)));
     }
     if (prefix == null || !prefix.startsWith(PREFIX) || payload == null || payload.remaining() < 20
         || (payload.get(0) >> 4) != 4) {
