@@ -37,9 +37,9 @@ bench-failover: controlplane ## (root) Operator and agents as processes: failove
 	$(MVN) -q exec:java -Dexec.mainClass=io.natgate.bench.FailoverBenchmark -Dexec.classpathScope=test \
 	  -Dnatgate.kube.version=$(KUBE_VERSION) $(if $(ROUNDS),-Drounds=$(ROUNDS))
 
-# BENCH=throughput, BENCH=programming, BENCH=connections or BENCH=dns runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
+# BENCH=throughput, BENCH=programming, BENCH=connections, BENCH=allow or BENCH=dns runs one part; BENCH_OPTS="-Dbench.runs=7 -Dbench.seconds=5 -Dbench.repeats=5"
 .PHONY: bench-dataplane
-bench-dataplane: ## Data-path throughput (iperf3), agent programming time, connections/s with the connection log off and on, DNS latency through the DNS path vs direct (root; docs/benchmarks.md)
+bench-dataplane: ## Data-path throughput (iperf3), agent programming time, connections/s with the connection log off and on and with an allow list of 128 or none, DNS latency through the DNS path vs direct (root; docs/benchmarks.md)
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.DataplaneBenchmark -Dexec.classpathScope=test \
 	  -Dexec.args="$(BENCH)" $(BENCH_OPTS)
 

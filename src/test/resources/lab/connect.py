@@ -4,14 +4,15 @@ Client (default): makes connections from a lab pod to the server. Each sends the
 <send> bytes, closes its sending side, reads the <reply> bytes the server answers until the server closes, then
 closes: the client closes first, so TIME_WAIT holds the pod's port (as with most clients) and the kernel picks
 another port for the next connection to the same server. Prints one JSON
-object: {"ok": n, "failed": n, "seconds": s, "ports": [local ports of the successful ones]} (ports only with
---ports). --rate spreads --count connections evenly over time (per second); 0: as fast as --threads allow.
+object: {"ok": n, "failed": n, "seconds": s, "ports": [local ports of the successful ones], "errors": {"ECONNREFUSED":
+n, ...}} (ports only with --ports; errors, by errno name or exception, only when some failed). --rate spreads --count connections evenly over time (per second); 0: as fast as --threads allow.
 --seconds instead of --count: as many as fit in that time.
 
 Server (--serve): on --listen:--port, reads each connection to its end, answers as its header asked, and closes.
 Prints "ready"; exits when stdin closes.
 """
 import argparse
+import errno
 import json
 import os
 import selectors
@@ -67,7 +68,7 @@ def serve(args):
 
 def connect(args):
     lock = threading.Lock()
-    state = {"next": 0, "ok": 0, "failed": 0, "ports": []}
+    state = {"next": 0, "ok": 0, "failed": 0, "ports": [], "errors": {}}
     message = f"{args.send} {args.reply}\n".encode() + b"x" * args.send
     start = time.monotonic()
     deadline = start + args.seconds if args.seconds else None
@@ -88,7 +89,7 @@ def connect(args):
 
     def worker():
         while take() is not None:
-            port, received = None, 0
+            port, received, error = None, 0, "short-answer"
             try:
                 with socket.create_connection((args.to, args.port), timeout=3) as s:
                     port = s.getsockname()[1]
@@ -100,8 +101,9 @@ def connect(args):
                             break
                         received += len(chunk)
                 ok = received == args.reply
-            except OSError:
+            except OSError as e:
                 ok = False
+                error = errno.errorcode.get(e.errno, type(e).__name__)
             with lock:
                 if ok:
                     state["ok"] += 1
@@ -109,6 +111,7 @@ def connect(args):
                         state["ports"].append(port)
                 else:
                     state["failed"] += 1
+                    state["errors"][error] = state["errors"].get(error, 0) + 1
 
     threads = [threading.Thread(target=worker) for _ in range(args.threads)]
     for t in threads:
@@ -118,6 +121,8 @@ def connect(args):
     result = {"ok": state["ok"], "failed": state["failed"], "seconds": round(time.monotonic() - start, 3)}
     if args.ports:
         result["ports"] = state["ports"]
+    if state["errors"]:
+        result["errors"] = state["errors"]
     print(json.dumps(result), flush=True)
 
 

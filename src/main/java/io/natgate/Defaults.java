@@ -21,6 +21,10 @@ public final class Defaults {
   public static final String MARK_MASK = "0x0ff00000";
   public static final int TABLE_BASE = 7400;
   public static final int RULE_PRIORITY = 7400;
+  /** NFLOG group of the packets a gateway refuses by its allow list: where the connection log reads them. */
+  public static final int DENIED_NFLOG_GROUP = 7400;
+  /** How often an agent counts its names' sets (status is written only when a count changed). */
+  public static final long NAME_COUNT_INTERVAL_S = 5;
   /** Peer heartbeats: UDP port on the node IP, how often, when a member counts as dead, the takeover's margin. */
   public static final int PEER_PORT = 4791;
   public static final long PEER_INTERVAL_MS = 50;

@@ -23,6 +23,7 @@ import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
+import io.natgate.dataplane.DestinationSets;
 import io.natgate.dataplane.Renderer;
 import io.natgate.dns.DnsPath;
 import io.natgate.peers.HoldDecision;
@@ -32,6 +33,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -97,10 +99,15 @@ public final class Agent implements AutoCloseable {
   private final AtomicBoolean reportPending = new AtomicBoolean();
   private final Backoff reportBackoff = new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(30));
   private volatile Outcome outcome;
+  /** The names' sets' counts as last reported (a copy; the counting task keeps its own). */
+  private volatile NameCounts nameCounts = new NameCounts();
+  private final NameCounts counting = new NameCounts();
   private final AtomicReference<String> lastError = new AtomicReference<>();
   /** Why the agent cannot watch its node's states (403, API server down), or null while it watches. */
   private final AtomicReference<String> watchError = new AtomicReference<>();
   private NodeDataplane dataplane;
+  /** Whether the kernel can hold the allow lists' names' sets (probed at start). */
+  private volatile boolean names = true;
   private Heartbeat heartbeat;
   private volatile PeerLiveness peers;
   /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
@@ -161,6 +168,11 @@ public final class Agent implements AutoCloseable {
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
         settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
+    names = dataplane.supports(DestinationSets.TYPE);
+    if (!names) {
+      LOG.warnf("this kernel's ipset has no %s: allow lists' DNS names match nothing here (their connections are "
+          + "refused); CIDR entries are enforced", DestinationSets.TYPE);
+    }
     if (connectionLogSettings != null) {
       connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
     }
@@ -226,6 +238,8 @@ public final class Agent implements AutoCloseable {
     applyLater(); // also when there is no state: whatever an earlier run left behind is removed
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
+    long count = Defaults.NAME_COUNT_INTERVAL_S;
+    reporter.scheduleWithFixedDelay(this::countNames, count, count, TimeUnit.SECONDS);
     listenToPeers();
   }
 
@@ -411,7 +425,7 @@ public final class Agent implements AutoCloseable {
       if (connectionLog != null) {
         connectionLog.update(wanted); // listening before the connections are marked
       }
-      KernelPlan plan = withDns(Renderer.render(wanted, dataplane().settings()), states);
+      KernelPlan plan = withDns(Renderer.render(wanted, dataplane().settings(), names), states);
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {
@@ -467,6 +481,23 @@ public final class Agent implements AutoCloseable {
     reportLater(); // the status on the server drifts too (a lost PATCH, someone else's write)
   }
 
+  /**
+   * Counts the members of the names' sets this node keeps (one {@code ipset list -t}, only when there are any) and
+   * reports when a number changed: the status follows the DNS path every few seconds at most, not every answer.
+   */
+  private void countNames() {
+    try {
+      boolean any = dataplane.wanted().sets().values().stream().anyMatch(s -> s.dynamic());
+      var counted = any ? DestinationSets.entries(kernel.run(null, "ipset", "list", "-t")) : Map.<String, Integer>of();
+      if (counting.update(counted, Instant.now())) {
+        nameCounts = counting.copy();
+        reportLater();
+      }
+    } catch (RuntimeException e) {
+      LOG.warnf("could not count the names' sets: %s", e.getMessage());
+    }
+  }
+
   private void reportLater() {
     if (reportPending.compareAndSet(false, true)) {
       reporter.execute(this::reportAll);
@@ -482,7 +513,7 @@ public final class Agent implements AutoCloseable {
     }
     boolean failed = false;
     for (EgressNodeState state : informer.getStore().list()) {
-      EgressNodeStateStatus status = o.statusFor(state);
+      EgressNodeStateStatus status = o.statusFor(state, nameCounts);
       if (status == null || status.equals(state.getStatus())) {
         continue;
       }
@@ -491,6 +522,7 @@ public final class Agent implements AutoCloseable {
         body.put("appliedGeneration", status.appliedGeneration);
         body.put("error", status.error); // null removes it
         body.put("held", status.held);
+        body.put("resolvedNames", status.resolvedNames);
         client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
             .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
       } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {

@@ -33,7 +33,13 @@ record Outcome(Map<String, Long> applied, String error, Set<String> held) {
    * before); null when the last apply did not see the state (its own apply is still to come).
    */
   EgressNodeStateStatus statusFor(EgressNodeState state) {
+    return statusFor(state, new NameCounts());
+  }
+
+  /** The same, with what the state's names resolve to here ({@code names}: the latest count). */
+  EgressNodeStateStatus statusFor(EgressNodeState state, NameCounts names) {
     var status = new EgressNodeStateStatus();
+    status.resolvedNames = state.getSpec() == null ? null : names.of(state.getSpec().gateway, state.getSpec());
     List<String> heldHere = state.getSpec() == null ? List.of()
         : HoldDecision.egressIPs(state.getSpec()).stream().filter(held::contains).sorted().toList();
     status.held = heldHere.isEmpty() ? null : heldHere;

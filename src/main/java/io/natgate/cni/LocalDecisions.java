@@ -137,9 +137,9 @@ public final class LocalDecisions {
     var state = new NodeGatewayState();
     state.failurePolicy = g.getSpec().failurePolicy();
     state.cidrs = List.copyOf(g.getSpec().destinations().cidrs());
-    state.allow = g.getSpec().destinations().allow;
     state.excludedCidrs = GatewayPlanner.excludedCidrs(g.getSpec(),
         new ClusterSnapshot(Map.of(), List.of(), Map.of(), live, clusterCidrs, Set.of()));
+    state.allow = GatewayPlanner.allowList(g.getSpec());
     return state;
   }
 
@@ -157,7 +157,7 @@ public final class LocalDecisions {
     c.failurePolicy = s.failurePolicy;
     c.cidrs = List.copyOf(s.cidrs);
     c.excludedCidrs = List.copyOf(s.excludedCidrs);
-    c.allow = s.allow;
+    c.allow = s.allow; // never changed here: enforced as the operator's state says
     s.snat.forEach(x -> c.snat.add(new NodeGatewayState.Snat(x.egressIP, x.holdAddress, new ArrayList<>(x.sources))));
     s.steer.forEach(x -> c.steer.add(new NodeGatewayState.Steer(x.egressIP, x.gatewayNode, x.gatewayNodeIP,
         new ArrayList<>(x.sources))));

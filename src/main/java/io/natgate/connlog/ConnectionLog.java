@@ -43,6 +43,13 @@ public final class ConnectionLog implements AutoCloseable {
   static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
   static final int FLUSH_EVERY = 256;
+  /**
+   * Denied records written per second at most (a client retrying in a loop would otherwise flood the log); those
+   * beyond are counted as dropped (reason rate_limit), and every refusal is counted in
+   * natgate_agent_connections_denied_total whatever the limit.
+   */
+  static final int DENIED_PER_SECOND = 100;
+  static final int DENIED_BURST = 200;
 
   /**
    * {@code natgate.agent.connection-log.*}.
@@ -71,15 +78,19 @@ public final class ConnectionLog implements AutoCloseable {
   private final String node;
   private final Settings settings;
   private final MeterRegistry registry;
-  private final BlockingQueue<ConntrackEvent> queue;
+  private final BlockingQueue<KernelReport> queue;
   private final Tracker tracker;
   private final Counter lost;
+  private final Counter deniedLost;
   private final Counter written;
+  private final RateLimit deniedRecords = new RateLimit(DENIED_PER_SECOND, DENIED_BURST);
   private final Thread writer;
   private volatile Directory directory = Directory.EMPTY;
   private volatile boolean closed;
   private Thread listener; // guarded by this
+  private Thread deniedListener; // guarded by this
   private volatile CountDownLatch listening = new CountDownLatch(1);
+  private volatile CountDownLatch deniedListening = new CountDownLatch(1);
   /** Events queued, and events written or dropped by the writer: equal when nothing is in flight. */
   private final java.util.concurrent.atomic.AtomicLong queued = new java.util.concurrent.atomic.AtomicLong();
   private volatile long handled;
@@ -99,6 +110,9 @@ public final class ConnectionLog implements AutoCloseable {
     lost = Counter.builder("natgate_agent_connlog_events_lost_total")
         .description("Times the kernel reported conntrack events lost (the listener fell behind): at least one each")
         .register(registry);
+    deniedLost = Counter.builder("natgate_agent_connlog_denied_lost_total")
+        .description("Times the kernel reported refused packets lost (the listener fell behind): at least one each")
+        .register(registry);
     written = Counter.builder("natgate_agent_connlog_records_written_total").description("Records written")
         .register(registry);
     registry.gauge("natgate_agent_connlog_queue_depth", queue, BlockingQueue::size);
@@ -114,23 +128,34 @@ public final class ConnectionLog implements AutoCloseable {
   public void update(Map<String, ? extends NodeGatewayState> byGateway) {
     Directory d = Directory.of(byGateway);
     directory = d;
-    CountDownLatch ready = null;
+    List<CountDownLatch> ready = new java.util.ArrayList<>();
     synchronized (this) {
       if (d.logging() && listener == null && !closed) {
         listening = new CountDownLatch(1);
-        ready = listening;
-        listener = new Thread(this::listen, "natgate-connlog-listener");
+        ready.add(listening);
+        listener = new Thread(() -> listen(this::openEvents, this::accept, lost), "natgate-connlog-listener");
         listener.setDaemon(true);
         listener.start();
       } else if (!d.logging() && listener != null) {
         listener.interrupt();
         listener = null;
       }
+      if (d.denying() && deniedListener == null && !closed) {
+        deniedListening = new CountDownLatch(1);
+        ready.add(deniedListening);
+        deniedListener = new Thread(() -> listen(this::openDenied, this::acceptDenied, deniedLost),
+            "natgate-connlog-denied");
+        deniedListener.setDaemon(true);
+        deniedListener.start();
+      } else if (!d.denying() && deniedListener != null) {
+        deniedListener.interrupt();
+        deniedListener = null;
+      }
     }
-    if (ready != null) {
+    for (CountDownLatch latch : ready) {
       try {
-        if (!ready.await(2, TimeUnit.SECONDS)) {
-          LOG.warn("connection log: the event socket is not open after 2 s; the first connections may have no record");
+        if (!latch.await(2, TimeUnit.SECONDS)) {
+          LOG.warn("connection log: a listener is not listening after 2 s; the first connections may have no record");
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
@@ -138,36 +163,41 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
+  /** A netlink socket the log reads: conntrack's events, or the refused packets' NFLOG group. */
+  interface Source extends AutoCloseable {
+    EventSocket.Received receive();
+
+    /** Called between receives: what the source does on its own (the conntrack sweep). */
+    default void tick() {
+    }
+
+    @Override
+    void close();
+  }
+
   /** Listens until told to stop, opening the socket again a second after a failure. */
-  private void listen() {
+  private void listen(java.util.function.Supplier<Source> open,
+      java.util.function.BiConsumer<ByteBuffer, Instant> accept, Counter overflows) {
     Thread me = Thread.currentThread();
     long lastWarning = 0;
     while (!closed && !me.isInterrupted()) {
-      try {
-        kernel.writeSysctls(SYSCTLS);
-        try (EventSocket socket = open()) {
-          listening.countDown();
-          long nextSweep = System.nanoTime();
-          while (!closed && !me.isInterrupted()) {
-            if (System.nanoTime() - nextSweep > 0) {
-              nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
-              socket.sweep(DataplaneSettings.LOG_CTMARK);
+      try (Source source = open.get()) {
+        while (!closed && !me.isInterrupted()) {
+          source.tick();
+          EventSocket.Received r = source.receive();
+          if (r.overflowed()) {
+            overflows.increment();
+            if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
+              lastWarning = System.nanoTime();
+              LOG.warnf("the kernel dropped what %s had not read: the connection log fell behind (see %s; "
+                  + "natgate.agent.connection-log.socket-buffer-bytes)", me.getName(), overflows.getId().getName());
             }
-            EventSocket.Received r = socket.receive();
-            if (r.overflowed()) {
-              lost.increment();
-              if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
-                lastWarning = System.nanoTime();
-                LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see "
-                    + "natgate_agent_connlog_events_lost_total; natgate.agent.connection-log.socket-buffer-bytes)");
-              }
-            } else if (r.datagram() != null) {
-              accept(r.datagram(), Instant.now());
-            }
+          } else if (r.datagram() != null) {
+            accept.accept(r.datagram(), Instant.now());
           }
         }
       } catch (RuntimeException e) {
-        LOG.errorf("connection log listener: %s; retrying in 1 s", e.getMessage());
+        LOG.errorf("%s: %s; retrying in 1 s", me.getName(), e.getMessage());
         try {
           Thread.sleep(1000);
         } catch (InterruptedException ie) {
@@ -177,10 +207,56 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
-  /** The event socket in the kernel's namespace: where a helper process started through it runs. */
-  private EventSocket open() {
+  /** Conntrack's events, with accounting on; the expired connections swept every {@link #SWEEP_EVERY}. */
+  private Source openEvents() {
+    kernel.writeSysctls(SYSCTLS);
+    EventSocket socket = inNamespace(netns -> new EventSocket(netns, settings.socketBufferBytes()));
+    listening.countDown();
+    return new Source() {
+      long nextSweep = System.nanoTime();
+
+      @Override
+      public EventSocket.Received receive() {
+        return socket.receive();
+      }
+
+      @Override
+      public void tick() {
+        if (System.nanoTime() - nextSweep > 0) {
+          nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
+          socket.sweep(DataplaneSettings.LOG_CTMARK);
+        }
+      }
+
+      @Override
+      public void close() {
+        socket.close();
+      }
+    };
+  }
+
+  /** The NFLOG group of the allow lists' refusals. */
+  private Source openDenied() {
+    DeniedSocket socket = inNamespace(netns -> new DeniedSocket(netns, io.natgate.Defaults.DENIED_NFLOG_GROUP,
+        settings.socketBufferBytes()));
+    deniedListening.countDown();
+    return new Source() {
+      @Override
+      public EventSocket.Received receive() {
+        return socket.receive();
+      }
+
+      @Override
+      public void close() {
+        socket.close();
+      }
+    };
+  }
+
+  /** A socket opened in the kernel's namespace: where a helper process started through it runs (null: our own). */
+  private <T> T inNamespace(java.util.function.Function<String, T> open) {
     if (kernel.local()) {
-      return new EventSocket(null, settings.socketBufferBytes());
+      return open.apply(null);
     }
     // It says so once it runs the command, that is, once it is in the namespace: before, its /proc entry would
     // still show where it came from (ip netns exec enters the namespace, then executes the command).
@@ -190,7 +266,7 @@ public final class ConnectionLog implements AutoCloseable {
       if (!"entered".equals(out.readLine())) {
         throw new IllegalStateException("could not enter the node's network namespace");
       }
-      return new EventSocket("/proc/" + helper.pid() + "/ns/net", settings.socketBufferBytes());
+      return open.apply("/proc/" + helper.pid() + "/ns/net");
     } catch (java.io.IOException e) {
       throw new java.io.UncheckedIOException(e);
     } finally {
@@ -214,7 +290,33 @@ public final class ConnectionLog implements AutoCloseable {
       if (queue.offer(e)) {
         queued.incrementAndGet();
       } else {
-        dropped(e.replyDstIP(), "queue_full");
+        dropped(e.egressIP(), "queue_full");
+      }
+    }
+  }
+
+  /**
+   * One datagram of refused packets: each counted in natgate_agent_connections_denied_total, and queued for a denied
+   * record within {@link #DENIED_PER_SECOND} (beyond: counted as dropped, reason rate_limit).
+   */
+  void acceptDenied(ByteBuffer datagram, Instant received) {
+    List<DeniedPacket> packets;
+    try {
+      packets = DeniedPacket.parse(datagram, received);
+    } catch (IllegalArgumentException | IndexOutOfBoundsException ex) {
+      LOG.warnf("ignoring an NFLOG message: %s", ex.getMessage());
+      return;
+    }
+    for (DeniedPacket p : packets) {
+      String gateway = directory.gatewayByEgressIP().get(p.egressIP());
+      registry.counter("natgate_agent_connections_denied_total", "gateway", gateway == null ? "" : gateway,
+          "egress_ip", p.egressIP()).increment();
+      if (!deniedRecords.take(System.nanoTime())) {
+        dropped(p.egressIP(), "rate_limit");
+      } else if (queue.offer(p)) {
+        queued.incrementAndGet();
+      } else {
+        dropped(p.egressIP(), "queue_full");
       }
     }
   }
@@ -238,10 +340,10 @@ public final class ConnectionLog implements AutoCloseable {
     long taken = 0;
     try (sink) {
       while (!closed || !queue.isEmpty()) {
-        ConntrackEvent e = queue.poll(200, TimeUnit.MILLISECONDS);
+        KernelReport e = queue.poll(200, TimeUnit.MILLISECONDS);
         if (e != null) {
           taken++;
-          ConnectionRecord r = tracker.record(e, directory);
+          ConnectionRecord r = e instanceof ConntrackEvent c ? tracker.record(c, directory) : denied((DeniedPacket) e);
           if (sink.write(JSON.writeValueAsString(r))) {
             unflushed.merge(r.egressIP(), 1, Integer::sum);
           } else {
@@ -272,6 +374,11 @@ public final class ConnectionLog implements AutoCloseable {
     } catch (JsonProcessingException e) {
       throw new IllegalStateException(e); // records are plain values: cannot happen
     }
+  }
+
+  private ConnectionRecord denied(DeniedPacket p) {
+    Directory d = directory;
+    return ConnectionRecord.denied(p, node, d.gatewayByEgressIP().get(p.egressIP()), d.podByIP().get(p.srcIP()), null);
   }
 
   private void checkPortUse(Set<PortUse.Destination> warned) {
@@ -314,6 +421,10 @@ public final class ConnectionLog implements AutoCloseable {
         listener.interrupt();
         listener = null;
       }
+      if (deniedListener != null) {
+        deniedListener.interrupt();
+        deniedListener = null;
+      }
     }
     try {
       writer.join(3000); // it writes what is queued first
@@ -321,8 +432,8 @@ public final class ConnectionLog implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     writer.interrupt();
-    for (ConntrackEvent e = queue.poll(); e != null; e = queue.poll()) {
-      dropped(e.replyDstIP(), "shutdown"); // what the writer did not get to
+    for (KernelReport e = queue.poll(); e != null; e = queue.poll()) {
+      dropped(e.egressIP(), "shutdown"); // what the writer did not get to
     }
   }
 }

@@ -10,11 +10,11 @@ import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonPropertyOrder({"schema", "event", "time", "node", "gateway", "egressIP", "podNamespace", "podName", "protocol",
     "srcIP", "srcPort", "translatedPort", "dstIP", "dstPort", "conntrackId", "startTime", "durationMillis",
-    "packetsOut", "bytesOut", "packetsIn", "bytesIn", "tcpState", "endReason"})
+    "packetsOut", "bytesOut", "packetsIn", "bytesIn", "tcpState", "endReason", "name"})
 public record ConnectionRecord(String schema, String event, String time, String node, String gateway,
     String egressIP, String podNamespace, String podName, String protocol, String srcIP, Integer srcPort,
-    Integer translatedPort, String dstIP, Integer dstPort, long conntrackId, String startTime, Long durationMillis,
-    Long packetsOut, Long bytesOut, Long packetsIn, Long bytesIn, String tcpState, String endReason) {
+    Integer translatedPort, String dstIP, Integer dstPort, Long conntrackId, String startTime, Long durationMillis,
+    Long packetsOut, Long bytesOut, Long packetsIn, Long bytesIn, String tcpState, String endReason, String name) {
   public static final String SCHEMA = "natgate.io/connection-log/v1";
 
   /**
@@ -28,6 +28,19 @@ public record ConnectionRecord(String schema, String event, String time, String 
         slash < 0 ? null : pod.substring(0, slash), slash < 0 ? null : pod.substring(slash + 1), e.protocol(),
         e.srcIP(), e.srcPort(), e.replyDstPort(), e.dstIP(), e.dstPort(), e.id(), end ? start : null,
         end ? e.durationMillis() : null, e.packetsOut(), e.bytesOut(), e.packetsIn(), e.bytesIn(),
-        end ? e.tcpState() : null, end ? e.endReason() : null);
+        end ? e.tcpState() : null, end ? e.endReason() : null, null);
+  }
+
+  /**
+   * A connection the allow list refused: no translated port, no conntrack id (it never became a connection).
+   *
+   * @param name the allow list's DNS name the destination was answered for, when known (the DNS path's to tell)
+   */
+  public static ConnectionRecord denied(DeniedPacket p, String node, String gateway, String pod, String name) {
+    int slash = pod == null ? -1 : pod.indexOf('/');
+    return new ConnectionRecord(SCHEMA, "denied", p.time().toString(), node, gateway, p.egressIP(),
+        slash < 0 ? null : pod.substring(0, slash), slash < 0 ? null : pod.substring(slash + 1), p.protocol(),
+        p.srcIP(), p.srcPort(), null, p.dstIP(), p.dstPort(), null, null, null, null, null, null, null, null, null,
+        name);
   }
 }

@@ -14,7 +14,8 @@ import java.util.List;
  */
 public record ConntrackEvent(Instant time, Type type, String protocol, String tcpState, String srcIP,
     Integer srcPort, String dstIP, Integer dstPort, String replyDstIP, Integer replyDstPort, Long packetsOut,
-    Long bytesOut, Long packetsIn, Long bytesIn, Long durationMillis, boolean assured, long mark, long id) {
+    Long bytesOut, Long packetsIn, Long bytesIn, Long durationMillis, boolean assured, long mark, long id)
+    implements KernelReport {
 
   public enum Type { NEW, DESTROY }
 
@@ -152,10 +153,12 @@ public record ConntrackEvent(Instant time, Type type, String protocol, String tc
     }
   }
 
-  private record Attribute(int type, ByteBuffer value) {
+  /** A netlink attribute: its type (without the nested and byte-order flags) and its value, big-endian. */
+  record Attribute(int type, ByteBuffer value) {
   }
 
-  private static List<Attribute> attributes(ByteBuffer v) {
+  /** The attributes of a netlink message's payload (or of a nested attribute). */
+  static List<Attribute> attributes(ByteBuffer v) {
     List<Attribute> list = new ArrayList<>();
     ByteBuffer a = v.duplicate().order(ByteOrder.nativeOrder());
     while (a.remaining() >= 4) {
@@ -201,7 +204,7 @@ public record ConntrackEvent(Instant time, Type type, String protocol, String tc
     return null;
   }
 
-  private static String protocolName(int number) {
+  static String protocolName(int number) {
     return switch (number) {
       case 6 -> "tcp";
       case 17 -> "udp";
@@ -218,6 +221,11 @@ public record ConntrackEvent(Instant time, Type type, String protocol, String tc
 
   private static int align(int length) {
     return (length + 3) & ~3;
+  }
+
+  @Override
+  public String egressIP() {
+    return replyDstIP;
   }
 
   /**

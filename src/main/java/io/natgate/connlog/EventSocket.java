@@ -72,12 +72,7 @@ final class EventSocket implements AutoCloseable {
    */
   EventSocket(String netns, int receiveBufferBytes) {
     if (netns != null) {
-      int ns = LibC.C.open(netns, 0);
-      try {
-        LibC.C.setns(ns, CLONE_NEWNET);
-      } finally {
-        LibC.C.close(ns);
-      }
+      enter(netns);
     }
     fd = LibC.C.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     try {
@@ -123,8 +118,23 @@ final class EventSocket implements AutoCloseable {
     }
   }
 
+  /** Moves the calling thread into a network namespace (a /proc/PID/ns/net file). */
+  static void enter(String netns) {
+    int ns = LibC.C.open(netns, 0);
+    try {
+      LibC.C.setns(ns, CLONE_NEWNET);
+    } finally {
+      LibC.C.close(ns);
+    }
+  }
+
   /** Blocks up to half a second. */
   Received receive() {
+    return receive(fd, buffer);
+  }
+
+  /** One datagram of a netlink socket with a receive timeout, nothing (timeout), or word of an overflow. */
+  static Received receive(int fd, byte[] buffer) {
     try {
       int n = LibC.C.recv(fd, buffer, buffer.length, 0);
       return new Received(ByteBuffer.wrap(buffer, 0, n).slice(), false);
@@ -137,7 +147,7 @@ final class EventSocket implements AutoCloseable {
     }
   }
 
-  private static byte[] nativeInts(int value) {
+  static byte[] nativeInts(int value) {
     return ByteBuffer.allocate(4).order(ByteOrder.nativeOrder()).putInt(value).array();
   }
 

@@ -34,6 +34,8 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
   /** VXLAN-GPE adds 36 bytes of headers (outer IPv4, UDP, VXLAN); leave some room for options. */
   static final int TUNNEL_OVERHEAD = 50;
   static final String SET_OPTIONS = "family inet hashsize 1024 maxelem 1048576";
+  /** A dynamic set's members carry their own timeout (the default, 0, keeps a member without one forever). */
+  static final String DYNAMIC_SET_OPTIONS = " timeout 0";
 
   public boolean isEmpty() {
     return release.isEmpty() && ipBefore.isEmpty() && sysctls.isEmpty() && ipsetBefore.isEmpty() && iptables.isEmpty() && hold.isEmpty()
@@ -100,9 +102,9 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
       Set<String> current = now.sets().get(set.name());
       if (current == null) {
         out.append("create ").append(set.name()).append(' ').append(set.type()).append(' ').append(SET_OPTIONS)
-            .append('\n');
+            .append(set.dynamic() ? DYNAMIC_SET_OPTIONS : "").append('\n');
         set.members().forEach(m -> out.append("add ").append(set.name()).append(' ').append(m).append('\n'));
-      } else {
+      } else if (!set.dynamic()) {
         // Only the difference: a one-pod change costs one line, whatever the size of the set.
         set.members().stream().filter(m -> !current.contains(m))
             .forEach(m -> out.append("add ").append(set.name()).append(' ').append(m).append('\n'));
@@ -237,7 +239,7 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
           declarations.append(':').append(h.chain).append(" - [0:0]\n");
           wanted.forEach(r -> commands.append(r).append('\n'));
         }
-        if (!jumps.equals(List.of(0))) {
+        if (h.jumpedFromBuiltin() && !jumps.equals(List.of(0))) {
           commands.append(deleteJumps).append("-I ").append(h.builtin).append(" 1 -j ").append(h.chain).append('\n');
         }
       }

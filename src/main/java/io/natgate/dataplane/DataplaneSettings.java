@@ -33,6 +33,12 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
    */
   public static final int LOG_CTMARK = 0x80000000;
 
+  /**
+   * The start of the NFLOG prefix of the packets an allow list refuses; the egress IP they would have left with
+   * follows. What the connection log recognises them by.
+   */
+  public static final String DENIED_PREFIX = "natgate-denied ";
+
   public DataplaneSettings {
     if (markMask == 0) {
       throw new IllegalArgumentException("markMask must have at least one bit");

@@ -38,8 +38,19 @@ public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> 
     return sets.values().stream().mapToInt(s -> s.members().size()).sum();
   }
 
-  /** @param type hash:ip or hash:net */
-  public record IpSet(String name, String type, List<String> members) {
+  /**
+   * @param type    hash:ip, hash:net, or hash:net,net
+   * @param dynamic created and destroyed by natgate, but its members are someone else's (the DNS path adds them with
+   *                their own timeouts): never compared, added or removed by an apply or a repair
+   */
+  public record IpSet(String name, String type, List<String> members, boolean dynamic) {
+    public IpSet(String name, String type, List<String> members) {
+      this(name, type, members, false);
+    }
+
+    public static IpSet dynamic(String name, String type) {
+      return new IpSet(name, type, List.of(), true);
+    }
   }
 
   /**

@@ -116,6 +116,20 @@ public final class NodeDataplane {
     announcers.clear();
   }
 
+  /**
+   * Whether this kernel's ipset has a set type (hash:net,net is a module some kernels leave out): tried once with a
+   * set created and destroyed at once.
+   */
+  public boolean supports(String setType) {
+    try {
+      kernel.run(null, "ipset", "create", "natgate-probe", setType, "timeout", "0");
+      kernel.run(null, "ipset", "destroy", "natgate-probe");
+      return true;
+    } catch (RuntimeException e) {
+      return false;
+    }
+  }
+
   public DataplaneSettings settings() {
     return settings;
   }

@@ -35,7 +35,7 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
   /** What the last successful apply of {@code plan} left behind: trusted until the next repair looks again. */
   public static Observed after(KernelPlan plan, int uplinkMtu) {
     Map<Hook, List<Integer>> jumps = new EnumMap<>(Hook.class);
-    plan.rules().keySet().forEach(h -> jumps.put(h, List.of(0)));
+    plan.rules().keySet().stream().filter(Hook::jumpedFromBuiltin).forEach(h -> jumps.put(h, List.of(0)));
     Map<String, Set<String>> sets = new HashMap<>();
     plan.sets().forEach((name, set) -> sets.put(name, new HashSet<>(set.members())));
     return new Observed(new EnumMap<>(plan.rules()), jumps, sets, plan.isEmpty() ? null : plan.held(), plan.held(),
@@ -120,7 +120,7 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
           chains.putIfAbsent(h, new ArrayList<>());
         } else if (line.startsWith("-A " + h.chain + " ")) {
           chains.computeIfAbsent(h, k -> new ArrayList<>()).add(line.trim());
-        } else if (line.startsWith("-A " + h.builtin + " ")) {
+        } else if (h.jumpedFromBuiltin() && line.startsWith("-A " + h.builtin + " ")) {
           int position = builtinPosition.merge(h, 1, Integer::sum) - 1;
           if (line.trim().equals(h.jump())) {
             jumps.computeIfAbsent(h, k -> new ArrayList<>()).add(position);

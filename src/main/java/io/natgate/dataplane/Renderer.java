@@ -1,6 +1,7 @@
 package io.natgate.dataplane;
 
 import io.natgate.Sha256;
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.KernelPlan.IpSet;
@@ -29,12 +30,21 @@ public final class Renderer {
 
   /** @param gateways this node's part in each gateway, by gateway name */
   public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s) {
+    return render(gateways, s, true);
+  }
+
+  /**
+   * @param names whether the kernel has the names' set type ({@link DestinationSets#TYPE}); without it, the allow
+   *              lists' DNS names match nothing (their connections are refused: closed, not open) and get no set
+   */
+  public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s,
+      boolean names) {
     if (gateways.isEmpty()) {
       return KernelPlan.EMPTY;
     }
     List<String> tunnelled = tunnelled(gateways, s);
     Map<String, Integer> slots = slots(tunnelled, s.dropSlot() - 1);
-    var parts = new Parts(s, slots);
+    var parts = new Parts(s, slots, names);
     new TreeMap<>(gateways).forEach(parts::add);
     var routes = new TreeSet<Route>();
     var markRules = new TreeSet<MarkRule>();
@@ -66,17 +76,21 @@ public final class Renderer {
   private static final class Parts {
     private final DataplaneSettings s;
     private final Map<String, Integer> slots;
+    private final boolean names;
     final TreeMap<String, IpSet> sets = new TreeMap<>();
     final TreeSet<String> held = new TreeSet<>();
     private final List<String> mangle = new ArrayList<>();
     private final List<String> snat = new ArrayList<>();
     private final List<String> invalid = new ArrayList<>();
     private final List<String> tunnelAccept = new ArrayList<>();
+    private final List<String> allowJumps = new ArrayList<>();
+    private final List<String> allowRules = new ArrayList<>();
     private boolean steering;
 
-    Parts(DataplaneSettings s, Map<String, Integer> slots) {
+    Parts(DataplaneSettings s, Map<String, Integer> slots, boolean names) {
       this.s = s;
       this.slots = slots;
+      this.names = names;
     }
 
     void add(String gateway, NodeGatewayState g) {
@@ -86,6 +100,12 @@ public final class Renderer {
       sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
       String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
       g.snat.forEach(sn -> snat(gateway, sn, destinations, g.connectionLog != null));
+      if (g.allow != null && !g.snat.isEmpty()) {
+        // The DNS path fills these; they come and go with the gateway role, their members are left alone.
+        g.allow.stream().filter(e -> e.fqdn != null && names).map(e -> DestinationSets.fqdn(gateway, e.fqdn))
+            .distinct().forEach(name -> sets.put(name, IpSet.dynamic(name, DestinationSets.TYPE)));
+        g.snat.forEach(sn -> allow(gateway, g, sn, destinations));
+      }
       for (NodeGatewayState.Steer st : g.steer) {
         boolean hasGateway = st.gatewayNode != null && st.egressIP != null;
         if (hasGateway || g.failurePolicy != FailurePolicy.Allow) {
@@ -119,6 +139,18 @@ public final class Renderer {
       if (sn.holdAddress) {
         held.add(sn.egressIP);
       }
+    }
+
+    /**
+     * Gateway role with an allow list: new connections of the egress IP's sources to destinations that go through
+     * the gateway are checked against it (locally started ones and tunnelled ones alike).
+     */
+    private void allow(String gateway, NodeGatewayState g, NodeGatewayState.Snat sn, String destinations) {
+      String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
+      allowJumps.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources
+          + " src" + destinations + " -m conntrack --ctstate NEW -j " + Hook.FILTER_ALLOW.chain);
+      List<AllowEntry> allow = names ? g.allow : g.allow.stream().filter(e -> e.fqdn == null).toList();
+      allowRules.addAll(AllowRules.render(gateway, allow, sources, sn.egressIP, g.connectionLog != null));
     }
 
     /** Director role: mark the sources' packets with their egress IP's slot (or the drop slot without a gateway). */
@@ -159,6 +191,7 @@ public final class Renderer {
       filter.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m conntrack --ctdir ORIGINAL"
           + " -m connmark ! --mark " + s.mark(0) + " -m mark --mark " + s.mark(0) + " -j DROP");
       filter.addAll(invalid);
+      filter.addAll(allowJumps);
       filter.addAll(tunnelAccept);
       // Whatever arrives through the tunnel and is not SNATed here (not, or no longer, this node's egress IP) is
       // dropped.
@@ -169,6 +202,9 @@ public final class Renderer {
           + " -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"));
       rules.put(Hook.NAT_POSTROUTING, List.copyOf(nat));
       rules.put(Hook.FILTER_FORWARD, List.copyOf(filter));
+      if (!allowRules.isEmpty()) {
+        rules.put(Hook.FILTER_ALLOW, List.copyOf(allowRules));
+      }
       return rules;
     }
   }

@@ -122,6 +122,8 @@ public final class HoldDecision {
     r.failurePolicy = part.failurePolicy;
     r.cidrs = part.cidrs;
     r.excludedCidrs = part.excludedCidrs;
+    r.allow = part.allow;
+    r.connectionLog = part.connectionLog;
     r.steer = part.steer;
     r.peers = part.peers;
     r.snat = new ArrayList<>();

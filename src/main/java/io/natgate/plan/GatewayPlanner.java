@@ -2,6 +2,7 @@ package io.natgate.plan;
 
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.Pod;
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.Assignment;
 import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.EgressGateway;
@@ -228,8 +229,16 @@ public final class GatewayPlanner {
       s.failurePolicy = spec.failurePolicy();
       s.cidrs = List.copyOf(spec.destinations().cidrs());
       s.excludedCidrs = excluded;
+      // Every role needs it: the gateway (and its standbys) enforce it, directors' DNS path follows its names.
+      s.allow = allowList(spec);
       return s;
     });
+  }
+
+  /** The spec's allow list as node states carry it: null when the gateway has none (every destination allowed). */
+  public static List<AllowEntry> allowList(EgressGatewaySpec spec) {
+    List<AllowEntry> allow = spec.destinations().allow;
+    return allow == null ? null : List.copyOf(allow);
   }
 
   /** The spec's exclusions plus the cluster's own networks, deduplicated and sorted. */

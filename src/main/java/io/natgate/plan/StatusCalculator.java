@@ -2,10 +2,12 @@ package io.natgate.plan;
 
 import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.ConditionBuilder;
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewayStatus;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.NodeStatus;
+import io.natgate.api.v1alpha1.ResolvedName;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,6 +32,7 @@ public final class StatusCalculator {
     status.assignments = plan.assignments().stream().filter(a -> a.node != null).toList();
     status.selectedPods = plan.selectedPods().size();
     status.observedGeneration = gateway.getMetadata().getGeneration();
+    status.resolvedNames = resolvedNames(gateway, nodeStates);
 
     List<String> pending = new ArrayList<>();
     Map<String, String> failed = new java.util.LinkedHashMap<>(); // node -> the agent's error
@@ -58,6 +61,27 @@ public final class StatusCalculator {
   }
 
   /**
+   * Each DNS name of the allow list, in its order, with the largest count a gateway node reports (the holder and its
+   * standbys each keep the sets) and the latest time one changed; null without such names.
+   */
+  static List<ResolvedName> resolvedNames(EgressGateway gateway, Map<String, EgressNodeState> nodeStates) {
+    List<AllowEntry> allow = gateway.getSpec().destinations().allow;
+    if (allow == null || allow.stream().noneMatch(e -> e.fqdn != null)) {
+      return null;
+    }
+    List<ResolvedName> reported = nodeStates.values().stream()
+        .filter(st -> st.getStatus() != null && st.getStatus().resolvedNames != null)
+        .flatMap(st -> st.getStatus().resolvedNames.stream()).toList();
+    return allow.stream().map(e -> e.fqdn).filter(Objects::nonNull).distinct().map(fqdn -> {
+      List<ResolvedName> counts = reported.stream().filter(r -> fqdn.equals(r.fqdn)).toList();
+      int entries = counts.stream().mapToInt(r -> r.entries).max().orElse(0);
+      String learned = counts.stream().map(r -> r.learned).filter(Objects::nonNull).max(String::compareTo)
+          .orElse(null);
+      return new ResolvedName(fqdn, entries, learned);
+    }).toList();
+  }
+
+  /**
    * The last status with {@code Ready=False} for a reconcile that failed (a write refused: {@code Forbidden} for a
    * missing permission, {@code Invalid} for a rejected object), so that it shows on the gateway, not only in the log.
    * Everything else stays as last written: it still describes the data plane.
@@ -72,6 +96,7 @@ public final class StatusCalculator {
       status.nodes = last.nodes;
       status.selectedPods = last.selectedPods;
       status.observedGeneration = last.observedGeneration;
+      status.resolvedNames = last.resolvedNames;
       previous = last.conditions;
     }
     List<Condition> conditions = new ArrayList<>();

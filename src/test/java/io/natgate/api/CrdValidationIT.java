@@ -72,6 +72,60 @@ class CrdValidationIT {
         Arguments.of("too many CIDRs", sel + "destinations: {cidrs: [" + cidrs(65) + "]}",
             "spec.destinations.cidrs: Too many"),
         Arguments.of("egressIPs not a list", sel + "egressIPs: 198.18.0.1", "spec.egressIPs"),
+        // The allow list (destination control): one case per rule, each naming the field.
+        Arguments.of("allow entry with cidr and fqdn", allow("{cidr: 198.51.100.0/24, fqdn: a.example}"),
+            "spec.destinations.allow[0]: Invalid value: \"object\": an allow entry must set exactly one of cidr and fqdn"),
+        Arguments.of("allow entry with neither", allow("{ports: [{protocol: TCP, port: 443}]}"),
+            "spec.destinations.allow[0]: Invalid value: \"object\": an allow entry must set exactly one"),
+        Arguments.of("allow cidr not a CIDR", allow("{cidr: 198.51.100.1}"),
+            "spec.destinations.allow[0].cidr: Invalid value: \"string\": cidr must be an IPv4 CIDR"),
+        Arguments.of("allow IPv6 cidr", allow("{cidr: '2001:db8::/32'}"),
+            "spec.destinations.allow[0].cidr: Invalid value: \"string\": cidr must be an IPv4 CIDR"),
+        Arguments.of("allow cidr with host bits", allow("{cidr: 198.51.100.7/24}"),
+            "spec.destinations.allow[0].cidr: Invalid value: \"string\": cidr must have no host bits"),
+        Arguments.of("allow fqdn in capitals", allow("{fqdn: Api.Payments.example}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn with a trailing dot", allow("{fqdn: api.payments.example.}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn with an underscore", allow("{fqdn: api_1.example}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn label ending in a dash", allow("{fqdn: api-.example}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn label of 64", allow("{fqdn: " + "a".repeat(64) + ".example}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn of 254", allow("{fqdn: " + longName(254) + "}"),
+            "spec.destinations.allow[0].fqdn: Too long"),
+        Arguments.of("allow fqdn with a wildcard inside", allow("{fqdn: 'api.*.example'}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn with a partial wildcard", allow("{fqdn: '*api.example'}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a lowercase DNS name"),
+        Arguments.of("allow fqdn that is an IP", allow("{fqdn: 198.51.100.7}"),
+            "spec.destinations.allow[0].fqdn: Invalid value: \"string\": fqdn must be a DNS name, not an IP address"),
+        Arguments.of("allow port with an unknown protocol", allow("{cidr: 198.51.100.0/24, ports: [{protocol: ICMP, port: 1}]}"),
+            "spec.destinations.allow[0].ports[0].protocol: Unsupported value: \"ICMP\""),
+        Arguments.of("allow port without protocol", allow("{cidr: 198.51.100.0/24, ports: [{port: 443}]}"),
+            "spec.destinations.allow[0].ports[0].protocol: Required value"),
+        Arguments.of("allow port without port", allow("{cidr: 198.51.100.0/24, ports: [{protocol: TCP}]}"),
+            "spec.destinations.allow[0].ports[0].port: Required value"),
+        Arguments.of("allow port 0", allow("{cidr: 198.51.100.0/24, ports: [{protocol: TCP, port: 0}]}"),
+            "spec.destinations.allow[0].ports[0].port: Invalid value: 0: spec.destinations.allow[0].ports[0].port in "
+                + "body should be greater than or equal to 1"),
+        Arguments.of("allow port 65536", allow("{cidr: 198.51.100.0/24, ports: [{protocol: UDP, port: 65536}]}"),
+            "spec.destinations.allow[0].ports[0].port: Invalid value: 65536"),
+        Arguments.of("allow endPort 65536", allow("{cidr: 198.51.100.0/24, ports: [{protocol: TCP, port: 1, "
+            + "endPort: 65536}]}"), "spec.destinations.allow[0].ports[0].endPort: Invalid value: 65536"),
+        Arguments.of("allow endPort below port", allow("{cidr: 198.51.100.0/24, ports: [{protocol: TCP, port: 8080, "
+            + "endPort: 8000}]}"),
+            "spec.destinations.allow[0].ports[0]: Invalid value: \"object\": endPort must be >= port"),
+        Arguments.of("allow with no ports", allow("{cidr: 198.51.100.0/24, ports: []}"),
+            "spec.destinations.allow[0].ports: Invalid value: 0: spec.destinations.allow[0].ports in body should have "
+                + "at least 1 items"),
+        Arguments.of("allow with 17 ports", allow("{cidr: 198.51.100.0/24, ports: [" + ports(17) + "]}"),
+            "spec.destinations.allow[0].ports: Too many: 17: must have at most 16 items"),
+        Arguments.of("empty allow", sel + "destinations: {allow: []}",
+            "spec.destinations.allow: Invalid value: 0: spec.destinations.allow in body should have at least 1 items"),
+        Arguments.of("allow with 129 entries", sel + "destinations: {allow: [" + allowEntries(129) + "]}",
+            "spec.destinations.allow: Too many: 129: must have at most 128 items"),
         // Label selectors: what Kubernetes refuses in its own workloads' selectors.
         Arguments.of("unknown operator", node + "sources: {podSelector: {matchExpressions: [{key: a, operator: Equals, "
             + "values: [x]}]}}", "spec.sources.podSelector.matchExpressions[0].operator: Unsupported value: \"Equals\""),
@@ -111,6 +165,26 @@ class CrdValidationIT {
   }
 
   @Test
+  void acceptsTheIssuesAllowListAndTheLargestOne() {
+    dryRunCreate("""
+        nodeSelector: {matchLabels: {role: egress}}
+        sources: {podSelector: {}}
+        destinations:
+          allow:
+          - cidr: 198.51.100.0/24
+            ports: [{protocol: TCP, port: 443}, {protocol: TCP, port: 8000, endPort: 8080}]
+          - fqdn: api.payments.example
+          - fqdn: "*.payments.example"
+            ports: [{protocol: UDP, port: 53}, {protocol: SCTP, port: 1, endPort: 65535}]
+          - fqdn: localhost
+          - cidr: 0.0.0.0/0
+        """);
+    // 128 entries of names of 253 characters with 16 ports each: within the schema and the CEL cost budget.
+    String entry = "{fqdn: " + longName(253) + ", ports: [" + ports(16) + "]}";
+    dryRunCreate(allow(String.join(", ", java.util.Collections.nCopies(128, entry))));
+  }
+
+  @Test
   void acceptsEverySelectorFormKubernetesAccepts() {
     dryRunCreate("""
         nodeSelector: {matchExpressions: [{key: node-role.kubernetes.io/egress, operator: Exists}]}
@@ -142,6 +216,30 @@ class CrdValidationIT {
     } catch (java.io.IOException e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  private static String allow(String entry) {
+    return "nodeSelector: {matchLabels: {role: egress}}\nsources: {podSelector: {}}\ndestinations: {allow: [" + entry
+        + "]}";
+  }
+
+  /** A valid name of exactly n characters: labels of 63 and a shorter last one. */
+  private static String longName(int n) {
+    var name = new StringBuilder();
+    while (n - name.length() > 64) {
+      name.append("a".repeat(63)).append('.');
+    }
+    return name.append("b".repeat(n - name.length())).toString();
+  }
+
+  private static String ports(int n) {
+    return String.join(", ", Stream.iterate(1, i -> i + 1).limit(n).map(i -> "{protocol: TCP, port: " + i + "}")
+        .toList());
+  }
+
+  private static String allowEntries(int n) {
+    return String.join(", ", Stream.iterate(0, i -> i + 1).limit(n)
+        .map(i -> i % 2 == 0 ? "{cidr: 198.51." + i / 2 + ".0/24}" : "{fqdn: '*.n" + i + ".example'}").toList());
   }
 
   private static String ips(int n) {

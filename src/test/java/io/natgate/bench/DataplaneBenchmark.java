@@ -3,7 +3,9 @@ package io.natgate.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.ConnectionLogState;
+import io.natgate.api.v1alpha1.PortRange;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
 import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
@@ -56,7 +58,8 @@ import java.util.regex.Pattern;
  * among them). Every run measures every configuration.
  *
  * <p>Connections: short TCP connections per second through the gateway with the connection log off and on
- * ({@code connections}), side by side in each run.
+ * ({@code connections}), side by side in each run; and with no allow list and one of 128 entries whose last entry is
+ * the one that matches ({@code allow}), likewise.
  *
  * <p>Programming time: {@link NodeDataplane#apply} on the gateway node for 1,000 to 50,000 selected IPs: a full apply
  * on a clean node, one pod more, and a restart (a new agent that observes the kernel and finds nothing to do).
@@ -81,7 +84,7 @@ public final class DataplaneBenchmark {
   }
 
   public static void main(String[] args) throws Exception {
-    List<String> parts = args.length == 0 ? List.of("throughput", "programming", "connections", "dns")
+    List<String> parts = args.length == 0 ? List.of("throughput", "programming", "connections", "allow", "dns")
         : Arrays.asList(args);
     String reason = NetworkLab.unavailableReason();
     if (reason != null) {
@@ -102,6 +105,9 @@ public final class DataplaneBenchmark {
       }
       if (parts.contains("connections")) {
         bench.connections();
+      }
+      if (parts.contains("allow")) {
+        bench.allowList();
       }
       if (parts.contains("dns")) {
         bench.dns();
@@ -364,11 +370,7 @@ public final class DataplaneBenchmark {
    */
   void connections() throws Exception {
     LabNode gateway = lab.node(1);
-    List<LabPod> pods = List.of(lab.pod(1, 1), lab.pod(2, 1));
-    for (LabPod pod : pods) {
-      // The client closes first: let its ports in TIME_WAIT be reused, or the runs would run out of them.
-      lab.exec(pod.ns(), "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535");
-    }
+    List<LabPod> pods = connectingPods();
     NodeDataplane gw = dataplane(gateway);
     NodeDataplane dir = dataplane(lab.node(2));
     List<String> sources = pods.stream().map(LabPod::ip).sorted(IpAddresses.ORDER).toList();
@@ -395,18 +397,10 @@ public final class DataplaneBenchmark {
           Map<String, NodeGatewayState> state = logging ? on : off;
           log.update(state);
           gw.apply(Renderer.render(state, gw.settings()));
-          double rate = 0;
-          List<java.util.concurrent.CompletableFuture<String>> clients = pods.stream()
-              .map(pod -> java.util.concurrent.CompletableFuture.supplyAsync(() -> lab.connectClient(pod.ns(), "--to",
-                  NetworkLab.EXTERNAL_IP, "--port", String.valueOf(port), "--seconds", String.valueOf(seconds),
-                  "--threads", "8")))
-              .toList();
-          for (var c : clients) {
-            JsonNode r = JSON.readTree(c.join());
-            rate += r.path("ok").asDouble() / r.path("seconds").asDouble();
-            if (logging) {
-              made += r.path("ok").asLong() + r.path("failed").asLong();
-            }
+          double[] rateAndMade = connectionRate(pods, port);
+          double rate = rateAndMade[0];
+          if (logging) {
+            made += (long) rateAndMade[1];
           }
           String name = logging ? "log on" : "log off";
           System.out.printf("  run %d %-8s %8.0f connections/s%n", run, name, rate);
@@ -435,7 +429,84 @@ public final class DataplaneBenchmark {
         .counter().count(), loadAverage());
   }
 
+  /**
+   * Short connections per second with no allow list and with one of 128 entries (127 CIDRs on port 443 that do not
+   * match, then the external host's /25 on the server's port), alternating within each run, the log off: what
+   * checking a new connection against the longest list costs.
+   */
+  void allowList() throws Exception {
+    LabNode gateway = lab.node(1);
+    List<LabPod> pods = connectingPods();
+    NodeDataplane gw = dataplane(gateway);
+    NodeDataplane dir = dataplane(lab.node(2));
+    List<String> sources = pods.stream().map(LabPod::ip).sorted(IpAddresses.ORDER).toList();
+    int port = 9200;
+    Map<String, NodeGatewayState> none = spec(new Snat(EGRESS_IP, true, sources), null);
+    Map<String, NodeGatewayState> listed = spec(new Snat(EGRESS_IP, true, sources), null);
+    List<AllowEntry> allow = new ArrayList<>();
+    for (int i = 0; i < 127; i++) {
+      allow.add(AllowEntry.cidr("198.51." + i + ".0/24", PortRange.tcp(443)));
+    }
+    allow.add(AllowEntry.cidr("203.0.113.0/25", PortRange.tcp(port)));
+    listed.get("bench").allow = allow;
+    dir.apply(Renderer.render(spec(null, new Steer(EGRESS_IP, gateway.name(), gateway.ip(), List.of(lab.pod(2, 1).ip()))),
+        dir.settings()));
+    Process server = lab.startConnectServer(port);
+    Map<String, List<Double>> rates = new LinkedHashMap<>();
+    try {
+      System.out.printf("%nconnections per second with and without an allow list, %d runs of %d s, two pods at "
+          + "once; %s%n", runs, seconds, loadAverage());
+      for (int run = 1; run <= runs; run++) {
+        for (boolean withList : run % 2 == 1 ? List.of(false, true) : List.of(true, false)) {
+          gw.apply(Renderer.render(withList ? listed : none, gw.settings()));
+          double[] rateAndMade = connectionRate(pods, port);
+          String name = withList ? "allow list of 128" : "no allow list";
+          System.out.printf("  run %d %-17s %8.0f connections/s (%.0f made)%n", run, name, rateAndMade[0],
+              rateAndMade[1]);
+          rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rateAndMade[0]);
+        }
+      }
+    } finally {
+      server.getOutputStream().close();
+      server.waitFor();
+      gw.apply(KernelPlan.EMPTY);
+      dir.apply(KernelPlan.EMPTY);
+    }
+    System.out.printf("%n| configuration | connections/s p50 / p95 / max |%n|---|---:|%n");
+    rates.forEach((name, v) -> System.out.printf("| %s | %s |%n", name, stats(v).replace(".0", "")));
+    System.out.printf("%n| ratio | of medians | median of per-run ratios |%n|---|---:|---:|%n");
+    ratio("allow list of 128 / none", rates.get("allow list of 128"), rates.get("no allow list"));
+    System.out.printf("%n%s%n", loadAverage());
+  }
+
   // ---------------------------------------------------------------------------------------------- helpers
+
+  /** The two pods that connect (one on the gateway, one steered), ready to make many short connections. */
+  private List<LabPod> connectingPods() {
+    List<LabPod> pods = List.of(lab.pod(1, 1), lab.pod(2, 1));
+    for (LabPod pod : pods) {
+      // The client closes first: let its ports in TIME_WAIT be reused, or the runs would run out of them.
+      lab.exec(pod.ns(), "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535");
+    }
+    return pods;
+  }
+
+  /** Both pods connect to the external host as fast as 8 threads each can, for bench.seconds: {rate, made}. */
+  private double[] connectionRate(List<LabPod> pods, int port) throws IOException {
+    double rate = 0;
+    double made = 0;
+    List<java.util.concurrent.CompletableFuture<String>> clients = pods.stream()
+        .map(pod -> java.util.concurrent.CompletableFuture.supplyAsync(() -> lab.connectClient(pod.ns(), "--to",
+            NetworkLab.EXTERNAL_IP, "--port", String.valueOf(port), "--seconds", String.valueOf(seconds),
+            "--threads", "8")))
+        .toList();
+    for (var c : clients) {
+      JsonNode r = JSON.readTree(c.join());
+      rate += r.path("ok").asDouble() / r.path("seconds").asDouble();
+      made += r.path("ok").asDouble() + r.path("failed").asDouble();
+    }
+    return new double[] {rate, made};
+  }
 
   /**
    * Waits (up to 10 s) for the gratuitous ARPs the agents started to end by themselves, so that closing the lab

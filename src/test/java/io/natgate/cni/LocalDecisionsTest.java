@@ -22,6 +22,8 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
+import io.natgate.api.v1alpha1.AllowEntry;
+import io.natgate.api.v1alpha1.PortRange;
 
 class LocalDecisionsTest {
   static final Instant NOW = Instant.parse("2026-01-01T00:00:00Z");
@@ -89,7 +91,11 @@ class LocalDecisionsTest {
   }
 
   void assertTheOperatorConfirmsWithoutAChange(List<Node> nodes, FailurePolicy policy, String... egressIPs) {
-    EgressGateway g = plannedGateway(nodes, policy, egressIPs);
+    assertTheOperatorConfirmsWithoutAChange(nodes, plannedGateway(nodes, policy, egressIPs));
+  }
+
+  void assertTheOperatorConfirmsWithoutAChange(List<Node> nodes, EgressGateway g) {
+    FailurePolicy policy = g.getSpec().failurePolicy;
     ClusterSnapshot without = Fixtures.cluster(nodes, List.of(), List.of(g));
     ClusterSnapshot with = Fixtures.cluster(nodes, pods(), List.of(g));
     GatewayPlan before = GatewayPlanner.plan(g, without, NOW);
@@ -109,6 +115,18 @@ class LocalDecisionsTest {
   @Test
   void startingPodsGetWhatTheOperatorsStateWillSayOnEveryNode() {
     assertTheOperatorConfirmsWithoutAChange(NODES, FailurePolicy.Drop, "198.18.0.100", "198.18.0.101");
+  }
+
+  @Test
+  void aGatewayWithAnAllowListKeepsItOnEveryNode() {
+    EgressGateway g = plannedGateway(NODES, FailurePolicy.Drop, "198.18.0.100");
+    g.getSpec().destinations.allow = List.of(AllowEntry.cidr("203.0.113.0/25", PortRange.tcp(80)),
+        AllowEntry.fqdn("api.payments.example"));
+    assertTheOperatorConfirmsWithoutAChange(NODES, g);
+    // A node the operator has not written a state for yet starts from the spec, allow list included.
+    var merged = LocalDecisions.merge("worker", Map.of(), local(pods(), "worker"), List.of(g),
+        Fixtures.cluster(NODES, List.of(), List.of(g)).namespaceLabels(), List.of());
+    assertThat(merged.get("gw").allow).isEqualTo(g.getSpec().destinations.allow);
   }
 
   @Test

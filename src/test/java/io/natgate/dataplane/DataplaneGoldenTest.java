@@ -3,7 +3,9 @@ package io.natgate.dataplane;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.ConnectionLogState;
+import io.natgate.api.v1alpha1.PortRange;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
@@ -86,6 +88,23 @@ class DataplaneGoldenTest {
     KernelPlan logged = Renderer.render(spec, SETTINGS);
     golden("connection-log-on.txt", Changes.between(Observed.after(before, 1500), logged, SETTINGS));
     assertThat(Changes.between(Observed.after(logged, 1500), logged, SETTINGS).isEmpty()).isTrue();
+  }
+
+  /** payments with the lab's allow list: a CIDR on one port and a DNS name on any port, the log on. */
+  static Map<String, NodeGatewayState> withAllowList() {
+    var spec = node1();
+    spec.get("payments").connectionLog = new ConnectionLogState(Map.of("198.19.1.11", "shop/api-1"));
+    spec.get("payments").allow = List.of(AllowEntry.cidr("203.0.113.0/25", PortRange.tcp(80)),
+        AllowEntry.fqdn("api.payments.example"));
+    return spec;
+  }
+
+  @Test
+  void anAllowListChecksNewConnectionsAndCreatesTheNamesSets() throws IOException {
+    KernelPlan before = Renderer.render(node1(), SETTINGS);
+    KernelPlan allowed = Renderer.render(withAllowList(), SETTINGS);
+    golden("allow-list-on.txt", Changes.between(Observed.after(before, 1500), allowed, SETTINGS));
+    golden("allow-list-off.txt", Changes.between(Observed.after(allowed, 1500), before, SETTINGS));
   }
 
   @Test

@@ -263,8 +263,13 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
    * with the bytes it asks for; ended on close.
    */
   public Process startConnectServer(int port) {
+    return startConnectServer(EXTERNAL_IP, port);
+  }
+
+  /** The same on another address of the external host ("0.0.0.0": every one of its addresses). */
+  public Process startConnectServer(String listen, int port) {
     List<String> command = new ArrayList<>(nsCommandPrefix(externalNs()));
-    command.addAll(List.of(python, "-c", script("/lab/connect.py"), "--serve", "--listen", EXTERNAL_IP, "--port",
+    command.addAll(List.of(python, "-c", script("/lab/connect.py"), "--serve", "--listen", listen, "--port",
         String.valueOf(port)));
     try {
       Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();

@@ -7,7 +7,9 @@ import static io.natgate.plan.Fixtures.node;
 import static io.natgate.plan.Fixtures.pod;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.Assignment;
+import io.natgate.api.v1alpha1.PortRange;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewayStatus;
 import io.natgate.api.v1alpha1.FailurePolicy;
@@ -60,6 +62,33 @@ class GatewayPlannerTest {
     assertThat(gateway.failurePolicy).isEqualTo(FailurePolicy.Drop);
     assertThat(plan.nodeStates().get("w1").steer).containsExactly(
         new NodeGatewayState.Steer("198.18.0.100", "e2", "198.18.0.12", List.of("198.19.1.2")));
+  }
+
+  @Test
+  void everyNodeWithAPartInTheGatewayCarriesItsAllowList() {
+    EgressGateway gw = gateway("pay", OLD, "198.18.0.100");
+    gw.setStatus(status(new Assignment("198.18.0.100", "e2", OLD)));
+    var pods = List.of(pod("pay", "a", "w1", "198.19.1.2", "Running", Map.of()),
+        pod("pay", "b", "w2", "198.19.4.2", "Running", Map.of()));
+    var allNodes = new java.util.ArrayList<>(nodes);
+    allNodes.add(node("w2", "198.18.0.14", true, Map.of()));
+    allNodes.add(node("w3", "198.18.0.15", true, Map.of()));
+    allNodes.add(node("w4", "198.18.0.16", true, Map.of()));
+
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(allNodes, pods, List.of(gw)), NOW);
+    assertThat(plan.nodeStates().values()).allSatisfy(s -> assertThat(s.allow).isNull());
+
+    var allow = List.of(AllowEntry.cidr("203.0.113.0/25", PortRange.tcp(80)), AllowEntry.fqdn("*.payments.example"));
+    gw.getSpec().destinations.allow = allow;
+    plan = GatewayPlanner.plan(gw, cluster(allNodes, pods, List.of(gw)), NOW);
+    // holder e2, its standby e1, directors w1 and w2, and the witnesses: each with the same list; not every node.
+    assertThat(plan.nodeStates().get("e2").snat).hasSize(1);
+    assertThat(plan.nodeStates().get("e1").peers.standby).hasSize(1);
+    assertThat(plan.nodeStates().get("w1").steer).hasSize(1);
+    assertThat(plan.nodeStates().get("w2").steer).hasSize(1);
+    assertThat(plan.nodeStates()).containsKeys("e1", "e2", "w1", "w2");
+    assertThat(plan.nodeStates().values()).allSatisfy(s -> assertThat(s.allow).isEqualTo(allow));
+    assertThat(plan.nodeStates().size()).isLessThan(allNodes.size());
   }
 
   @Test

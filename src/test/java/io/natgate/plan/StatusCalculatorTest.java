@@ -9,7 +9,10 @@ import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
 import io.fabric8.kubernetes.api.model.Node;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.PortRange;
+import io.natgate.api.v1alpha1.ResolvedName;
 import io.natgate.api.v1alpha1.EgressGatewayStatus;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
@@ -45,6 +48,35 @@ class StatusCalculatorTest {
         .containsExactly(ready, reason);
     assertThat(condition(status, "Degraded").getStatus()).isEqualTo(degraded);
     assertThat(status.observedGeneration).isEqualTo(1L);
+  }
+
+  @Test
+  void theAllowListsNamesShowWhatTheGatewayNodesCountedTheLargestAndLatest() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true), egressNode("e2", "198.18.0.12", true));
+    assertThat(compute(gw, nodes, Map.of()).resolvedNames).as("no allow list").isNull();
+    gw.getSpec().destinations.allow = List.of(AllowEntry.cidr("203.0.113.0/25"));
+    assertThat(compute(gw, nodes, Map.of()).resolvedNames).as("no names in it").isNull();
+
+    gw.getSpec().destinations.allow = List.of(AllowEntry.fqdn("api.payments.example"), AllowEntry.cidr("192.0.2.0/24"),
+        AllowEntry.fqdn("*.cdn.example", PortRange.tcp(443)), AllowEntry.fqdn("api.payments.example", PortRange.tcp(1)));
+    assertThat(compute(gw, nodes, Map.of()).resolvedNames).as("nobody counted yet").containsExactly(
+        new ResolvedName("api.payments.example", 0, null), new ResolvedName("*.cdn.example", 0, null));
+
+    var holder = reported("e1", new ResolvedName("api.payments.example", 7, "2026-11-25T12:00:05Z"),
+        new ResolvedName("*.cdn.example", 2, "2026-11-25T11:00:00Z"));
+    var standby = reported("e2", new ResolvedName("api.payments.example", 3, "2026-11-25T12:00:09Z"));
+    assertThat(compute(gw, nodes, Map.of("e1", holder, "e2", standby)).resolvedNames).containsExactly(
+        new ResolvedName("api.payments.example", 7, "2026-11-25T12:00:09Z"),
+        new ResolvedName("*.cdn.example", 2, "2026-11-25T11:00:00Z"));
+  }
+
+  private static EgressNodeState reported(String node, ResolvedName... names) {
+    EgressNodeState state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", node)).build());
+    state.setStatus(new EgressNodeStateStatus());
+    state.getStatus().resolvedNames = List.of(names);
+    return state;
   }
 
   @Test

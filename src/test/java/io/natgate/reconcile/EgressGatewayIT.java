@@ -8,7 +8,10 @@ import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.EgressGateway;
+import io.natgate.api.v1alpha1.PortRange;
+import io.natgate.api.v1alpha1.ResolvedName;
 import io.natgate.api.v1alpha1.EgressGatewaySpec;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
@@ -126,6 +129,36 @@ class EgressGatewayIT {
     }
     awaitCondition("gw", "Programmed", "True", "Programmed");
     assertThat(events("gw")).extracting(Event::getReason).contains("EgressIPAssigned");
+  }
+
+  /** An allow list reaches every node state of the gateway; what its names resolve to reaches its status. */
+  @Test
+  void allowListAndItsNamesCounts() {
+    node("egress-a", true, "198.18.0.11");
+    node("egress-b", true, "198.18.0.12");
+    node("worker", false, "198.18.0.13");
+    cluster.namespace(t, Map.of("team", t));
+    cluster.runningPod(t, "on-worker", nodeName("worker"), podIP(1), Map.of());
+    EgressGateway g = gateway("gw", List.of("198.18.0.100"));
+    var allow = List.of(AllowEntry.cidr("203.0.113.0/25", PortRange.tcp(80)), AllowEntry.fqdn("api.payments.example"));
+    g.getSpec().destinations.allow = allow;
+    create(g);
+
+    String holder = awaitCondition("gw", "Ready", "True", "Ready").getStatus().assignments.get(0).node;
+    for (String node : Set.of(holder, nodeName("worker"))) { // the gateway role and a director
+      assertThat(entry(node, "gw").allow).as(node).isEqualTo(allow);
+    }
+    assertThat(get("gw").getStatus().resolvedNames).as("not counted yet")
+        .containsExactly(new ResolvedName("api.payments.example", 0, null));
+
+    // The holder's agent counted its name's set (as the agent's ServiceAccount writes it).
+    EgressNodeState s = state(holder, "gw");
+    s.setStatus(new EgressNodeStateStatus());
+    s.getStatus().appliedGeneration = s.getMetadata().getGeneration();
+    s.getStatus().resolvedNames = List.of(new ResolvedName("api.payments.example", 3, "2026-11-30T01:52:05Z"));
+    admin.resource(s).updateStatus();
+    await().atMost(TIMEOUT).untilAsserted(() -> assertThat(get("gw").getStatus().resolvedNames)
+        .containsExactly(new ResolvedName("api.payments.example", 3, "2026-11-30T01:52:05Z")));
   }
 
   @Test

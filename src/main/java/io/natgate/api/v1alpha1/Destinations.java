@@ -11,6 +11,8 @@ import java.util.Objects;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class Destinations {
   static final String IPV4_CIDR = "isCIDR(c) && cidr(c).ip().family() == 4";
+  /** {@link #IPV4_CIDR} of a string field's own value. */
+  static final String IPV4_CIDR_SELF = "isCIDR(self) && cidr(self).ip().family() == 4";
   static final String CIDR_RULE = "self.all(c, " + IPV4_CIDR + ")";
   static final String CANONICAL_RULE = "self.all(c, !(" + IPV4_CIDR + ") || cidr(c) == cidr(c).masked())";
   static final String UNIQUE_RULE = "self.all(c, self.exists_one(d, d == c))";
@@ -35,6 +37,7 @@ public class Destinations {
 
   @JsonPropertyDescription("When present, the only destinations selected pods may reach through the gateway: "
       + "connections to others are refused (TCP reset or ICMP administratively prohibited) and logged.")
+  @Size(min = 1, max = 128)
   public List<AllowEntry> allow;
 
   public List<String> cidrs() {

@@ -25,6 +25,10 @@ public class EgressGatewayStatus {
   @JsonPropertyDescription("The spec generation this status describes.")
   public Long observedGeneration;
 
+  @JsonPropertyDescription("With an allow list naming DNS names: what each resolves to now on the gateway nodes (the "
+      + "largest count a node reports, and its latest change).")
+  public List<ResolvedName> resolvedNames;
+
   @JsonPropertyDescription("Ready, Programmed and Degraded, each with a CamelCase reason and a one-line message.")
   public List<Condition> conditions = new ArrayList<>();
 
@@ -33,11 +37,11 @@ public class EgressGatewayStatus {
     return o instanceof EgressGatewayStatus s && Objects.equals(sourceIPs, s.sourceIPs)
         && Objects.equals(assignments, s.assignments) && Objects.equals(nodes, s.nodes)
         && selectedPods == s.selectedPods && Objects.equals(observedGeneration, s.observedGeneration)
-        && Objects.equals(conditions, s.conditions);
+        && Objects.equals(resolvedNames, s.resolvedNames) && Objects.equals(conditions, s.conditions);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(sourceIPs, assignments, nodes, selectedPods, observedGeneration, conditions);
+    return Objects.hash(sourceIPs, assignments, nodes, selectedPods, observedGeneration, resolvedNames, conditions);
   }
 }

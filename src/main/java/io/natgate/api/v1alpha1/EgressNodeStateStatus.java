@@ -17,15 +17,19 @@ public class EgressNodeStateStatus {
       + "standby that took one over lists it here; the operator adopts that).")
   public java.util.List<String> held;
 
+  @JsonPropertyDescription("Gateway role with an allow list: what each of its DNS names resolves to in this node's "
+      + "kernel (counted every few seconds, written only when a number changes).")
+  public java.util.List<ResolvedName> resolvedNames;
+
   @Override
   public boolean equals(Object o) {
     return o instanceof EgressNodeStateStatus s && Objects.equals(appliedGeneration, s.appliedGeneration)
         && Objects.equals(error, s.error)
-        && Objects.equals(held, s.held);
+        && Objects.equals(held, s.held) && Objects.equals(resolvedNames, s.resolvedNames);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(appliedGeneration, error, held);
+    return Objects.hash(appliedGeneration, error, held, resolvedNames);
   }
 }

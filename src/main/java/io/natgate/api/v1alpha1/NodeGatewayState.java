@@ -20,6 +20,7 @@ public class NodeGatewayState {
 
   @JsonPropertyDescription("The gateway's allow list (spec.destinations.allow), when it has one: enforced by the gateway "
       + "role; its DNS names followed by the director role's DNS path.")
+  @io.fabric8.generator.annotation.Size(max = 128)
   public List<AllowEntry> allow;
 
   @JsonPropertyDescription("Gateway role: egress IPs this node holds, each with the pod IPs SNATed to it.")

@@ -1,0 +1,101 @@
+package io.natgate.connlog;
+
+import com.sun.jna.LastErrorException;
+import io.natgate.connlog.EventSocket.LibC;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * A netlink socket bound to one NFLOG group (nfnetlink_log): the packets a gateway's allow list refused, copied by
+ * the kernel as its NFLOG rule logs them. A refused connection never becomes a conntrack entry (the rejected packet's
+ * entry is never confirmed), so conntrack's events cannot report it. Like {@link EventSocket}, its receive buffer is
+ * the kernel's room for a burst; an overflow is reported by the next {@link #receive}.
+ */
+final class DeniedSocket implements AutoCloseable {
+  private static final int AF_NETLINK = 16;
+  private static final int SOCK_RAW = 3;
+  private static final int SOCK_CLOEXEC = 0x80000;
+  private static final int NETLINK_NETFILTER = 12;
+  private static final int SOL_SOCKET = 1;
+  private static final int SO_RCVTIMEO = 20;
+  private static final int SO_RCVBUFFORCE = 33;
+  // linux/netfilter/nfnetlink_log.h
+  private static final int NFNL_SUBSYS_ULOG = 4;
+  private static final int NFULNL_MSG_CONFIG = 1;
+  private static final int NFULA_CFG_CMD = 1;
+  private static final int NFULA_CFG_MODE = 2;
+  private static final int NFULA_CFG_TIMEOUT = 4;
+  private static final int NFULNL_CFG_CMD_BIND = 1;
+  private static final int NFULNL_COPY_PACKET = 2;
+  /** Enough of the packet for its IPv4 header (up to 60 bytes) and ports. */
+  private static final int COPY_RANGE = 64;
+  /** The kernel sends what it gathered after this long at the latest (in 1/100 s). */
+  private static final int FLUSH_HUNDREDTHS = 10;
+  private static final int NLM_F_REQUEST = 1;
+  private static final int NLM_F_ACK = 4;
+  private static final int NLMSG_ERROR = 2;
+
+  private final int fd;
+  private final byte[] buffer = new byte[1 << 16];
+
+  /**
+   * @param netns a network namespace file to open the socket in, or null for the caller's own; the calling thread
+   *              moves into it
+   * @throws LastErrorException when the group is bound by someone else (EBUSY) or NFLOG is missing
+   */
+  DeniedSocket(String netns, int group, int receiveBufferBytes) {
+    if (netns != null) {
+      EventSocket.enter(netns);
+    }
+    fd = LibC.C.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    try {
+      LibC.C.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, EventSocket.nativeInts(receiveBufferBytes), 4);
+      ByteBuffer address = ByteBuffer.allocate(12).order(ByteOrder.nativeOrder())
+          .putShort((short) AF_NETLINK).putShort((short) 0).putInt(0).putInt(0);
+      LibC.C.bind(fd, address.array(), 12);
+      configure(group, attribute(NFULA_CFG_CMD, new byte[] {NFULNL_CFG_CMD_BIND}));
+      configure(group, attribute(NFULA_CFG_MODE, ByteBuffer.allocate(6).putInt(COPY_RANGE)
+          .put((byte) NFULNL_COPY_PACKET).put((byte) 0).array()));
+      configure(group, attribute(NFULA_CFG_TIMEOUT, ByteBuffer.allocate(4).putInt(FLUSH_HUNDREDTHS).array()));
+      ByteBuffer timeout = ByteBuffer.allocate(16).order(ByteOrder.nativeOrder()).putLong(0).putLong(500_000);
+      LibC.C.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
+    } catch (LastErrorException | IllegalStateException e) {
+      LibC.C.close(fd);
+      throw e;
+    }
+  }
+
+  /** One netlink attribute, padded to 4 bytes (its length field without the padding). */
+  private static byte[] attribute(int type, byte[] value) {
+    ByteBuffer a = ByteBuffer.allocate((4 + value.length + 3) & ~3).order(ByteOrder.nativeOrder());
+    a.putShort((short) (4 + value.length)).putShort((short) type).put(value);
+    return a.array();
+  }
+
+  /** Sends one configuration message for the group and waits for the kernel's acknowledgement. */
+  private void configure(int group, byte[] attribute) {
+    int length = 16 + 4 + attribute.length;
+    ByteBuffer m = ByteBuffer.allocate(length).order(ByteOrder.nativeOrder());
+    m.putInt(length).putShort((short) (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG))
+        .putShort((short) (NLM_F_REQUEST | NLM_F_ACK)).putInt(0).putInt(0)
+        .put((byte) 0).put((byte) 0).order(ByteOrder.BIG_ENDIAN).putShort((short) group) // nfgenmsg, res_id: group
+        .put(attribute);
+    LibC.C.send(fd, m.array(), length, 0);
+    int n = LibC.C.recv(fd, buffer, buffer.length, 0);
+    ByteBuffer b = ByteBuffer.wrap(buffer, 0, n).order(ByteOrder.nativeOrder());
+    if (n >= 20 && b.getShort(4) == NLMSG_ERROR && b.getInt(16) != 0) {
+      throw new IllegalStateException("NFLOG group " + group + ": the kernel refused it (errno " + -b.getInt(16)
+          + (b.getInt(16) == -16 ? ", EBUSY: another process listens to that group" : "") + ")");
+    }
+  }
+
+  /** Blocks up to half a second. */
+  EventSocket.Received receive() {
+    return EventSocket.receive(fd, buffer);
+  }
+
+  @Override
+  public void close() {
+    LibC.C.close(fd);
+  }
+}
