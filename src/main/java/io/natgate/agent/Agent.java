@@ -106,8 +106,8 @@ public final class Agent implements AutoCloseable {
   /** Why the agent cannot watch its node's states (403, API server down), or null while it watches. */
   private final AtomicReference<String> watchError = new AtomicReference<>();
   private NodeDataplane dataplane;
-  /** Whether the kernel can hold the allow lists' names' sets (probed at start). */
-  private volatile boolean names = true;
+  /** The type of the allow lists' names' sets this kernel has (probed at start; null: none). */
+  private volatile String nameSets = DestinationSets.TYPE;
   private Heartbeat heartbeat;
   private volatile PeerLiveness peers;
   /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
@@ -168,10 +168,11 @@ public final class Agent implements AutoCloseable {
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
         settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime);
     dataplane = new NodeDataplane(kernel, dp);
-    names = dataplane.supports(DestinationSets.TYPE);
-    if (!names) {
-      LOG.warnf("this kernel's ipset has no %s: allow lists' DNS names match nothing here (their connections are "
-          + "refused); CIDR entries are enforced", DestinationSets.TYPE);
+    nameSets = dataplane.nameSetType();
+    if (!DestinationSets.TYPE.equals(nameSets)) {
+      LOG.warnf("this kernel's ipset has no %s: allow lists' DNS names %s here (their other connections are "
+          + "refused); CIDR entries are enforced", DestinationSets.TYPE, nameSets == null ? "match nothing"
+          : "allow only the ports their entries list (" + nameSets + "); a name with no ports allows nothing");
     }
     if (connectionLogSettings != null) {
       connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
@@ -425,7 +426,7 @@ public final class Agent implements AutoCloseable {
       if (connectionLog != null) {
         connectionLog.update(wanted); // listening before the connections are marked
       }
-      KernelPlan plan = withDns(Renderer.render(wanted, dataplane().settings(), names), states);
+      KernelPlan plan = withDns(Renderer.render(wanted, dataplane().settings(), nameSets), states);
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
       NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {

@@ -152,16 +152,14 @@ public final class LocalDecisions {
     return ips;
   }
 
+  /** The operator's part with what this class adds to (the SNAT and steer sources, the log's pods) copied deep. */
   private static NodeGatewayState copy(NodeGatewayState s) {
-    var c = new NodeGatewayState();
-    c.failurePolicy = s.failurePolicy;
-    c.cidrs = List.copyOf(s.cidrs);
-    c.excludedCidrs = List.copyOf(s.excludedCidrs);
-    c.allow = s.allow; // never changed here: enforced as the operator's state says
+    var c = new NodeGatewayState(s);
+    c.snat = new ArrayList<>();
+    c.steer = new ArrayList<>();
     s.snat.forEach(x -> c.snat.add(new NodeGatewayState.Snat(x.egressIP, x.holdAddress, new ArrayList<>(x.sources))));
     s.steer.forEach(x -> c.steer.add(new NodeGatewayState.Steer(x.egressIP, x.gatewayNode, x.gatewayNodeIP,
         new ArrayList<>(x.sources))));
-    c.peers = s.peers;
     c.connectionLog = s.connectionLog == null ? null : new ConnectionLogState(new TreeMap<>(s.connectionLog.pods));
     return c;
   }

@@ -26,16 +26,27 @@ final class AllowRules {
    * otherwise ICMP administratively prohibited, so that clients fail at once instead of waiting for a timeout.
    *
    * @param sources the set of the pods SNATed to {@code egressIP}
+   * @param nameSets the type of the names' sets this kernel has ({@link DestinationSets}); null: none, names allow
+   *                 nothing
    */
-  static List<String> render(String gateway, List<AllowEntry> allow, String sources, String egressIP, boolean logged) {
+  static List<String> render(String gateway, List<AllowEntry> allow, String sources, String egressIP, boolean logged,
+      String nameSets) {
     String chain = "-A " + Hook.FILTER_ALLOW.chain;
     String source = " -m set --match-set " + sources + " src";
     List<String> rules = new ArrayList<>();
     for (AllowEntry e : allow) {
+      if (e.fqdn != null && (nameSets == null || e.ports().isEmpty() && !DestinationSets.holdsEveryPort(nameSets))) {
+        continue; // a name this kernel's sets cannot hold allows nothing
+      }
+      if (e.fqdn != null && !DestinationSets.holdsEveryPort(nameSets)) {
+        // the members carry protocol and port: one rule for the name whatever its ports
+        rules.add(chain + source + DestinationSets.match(nameSets, DestinationSets.fqdn(gateway, e.fqdn))
+            + " -j RETURN");
+        continue;
+      }
       // iptables-save puts -d and -p ahead of the matches
       String destination = e.cidr == null ? "" : e.cidr.equals("0.0.0.0/0") ? "" : " -d " + e.cidr;
-      String answered = e.fqdn == null ? "" : " -m set --match-set " + DestinationSets.fqdn(gateway, e.fqdn)
-          + " src,dst";
+      String answered = e.fqdn == null ? "" : DestinationSets.match(nameSets, DestinationSets.fqdn(gateway, e.fqdn));
       if (e.ports().isEmpty()) {
         rules.add(chain + destination + source + answered + " -j RETURN");
         continue;

@@ -120,6 +120,12 @@ public final class NodeDataplane {
    * Whether this kernel's ipset has a set type (hash:net,net is a module some kernels leave out): tried once with a
    * set created and destroyed at once.
    */
+  /** The type of the allow lists' names' sets this kernel has: {@link DestinationSets#TYPE}, else the port type. */
+  public String nameSetType() {
+    return supports(DestinationSets.TYPE) ? DestinationSets.TYPE
+        : supports(DestinationSets.PORT_TYPE) ? DestinationSets.PORT_TYPE : null;
+  }
+
   public boolean supports(String setType) {
     try {
       kernel.run(null, "ipset", "create", "natgate-probe", setType, "timeout", "0");

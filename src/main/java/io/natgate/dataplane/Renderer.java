@@ -30,21 +30,22 @@ public final class Renderer {
 
   /** @param gateways this node's part in each gateway, by gateway name */
   public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s) {
-    return render(gateways, s, true);
+    return render(gateways, s, DestinationSets.TYPE);
   }
 
   /**
-   * @param names whether the kernel has the names' set type ({@link DestinationSets#TYPE}); without it, the allow
-   *              lists' DNS names match nothing (their connections are refused: closed, not open) and get no set
+   * @param nameSets the type of the names' sets this kernel has ({@link DestinationSets#TYPE} or
+   *              {@link DestinationSets#PORT_TYPE}); null: none, and the allow lists' DNS names match nothing (their
+   *              connections are refused: closed, not open) and get no set
    */
   public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s,
-      boolean names) {
+      String nameSets) {
     if (gateways.isEmpty()) {
       return KernelPlan.EMPTY;
     }
     List<String> tunnelled = tunnelled(gateways, s);
     Map<String, Integer> slots = slots(tunnelled, s.dropSlot() - 1);
-    var parts = new Parts(s, slots, names);
+    var parts = new Parts(s, slots, nameSets);
     new TreeMap<>(gateways).forEach(parts::add);
     var routes = new TreeSet<Route>();
     var markRules = new TreeSet<MarkRule>();
@@ -76,7 +77,7 @@ public final class Renderer {
   private static final class Parts {
     private final DataplaneSettings s;
     private final Map<String, Integer> slots;
-    private final boolean names;
+    private final String nameSets;
     final TreeMap<String, IpSet> sets = new TreeMap<>();
     final TreeSet<String> held = new TreeSet<>();
     private final List<String> mangle = new ArrayList<>();
@@ -87,10 +88,10 @@ public final class Renderer {
     private final List<String> allowRules = new ArrayList<>();
     private boolean steering;
 
-    Parts(DataplaneSettings s, Map<String, Integer> slots, boolean names) {
+    Parts(DataplaneSettings s, Map<String, Integer> slots, String nameSets) {
       this.s = s;
       this.slots = slots;
-      this.names = names;
+      this.nameSets = nameSets;
     }
 
     void add(String gateway, NodeGatewayState g) {
@@ -102,8 +103,9 @@ public final class Renderer {
       g.snat.forEach(sn -> snat(gateway, sn, destinations, g.connectionLog != null));
       if (g.allow != null && !g.snat.isEmpty()) {
         // The DNS path fills these; they come and go with the gateway role, their members are left alone.
-        g.allow.stream().filter(e -> e.fqdn != null && names).map(e -> DestinationSets.fqdn(gateway, e.fqdn))
-            .distinct().forEach(name -> sets.put(name, IpSet.dynamic(name, DestinationSets.TYPE)));
+        g.allow.stream().filter(e -> e.fqdn != null && nameSets != null)
+            .map(e -> DestinationSets.fqdn(gateway, e.fqdn)).distinct()
+            .forEach(name -> sets.put(name, IpSet.dynamic(name, nameSets)));
         g.snat.forEach(sn -> allow(gateway, g, sn, destinations));
       }
       for (NodeGatewayState.Steer st : g.steer) {
@@ -149,8 +151,7 @@ public final class Renderer {
       String sources = "natgate-s-" + id(gateway + "/" + sn.egressIP);
       allowJumps.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources
           + " src" + destinations + " -m conntrack --ctstate NEW -j " + Hook.FILTER_ALLOW.chain);
-      List<AllowEntry> allow = names ? g.allow : g.allow.stream().filter(e -> e.fqdn == null).toList();
-      allowRules.addAll(AllowRules.render(gateway, allow, sources, sn.egressIP, g.connectionLog != null));
+      allowRules.addAll(AllowRules.render(gateway, g.allow, sources, sn.egressIP, g.connectionLog != null, nameSets));
     }
 
     /** Director role: mark the sources' packets with their egress IP's slot (or the drop slot without a gateway). */

@@ -118,14 +118,7 @@ public final class HoldDecision {
    * each egress IP's address only when it is held.
    */
   public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding) {
-    NodeGatewayState r = new NodeGatewayState();
-    r.failurePolicy = part.failurePolicy;
-    r.cidrs = part.cidrs;
-    r.excludedCidrs = part.excludedCidrs;
-    r.allow = part.allow;
-    r.connectionLog = part.connectionLog;
-    r.steer = part.steer;
-    r.peers = part.peers;
+    NodeGatewayState r = new NodeGatewayState(part);
     r.snat = new ArrayList<>();
     for (NodeGatewayState.Snat s : part.snat) {
       r.snat.add(new NodeGatewayState.Snat(s.egressIP, s.holdAddress && holding.contains(s.egressIP), s.sources));

@@ -34,7 +34,7 @@ class AllowRulesTest {
         new PortRange(Protocol.UDP, 5000, 5010), new PortRange(Protocol.TCP, 8000, 8080))),
         AllowEntry.cidr("0.0.0.0/0", new PortRange(Protocol.SCTP, 9, null)), AllowEntry.fqdn("*.payments.example"));
     String fqdnSet = DestinationSets.fqdn("pay", "*.payments.example");
-    assertThat(AllowRules.render("pay", allow, "natgate-s-1", "198.18.0.100", false)).containsExactly(
+    assertThat(AllowRules.render("pay", allow, "natgate-s-1", "198.18.0.100", false, DestinationSets.TYPE)).containsExactly(
         "-A NATGATE-ALLOW -d 198.51.100.0/24 -p tcp -m set --match-set natgate-s-1 src -m multiport --dports "
             + "443,8000:8080 -j RETURN",
         "-A NATGATE-ALLOW -d 198.51.100.0/24 -p udp -m set --match-set natgate-s-1 src -m multiport --dports "
@@ -43,9 +43,20 @@ class AllowRulesTest {
         "-A NATGATE-ALLOW -m set --match-set natgate-s-1 src -m set --match-set " + fqdnSet + " src,dst -j RETURN",
         "-A NATGATE-ALLOW -p tcp -m set --match-set natgate-s-1 src -j REJECT --reject-with tcp-reset",
         "-A NATGATE-ALLOW -m set --match-set natgate-s-1 src -j REJECT --reject-with icmp-admin-prohibited");
-    assertThat(AllowRules.render("pay", allow, "natgate-s-1", "198.18.0.100", true))
+    assertThat(AllowRules.render("pay", allow, "natgate-s-1", "198.18.0.100", true, DestinationSets.TYPE))
         .contains("-A NATGATE-ALLOW -m set --match-set natgate-s-1 src -j NFLOG --nflog-prefix "
             + "\"natgate-denied 198.18.0.100\" --nflog-group 7400", atIndex(4));
+  }
+
+  @Test
+  void onAKernelWithOnlyThePortTypeANamesSetCarriesItsPortsAndANameOnEveryPortAllowsNothing() {
+    var allow = List.of(AllowEntry.fqdn("api.payments.example", PortRange.tcp(443), new PortRange(Protocol.TCP, 8000,
+        8080)), AllowEntry.fqdn("*.payments.example"));
+    assertThat(AllowRules.render("pay", allow, "natgate-s-1", "198.18.0.100", false, DestinationSets.PORT_TYPE))
+        .containsExactly("-A NATGATE-ALLOW -m set --match-set natgate-s-1 src -m set --match-set "
+            + DestinationSets.fqdn("pay", "api.payments.example") + " src,dst,dst -j RETURN",
+            "-A NATGATE-ALLOW -p tcp -m set --match-set natgate-s-1 src -j REJECT --reject-with tcp-reset",
+            "-A NATGATE-ALLOW -m set --match-set natgate-s-1 src -j REJECT --reject-with icmp-admin-prohibited");
   }
 
   private static org.assertj.core.data.Index atIndex(int i) {
@@ -71,7 +82,7 @@ class AllowRulesTest {
 
   @Test
   void onAKernelWithoutTheNamesSetTypeNamesMatchNothingAndCidrsStillDo() {
-    KernelPlan plan = Renderer.render(DataplaneGoldenTest.withAllowList(), SETTINGS, false);
+    KernelPlan plan = Renderer.render(DataplaneGoldenTest.withAllowList(), SETTINGS, null);
     assertThat(plan.sets().keySet()).noneMatch(n -> n.startsWith("natgate-f-"));
     assertThat(plan.rules().get(Hook.FILTER_ALLOW)).noneMatch(r -> r.contains("natgate-f-"))
         .anyMatch(r -> r.contains("-d 203.0.113.0/25")).anyMatch(r -> r.contains("REJECT --reject-with tcp-reset"))

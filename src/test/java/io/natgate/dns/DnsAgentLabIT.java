@@ -70,7 +70,7 @@ class DnsAgentLabIT {
     s.cidrs = List.of("0.0.0.0/0");
     s.excludedCidrs = List.of(NetworkLab.POD_CIDR);
     s.allow = names ? List.of(new AllowEntry(null, NAME, List.of(new PortRange(Protocol.TCP, 443, null))))
-        : List.of(new AllowEntry("198.51.100.0/24", null, List.of()));
+        : List.of(AllowEntry.cidr("198.51.100.0/24"));
     return s;
   }
 

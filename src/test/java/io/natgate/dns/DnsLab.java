@@ -15,6 +15,7 @@ import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.Renderer;
+import io.natgate.peers.HoldDecision;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
@@ -36,10 +37,9 @@ import java.util.stream.Stream;
 /**
  * The DNS path set up on a {@link NetworkLab} (test code): one gateway whose allow list has names, its egress IP
  * held by one node, pod 1 of each director node steered there and followed by its node's proxy, optionally a standby
- * node, and a lab DNS server on the external host. Until the gateway role creates the names' sets and checks
- * connections against them, this does: the sets (hash:net,net where the kernel has it, else hash:ip,port,ip) and a
- * stand-in rule on the holder that passes a new connection from the tunnel to {@link #PORT} only with its pair in a
- * set, and resets it otherwise. Each node's data plane and DNS path run in this JVM, sockets in the node's namespace.
+ * node, and a lab DNS server on the external host. The gateway role checks connections as an agent's would: it
+ * creates the names' sets (of the type this kernel has) and refuses what the allow list does not allow. Each node's
+ * data plane and DNS path run in this JVM, sockets in the node's namespace.
  */
 public final class DnsLab implements AutoCloseable {
   public static final String EGRESS_IP = "198.18.0.130";
@@ -50,7 +50,6 @@ public final class DnsLab implements AutoCloseable {
   public static final String BLOCKED = "blocked.example";
   public static final int PORT = 8443;
   public static final String GATEWAY = "payments";
-  static final String CHECK = "LAB-DNS-CHECK";
   public static final List<String> POOL = List.of("203.0.113.20", "203.0.113.21", "203.0.113.22", "203.0.113.23",
       "203.0.113.24", "203.0.113.25");
   public static final List<String> CDN_POOL = List.of("203.0.113.30", "203.0.113.31", "203.0.113.32");
@@ -69,7 +68,7 @@ public final class DnsLab implements AutoCloseable {
   private final Map<Integer, DnsPath> paths = new TreeMap<>();
   private final Map<Integer, SimpleMeterRegistry> metrics = new TreeMap<>();
   private final LabDnsServer dns;
-  private final boolean netnet;
+  private final String nameSets;
 
   /**
    * @param standby a node standing by for the egress IP (gets the pairs relayed), or 0
@@ -122,30 +121,13 @@ public final class DnsLab implements AutoCloseable {
       var dp = new NodeDataplane(kernel(n), DataplaneSettings.defaults(lab.node(n).uplink()));
       dataplanes.put(n, dp);
       DnsPath path = startPath(n);
-      dp.apply(path.addTo(Renderer.render(Map.of(GATEWAY, states.get(n)), dp.settings()), Defaults.TUNNEL_DEVICE));
+      // as the agent renders it: the standby keeps the SNAT (and the allow list's check) ready, the holder holds
+      var part = HoldDecision.withHolding(states.get(n), n == holder ? Set.of(EGRESS_IP) : Set.of());
+      dp.apply(path.addTo(Renderer.render(Map.of(GATEWAY, part), dp.settings(), dp.nameSetType()),
+          Defaults.TUNNEL_DEVICE));
     }
-    netnet = supports(gateway.ns(), "hash:net,net");
-    String type = netnet ? "hash:net,net" : "hash:ip,port,ip";
-    System.out.printf("names' sets: %s%n", type);
-    for (int n : standby == 0 ? List.of(holder) : List.of(holder, standby)) {
-      String existing = lab.exec(lab.node(n).ns(), "ipset", "list", "-n");
-      for (String fqdn : List.of(ALLOWED, WILDCARD)) {
-        String set = DestinationSets.fqdn(GATEWAY, fqdn);
-        if (!existing.contains(set)) { // unless the gateway role made it
-          lab.exec(lab.node(n).ns(), "ipset", "create", set, type, "timeout", "1");
-        }
-      }
-    }
-    String accept = "-A " + CHECK + " -m set --match-set %s " + (netnet ? "src,dst" : "src,dst,dst") + " -j ACCEPT\n";
-    lab.exec(gateway.ns(), "bash", "-c", "iptables-restore --noflush <<EOF\n*filter\n:" + CHECK + " - [0:0]\n"
-        + "-A FORWARD " + checked() + " -j " + CHECK + "\n"
-        + accept.formatted(DestinationSets.fqdn(GATEWAY, ALLOWED))
-        + accept.formatted(DestinationSets.fqdn(GATEWAY, WILDCARD))
-        + "-A " + CHECK + " -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\nEOF\n");
-  }
-
-  private static String checked() {
-    return "-i natgate0 -p tcp -m tcp --dport " + PORT + " -m conntrack --ctstate NEW";
+    nameSets = dataplanes.get(holder).nameSetType();
+    System.out.printf("names' sets: %s%n", nameSets);
   }
 
   /** With a port: a kernel without hash:net,net keeps the pairs in hash:ip,port,ip sets (see SetMembers). */
@@ -155,7 +137,7 @@ public final class DnsLab implements AutoCloseable {
     s.cidrs = List.of("0.0.0.0/0");
     s.excludedCidrs = List.of(NetworkLab.POD_CIDR);
     var https = List.of(new PortRange(Protocol.TCP, PORT, null));
-    s.allow = List.of(new AllowEntry("198.51.100.0/24", null, List.of()), new AllowEntry(null, ALLOWED, https),
+    s.allow = List.of(AllowEntry.cidr("198.51.100.0/24"), new AllowEntry(null, ALLOWED, https),
         new AllowEntry(null, WILDCARD, https));
     return s;
   }
@@ -190,7 +172,7 @@ public final class DnsLab implements AutoCloseable {
   }
 
   boolean netnet() {
-    return netnet;
+    return DestinationSets.TYPE.equals(nameSets);
   }
 
   /** lab/dns_client.py in the pod: {@code count} queries of {@code name} to the resolver, and connections. */
@@ -226,21 +208,8 @@ public final class DnsLab implements AutoCloseable {
     return c == null ? 0 : c.count();
   }
 
-  private boolean supports(String ns, String type) {
-    try {
-      lab.exec(ns, "ipset", "create", "natgate-probe", type, "timeout", "1");
-      lab.exec(ns, "ipset", "destroy", "natgate-probe");
-      return true;
-    } catch (IllegalStateException e) {
-      return false;
-    }
-  }
-
-  /** Removes the stand-in first (its sets cannot go while it references them), then everything else. */
   @Override
   public void close() {
-    lab.exec(lab.node(holder).ns(), "bash", "-c", "iptables -D FORWARD " + checked() + " -j " + CHECK
-        + "; iptables -F " + CHECK + "; iptables -X " + CHECK + "; true");
     paths.values().forEach(DnsPath::close);
     dataplanes.values().forEach(dp -> {
       dp.apply(KernelPlan.EMPTY);

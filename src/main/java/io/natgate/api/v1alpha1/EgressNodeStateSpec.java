@@ -26,16 +26,9 @@ public class EgressNodeStateSpec extends NodeGatewayState {
   }
 
   public EgressNodeStateSpec(String nodeName, String gateway, NodeGatewayState part) {
+    super(part);
     this.nodeName = nodeName;
     this.gateway = gateway;
-    failurePolicy = part.failurePolicy;
-    cidrs = part.cidrs;
-    excludedCidrs = part.excludedCidrs;
-    allow = part.allow;
-    snat = part.snat;
-    steer = part.steer;
-    peers = part.peers;
-    connectionLog = part.connectionLog;
   }
 
   @Override

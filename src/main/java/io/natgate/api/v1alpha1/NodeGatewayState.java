@@ -36,6 +36,24 @@ public class NodeGatewayState {
   @JsonPropertyDescription("Gateway role with the connection log on: the pods to name in its records.")
   public ConnectionLogState connectionLog;
 
+  public NodeGatewayState() {
+  }
+
+  /**
+   * A shallow copy of every field (the lists are shared): the one place that lists them all, so that a field added
+   * here is carried by whatever copies a part (node states, the agent's early and holding views).
+   */
+  public NodeGatewayState(NodeGatewayState other) {
+    failurePolicy = other.failurePolicy;
+    cidrs = other.cidrs;
+    excludedCidrs = other.excludedCidrs;
+    allow = other.allow;
+    snat = other.snat;
+    steer = other.steer;
+    peers = other.peers;
+    connectionLog = other.connectionLog;
+  }
+
   @Override
   public boolean equals(Object o) {
     // Same class only: a spec (this plus its node and gateway) never equals a plain part.
