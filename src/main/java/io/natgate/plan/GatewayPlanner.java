@@ -120,8 +120,10 @@ public final class GatewayPlanner {
         && e.getValue().equals(a.node)));
     Map<String, EgressNodeStateSpec> toWrite = spec.egressIPs().isEmpty() ? nodeStates
         : Handovers.makeBeforeBreak(nodeStates, observed, cluster.liveAgents(), adopted);
+    Set<String> avoided = new TreeSet<>(ready);
+    avoided.removeAll(placeOn);
     return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, toWrite, selected,
-        problems, adopted);
+        problems, adopted, avoided);
   }
 
   /**

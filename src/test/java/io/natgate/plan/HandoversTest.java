@@ -104,8 +104,12 @@ class HandoversTest {
     Set<String> all = Set.of("e1", "e2", "w1");
     cordon("e1");
 
+    EgressGatewayStatus before = gw.getStatus();
     GatewayPlan move = reconcile(all);
     assertThat(move.assignments()).extracting(a -> a.node).containsExactly("e2");
+    assertThat(StatusEvents.between(before, StatusCalculator.compute(gw, move, Map.of(), NOW), move))
+        .extracting(StatusEvents.Event::message)
+        .containsExactly(IP + " moved from node e1 to node e2: e1 is cordoned (kubectl cordon or drain)");
     assertThat(holdsAddress(move.nodeStates().get("e2"), IP)).as("the new holder is programmed").isTrue();
     assertThat(move.nodeStates().get("e1").snat).as("the old holder keeps its SNAT and address meanwhile")
         .containsExactly(new NodeGatewayState.Snat(IP, true, List.of("198.19.3.2", "198.19.3.3", "198.19.3.4")));
