@@ -42,9 +42,9 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * counting what arrives by source. node-1 and node-2 are the candidates, node-3 the witness: a group of three. Prints
  * a table (fault, rounds, outage p50/p95/max, failed probes, packets with another source, most holders at once)
  * and asserts zero packets with another source and the holder bounds. {@code -Dfaults.rounds=N} repeats each fault N
- * times (default 2; SIGKILL twice that); {@code -Dfaults.rounds=full} runs the issue's counts (API server SIGSTOP and
- * restart 3 each, link cut 10, agent SIGKILL 20, cut from the API or from the peers 5 each, operator SIGKILL 10, kill
- * during an API outage 3, each planned move 5). Needs root.
+ * times (default 1, about 4 minutes; SIGKILL twice that); {@code -Dfaults.rounds=full} runs the issue's counts (API
+ * server SIGSTOP and restart 3 each, link cut 10, agent SIGKILL 20, cut from the API or from the peers 5 each,
+ * operator SIGKILL 10, kill during an API outage 3, each planned move 5). Needs root.
  */
 @ExtendWith(ControlPlaneExtension.class)
 @TestMethodOrder(OrderAnnotation.class)
@@ -52,8 +52,8 @@ class FaultsE2E {
   static final String EGRESS_IP = "198.18.0.100";
   static final Duration SOON = Duration.ofSeconds(60);
   static final Duration API_OUTAGE = Duration.ofSeconds(10);
-  /** {@code -Dfaults.rounds=full}: the round counts; {@code =N}: N rounds of each (SIGKILL 2N); default 2. */
-  static final String ROUNDS = System.getProperty("faults.rounds", "2");
+  /** {@code -Dfaults.rounds=full}: the round counts; {@code =N}: N rounds of each (SIGKILL 2N); default 1. */
+  static final String ROUNDS = System.getProperty("faults.rounds", "1");
   static final String NAMESPACE = "faults";
 
   @RegisterExtension
