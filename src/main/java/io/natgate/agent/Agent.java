@@ -428,10 +428,12 @@ public final class Agent implements AutoCloseable {
       }
       KernelPlan plan = withDns(Renderer.render(wanted, dataplane().settings(), nameSets), states);
       inKernel.getAndUpdate(was -> union(was, plan.held())); // while the apply runs, either may be there
-      NodeDataplane.Result result = dataplane.apply(plan);
       if (!holding.isEmpty() && dataplane.fenced()) {
+        // Decided to hold again: this apply adds the IPs and announces them (a fence decided later still wins:
+        // the apply adds nothing once fenced).
         dataplane.unfence();
       }
+      NodeDataplane.Result result = dataplane.apply(plan);
       inKernel.set(dataplane.fenced() ? Set.of() : Set.copyOf(plan.held()));
       long nanos = sample.stop(applyTimer);
       lastError.set(null);

@@ -93,16 +93,22 @@ public final class NodeDataplane {
   }
 
   /**
-   * Extends the lifetime of the egress IPs held here (after each heartbeat). {@code change}, not {@code replace}: an
-   * address that already expired (or was released by a fence meanwhile) stays gone until an apply decides again.
+   * Extends the lifetime of the egress IPs the last apply added here (after each heartbeat). Only those: for IPv4,
+   * {@code ip address change} adds an address that is missing, and an address added here, not by an apply, would
+   * go unannounced (no gratuitous ARP: the neighbours keep the previous holder) and make the next apply's add fail
+   * ("Address already assigned"), which is what a failover after a fence did before (4.6 s instead of 0.5 s).
    */
   public synchronized void refreshHeld() {
-    if (settings.addressLifetimeSeconds() == 0 || fenced || wanted.held().isEmpty()) {
+    Set<String> added = trusted == null ? Set.of() : trusted.held();
+    if (settings.addressLifetimeSeconds() == 0 || fenced || added == null || added.isEmpty()) {
       return;
     }
     var script = new StringBuilder();
-    wanted.held().forEach(ip -> script.append("address change ").append(ip).append("/32")
-        .append(settings.addressOptions()).append('\n'));
+    added.stream().filter(wanted.held()::contains).forEach(ip -> script.append("address change ").append(ip)
+        .append("/32").append(settings.addressOptions()).append('\n'));
+    if (script.isEmpty()) {
+      return;
+    }
     kernel.run(script.toString(), "ip", "-force", "-batch", "-");
   }
 

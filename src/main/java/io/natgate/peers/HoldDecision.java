@@ -22,6 +22,9 @@ import java.util.TreeSet;
  * drop it), so at most one node holds it, except when an agent dies while its kernel keeps the address until its
  * lifetime ends.
  * <p>
+ * A planned move (the succession names a {@code releasing} node) is make-before-break: the releasing node keeps the
+ * IP while the new holder adds it despite that node's claim; both hold it until the operator drops the entry.
+ * <p>
  * A smaller group cannot keep a quorum through the loss of one member: it keeps the Lease rule (hold what the
  * operator assigned while the Lease is renewed).
  */
@@ -57,6 +60,13 @@ public final class HoldDecision {
       return hold;
     }
     for (NodeGatewayState.Succession s : state.peers.successions) {
+      if (self.equals(s.releasing)) {
+        // A planned move away from this node: kept until the operator has seen the new holder take it.
+        if (held.contains(s.egressIP)) {
+          hold.add(s.egressIP);
+        }
+        continue;
+      }
       List<String> order = new ArrayList<>();
       order.add(s.holder);
       order.addAll(s.standbys);
@@ -72,7 +82,9 @@ public final class HoldDecision {
           hold.add(s.egressIP);
         }
       } else if (before.stream().noneMatch(m -> able(m, group, peers, timing))
-          && peers.keySet().stream().noneMatch(m -> claims(m, s.egressIP, peers, timing))) {
+          && peers.keySet().stream().filter(m -> !m.equals(s.releasing))
+              .noneMatch(m -> claims(m, s.egressIP, peers, timing))) {
+        // The releasing node's claim does not stop it: make before break.
         hold.add(s.egressIP);
       }
     }

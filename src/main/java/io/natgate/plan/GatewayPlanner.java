@@ -7,6 +7,7 @@ import io.natgate.api.v1alpha1.Assignment;
 import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewaySpec;
+import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import java.time.Instant;
@@ -37,6 +38,15 @@ public final class GatewayPlanner {
    */
   public static GatewayPlan plan(EgressGateway gateway, ClusterSnapshot cluster, Map<String, String> takeovers,
       Instant now) {
+    return plan(gateway, cluster, takeovers, Map.of(), now);
+  }
+
+  /**
+   * @param observed the gateway's node states as observed, by node: planned moves away from a node that holds an IP
+   *                 are make-before-break ({@link Handovers})
+   */
+  public static GatewayPlan plan(EgressGateway gateway, ClusterSnapshot cluster, Map<String, String> takeovers,
+      Map<String, EgressNodeState> observed, Instant now) {
     EgressGatewaySpec spec = gateway.getSpec();
     List<String> candidates = cluster.nodes().values().stream()
         .filter(n -> n.getMetadata().getDeletionTimestamp() == null)
@@ -51,6 +61,11 @@ public final class GatewayPlanner {
     });
     Set<String> ready = candidates.stream().filter(n -> !unready.containsKey(n))
         .collect(Collectors.toCollection(TreeSet::new));
+    // A cordoned node (kubectl cordon, and drain, which cordons first) hands its IPs over and takes none, as long
+    // as another ready candidate is not cordoned: draining every egress node at once must not stop egress.
+    Set<String> uncordoned = ready.stream().filter(n -> !cordoned(cluster.nodes().get(n)))
+        .collect(Collectors.toCollection(TreeSet::new));
+    Set<String> placeOn = uncordoned.isEmpty() ? ready : uncordoned;
 
     Map<String, String> conflicts = conflicts(gateway, cluster.liveGateways());
     List<Assignment> previous = gateway.getStatus() == null ? List.of() : gateway.getStatus().assignments;
@@ -62,7 +77,7 @@ public final class GatewayPlanner {
     if (spec.egressIPs().isEmpty()) {
       // No floating IP: one ready candidate SNATs to its own InternalIP. Firewalls must allow every candidate's.
       String previousNode = previous.isEmpty() ? null : previous.get(0).node;
-      String node = IpAssignment.assign(List.of("node"), ready,
+      String node = IpAssignment.assign(List.of("node"), placeOn,
           previousNode == null ? Map.of() : Map.of("node", previousNode)).get("node");
       assignments = node == null ? List.of()
           : List.of(new Assignment(NodeReadiness.internalIP(cluster.nodes().get(node)), node,
@@ -82,8 +97,9 @@ public final class GatewayPlanner {
       // failed (its peers still hear it), or its peers move them and report it.
       Set<String> keptBy = !peerRule ? Set.of() : candidates.stream()
           .filter(n -> unready.containsKey(n) && PeerGroups.readyButForLease(cluster.nodes().get(n)))
+          .filter(n -> uncordoned.isEmpty() || !cordoned(cluster.nodes().get(n)))
           .collect(Collectors.toSet());
-      Map<String, String> placed = IpAssignment.assign(usable, ready, keptBy, previousByIP);
+      Map<String, String> placed = IpAssignment.assign(usable, placeOn, keptBy, previousByIP);
       assignments = placed.entrySet().stream()
           .map(e -> new Assignment(e.getKey(), e.getValue(), e.getValue() == null ? null
               : since(previous, e.getKey(), e.getValue(), now)))
@@ -93,9 +109,9 @@ public final class GatewayPlanner {
 
     List<Pod> selected = PodSelection.select(spec.sources, cluster.pods(), cluster.namespaceLabels());
     Map<String, EgressNodeStateSpec> nodeStates = nodeStates(gateway.getMetadata().getName(), spec, assignments,
-        selected, cluster);
+        selected, cluster, observed);
     if (peerRule) {
-      addPeers(nodeStates, gateway.getMetadata().getName(), spec, group, assignments, ready, cluster);
+      addPeers(nodeStates, gateway.getMetadata().getName(), spec, group, assignments, placeOn, cluster);
     }
     List<String> problems = new ArrayList<>(LabelSelectors.problems("spec.nodeSelector", spec.nodeSelector));
     problems.addAll(LabelSelectors.problems("spec.sources.namespaceSelector", spec.sources.namespaceSelector));
@@ -103,8 +119,12 @@ public final class GatewayPlanner {
     Map<String, String> adopted = new TreeMap<>(takeovers);
     adopted.entrySet().removeIf(e -> assignments.stream().noneMatch(a -> e.getKey().equals(a.egressIP)
         && e.getValue().equals(a.node)));
-    return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, nodeStates, selected,
-        problems, adopted);
+    Map<String, EgressNodeStateSpec> toWrite = spec.egressIPs().isEmpty() ? nodeStates
+        : Handovers.makeBeforeBreak(nodeStates, observed, cluster.liveAgents(), adopted);
+    Set<String> avoided = new TreeSet<>(ready);
+    avoided.removeAll(placeOn);
+    return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, toWrite, selected,
+        problems, adopted, avoided);
   }
 
   /**
@@ -129,6 +149,11 @@ public final class GatewayPlanner {
     return conflicts;
   }
 
+  /** Cordoned (spec.unschedulable): {@code kubectl cordon}, and the first step of {@code kubectl drain}. */
+  public static boolean cordoned(Node node) {
+    return node.getSpec() != null && Boolean.TRUE.equals(node.getSpec().getUnschedulable());
+  }
+
   private static String since(List<Assignment> previous, String egressIP, String node, Instant now) {
     return previous.stream()
         .filter(a -> node.equals(a.node) && (egressIP == null || egressIP.equals(a.egressIP)) && a.since != null)
@@ -140,8 +165,9 @@ public final class GatewayPlanner {
    * holder, or, with no holder, applies the failure policy (a steer entry without gatewayNode).
    */
   static Map<String, EgressNodeStateSpec> nodeStates(String gateway, EgressGatewaySpec spec,
-      List<Assignment> assignments, List<Pod> selected, ClusterSnapshot cluster) {
-    List<String> egressIPs = assignments.stream().map(a -> a.egressIP).filter(Objects::nonNull).toList();
+      List<Assignment> assignments, List<Pod> selected, ClusterSnapshot cluster, Map<String, EgressNodeState> observed) {
+    List<String> egressIPs = Handovers.mappable(
+        assignments.stream().map(a -> a.egressIP).filter(Objects::nonNull).toList(), observed);
     Map<String, Assignment> byIP = new LinkedHashMap<>();
     assignments.stream().filter(a -> a.egressIP != null).forEach(a -> byIP.put(a.egressIP, a));
     boolean holdAddress = !spec.egressIPs().isEmpty();

@@ -47,6 +47,9 @@ public final class StatusEvents {
     if (!plan.candidates().contains(node)) {
       return node + " no longer matches nodeSelector";
     }
+    if (plan.cordoned().contains(node)) {
+      return node + " is cordoned (kubectl cordon or drain)";
+    }
     return plan.readyNodes().contains(node) ? "rebalanced"
         : node + " is not ready: " + plan.unready().getOrDefault(node, "unknown");
   }

@@ -22,12 +22,18 @@ import java.util.TreeSet;
  * When no Lease at all changed for half the timeout while two or more agents were alive (each renews several times
  * per timeout, so changes keep coming while any of them lives), the operator's own view is
  * what stopped (the API server or its watch), not every agent at once: it keeps the last verdict, and when changes
- * come again it gives every agent the timeout from then, so that those whose renewal arrives a moment later in the
- * resumed watch are not declared dead (and their IPs not moved) for that moment.
+ * come again it gives every agent that was alive {@link #RESUME_GRACE} from then, so that those whose first renewal
+ * comes later (each agent reconnects on its own: 2.3 s after the first one on a loaded lab after an API server restart)
+ * are not declared dead (and their groups and IPs not changed) meanwhile.
  */
 final class AgentLiveness {
   /** A Lease whose renewTime is this old when first seen is dead, whatever the clocks' skew. */
   static final Duration LONG_PAST = Duration.ofMinutes(1);
+  /**
+   * After an outage of its own view, how long an agent alive before it has to renew again. An agent that died during
+   * the outage is seen dead this much later (a peer group's standby has taken its IPs over already).
+   */
+  static final Duration RESUME_GRACE = Duration.ofSeconds(5);
 
   private final Duration timeout;
   /** By node, for the Leases of the last observation: the renewTime seen and when (null: it was long past). */
@@ -35,6 +41,9 @@ final class AgentLiveness {
   private Long lastChangeNanos;
   private Set<String> lastAlive = Set.of();
   private boolean stale;
+  /** Agents alive when the view went stale, alive until {@link #graceUntilNanos} unless their Lease is long past. */
+  private Set<String> graced = Set.of();
+  private long graceUntilNanos;
 
   private record Seen(ZonedDateTime renewTime, Long atNanos) {
   }
@@ -68,7 +77,8 @@ final class AgentLiveness {
     }
     if (changed) {
       if (stale) {
-        current.replaceAll((n, v) -> v.atNanos() == null ? v : new Seen(v.renewTime(), nowNanos));
+        graced = lastAlive;
+        graceUntilNanos = nowNanos + RESUME_GRACE.toNanos();
         stale = false;
       }
       lastChangeNanos = nowNanos;
@@ -81,7 +91,8 @@ final class AgentLiveness {
       return new TreeSet<>(lastAlive);
     }
     current.forEach((node, v) -> {
-      if (v.atNanos() != null && nowNanos - v.atNanos() < timeout.toNanos()) {
+      boolean resuming = graced.contains(node) && nowNanos - graceUntilNanos < 0;
+      if (v.atNanos() != null && (nowNanos - v.atNanos() < timeout.toNanos() || resuming)) {
         alive.add(node);
       }
     });

@@ -147,7 +147,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     ClusterSnapshot cluster = snapshot(context, gateway);
     String name = gateway.getMetadata().getName();
     Map<String, EgressNodeState> states = nodeStatesOf(name);
-    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, PeerGroups.takeovers(states), now);
+    GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, PeerGroups.takeovers(states), states, now);
     var client = context.getClient();
     if (settings.peerGroups() && !peerKeyEnsured) {
       PeerKey.ensure(client, settings.heartbeatNamespace()); // before any state names a peer group
@@ -289,6 +289,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
   static List<Object> nodeFacts(Node n) {
     return List.of(Objects.requireNonNullElse(n.getMetadata().getLabels(), Map.of()), NodeReadiness.kubeletReady(n),
         Objects.requireNonNullElse(NodeReadiness.internalIP(n), ""),
+        GatewayPlanner.cordoned(n),
         n.getSpec() == null || n.getSpec().getPodCIDRs() == null ? List.of() : n.getSpec().getPodCIDRs());
   }
 

@@ -142,6 +142,36 @@ class HoldDecisionTest {
   }
 
   @Test
+  void aPlannedMoveIsMakeBeforeBreakTheNewHolderAddsWhileTheReleasingNodeKeeps() {
+    // a is drained: the operator makes b the holder and names a as releasing until it has seen b take the IP.
+    NodeGatewayState forB = state("b");
+    forB.peers.successions = List.of(new NodeGatewayState.Succession(IP, "b", List.of("c"), "a"));
+    forB.snat.add(new NodeGatewayState.Snat(IP, true, List.of("198.19.3.2")));
+    var bHears = everyoneHearsEveryone("b", Set.of(), "a");
+    assertThat(HoldDecision.decide("b", forB, bHears, Set.of(), true, TIMING))
+        .as("the new holder adds the IP although a still claims it").containsExactly(IP);
+    // Another member's claim still stops it: only the releasing node's is expected.
+    var cClaims = everyoneHearsEveryone("b", Set.of(), "c");
+    assertThat(HoldDecision.decide("b", forB, cClaims, Set.of(), true, TIMING)).isEmpty();
+
+    NodeGatewayState forA = state("a");
+    forA.peers.successions = List.of(new NodeGatewayState.Succession(IP, "b", List.of("c"), "a"));
+    var aHears = everyoneHearsEveryone("a", Set.of(), "b");
+    assertThat(HoldDecision.decide("a", forA, aHears, Set.of(IP), false, TIMING))
+        .as("the releasing node keeps what it holds, with b holding too").containsExactly(IP);
+    assertThat(HoldDecision.decide("a", forA, aHears, Set.of(), true, TIMING))
+        .as("but never adds it").isEmpty();
+    // The operator drops the entry once b reported the IP: a is no longer in the succession and releases.
+    forA.peers.successions = List.of(new NodeGatewayState.Succession(IP, "b", List.of("c")));
+    assertThat(HoldDecision.decide("a", forA, aHears, Set.of(IP), true, TIMING)).isEmpty();
+    // Without a quorum the releasing node releases like any other.
+    forA.peers.successions = List.of(new NodeGatewayState.Succession(IP, "b", List.of("c"), "a"));
+    SELF.set("a");
+    assertThat(HoldDecision.decide("a", forA, Map.of("b", silent(250), "c", silent(250), "w", silent(250)),
+        Set.of(IP), true, TIMING)).isEmpty();
+  }
+
+  @Test
   void aWitnessNeverHoldsAndTheIPIsFreeWhenNobodyClaimsIt() {
     assertThat(decide("w", everyoneHearsEveryone("w", Set.of(), null), Set.of(), true)).isEmpty();
   }

@@ -77,6 +77,14 @@ public final class Cluster implements AutoCloseable {
     return admin.nodes().resource(node).updateStatus();
   }
 
+  /** {@code kubectl cordon} ({@code true}) or {@code uncordon}: spec.unschedulable. */
+  public void cordon(String name, boolean cordoned) {
+    admin.nodes().withName(name).edit(n -> {
+      n.getSpec().setUnschedulable(cordoned ? Boolean.TRUE : null);
+      return n;
+    });
+  }
+
   public void labelNode(String name, String key, String value) {
     admin.nodes().withName(name).edit(n -> {
       if (value == null) {

@@ -29,6 +29,8 @@ public final class ControlPlane implements AutoCloseable {
 
   private final KubeAPIServer server;
   private final KubernetesClient admin;
+  /** The kube-apiserver started again by {@link #restartApiServer}, stopped by {@link #close}. */
+  private Process restarted;
 
   /** A control plane with natgate's CRDs and RBAC (tests get the shared one from {@link ControlPlaneExtension}). */
   public ControlPlane() {
@@ -200,9 +202,68 @@ public final class ControlPlane implements AutoCloseable {
     }
   }
 
+  /**
+   * Stops the kube-apiserver process (SIGTERM, then SIGKILL after 10 s) and starts the same command again (same
+   * port, certificates and etcd, which keeps running), as a control-plane upgrade or a crash-looping apiserver does.
+   * kube-api-test stops the whole control plane when its apiserver exits, so it is told first that this stop is
+   * expected (its own flag, by reflection: it has no restart). Returns once the new process is ready.
+   */
+  public synchronized void restartApiServer(java.time.Duration down) throws Exception {
+    Object process = field(server, "kubeApiServerProcess");
+    ProcessHandle old = restarted != null ? restarted.toHandle() : ProcessHandle.current().descendants()
+        .filter(p -> p.info().command().map(c -> c.endsWith("kube-apiserver")).orElse(false)).findFirst()
+        .orElseThrow();
+    List<String> argv = List.of(Files.readString(Path.of("/proc/" + old.pid() + "/cmdline")).split("\0"));
+    Path cwd = Path.of("/proc/" + old.pid() + "/cwd").toRealPath();
+    setField(process, "stopped", true);
+    old.destroy();
+    try {
+      old.onExit().get(10, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (java.util.concurrent.TimeoutException e) {
+      old.destroyForcibly();
+      old.onExit().get();
+    }
+    Thread.sleep(down.toMillis());
+    Path log = repo().resolve("target/kube-apiserver-restarted.log");
+    restarted = new ProcessBuilder(argv).directory(cwd.toFile()).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+    long deadline = System.nanoTime() + java.time.Duration.ofMinutes(2).toNanos();
+    while (true) {
+      try {
+        admin.namespaces().withName(OPERATOR_NAMESPACE).get();
+        return;
+      } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+        if (!restarted.isAlive() || System.nanoTime() > deadline) {
+          throw new IllegalStateException("the restarted kube-apiserver did not answer (see " + log + ")", e);
+        }
+        Thread.sleep(100);
+      }
+    }
+  }
+
+  private static Object field(Object o, String name) throws ReflectiveOperationException {
+    var f = o.getClass().getDeclaredField(name);
+    f.setAccessible(true);
+    return f.get(o);
+  }
+
+  private static void setField(Object o, String name, Object value) throws ReflectiveOperationException {
+    var f = o.getClass().getDeclaredField(name);
+    f.setAccessible(true);
+    f.set(o, value);
+  }
+
   @Override
   public void close() {
     admin.close();
-    server.stop();
+    if (restarted != null) {
+      restarted.destroyForcibly();
+      try {
+        restarted.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    server.stop(); // its own apiserver is already gone; this stops etcd
   }
 }

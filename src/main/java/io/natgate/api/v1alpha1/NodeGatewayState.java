@@ -201,24 +201,34 @@ public class NodeGatewayState {
     @JsonPropertyDescription("The nodes that take it over when the holder's peers stop hearing it, first first.")
     public List<String> standbys = new ArrayList<>();
 
+    @JsonPropertyDescription("A planned move in progress (make-before-break): the node that still holds the IP and "
+        + "keeps it until the operator has seen the holder take it; the holder adds it although this node still "
+        + "claims it.")
+    public String releasing;
+
     public Succession() {
     }
 
     public Succession(String egressIP, String holder, List<String> standbys) {
+      this(egressIP, holder, standbys, null);
+    }
+
+    public Succession(String egressIP, String holder, List<String> standbys, String releasing) {
       this.egressIP = egressIP;
       this.holder = holder;
       this.standbys = standbys;
+      this.releasing = releasing;
     }
 
     @Override
     public boolean equals(Object o) {
       return o instanceof Succession s && Objects.equals(egressIP, s.egressIP) && Objects.equals(holder, s.holder)
-          && Objects.equals(standbys, s.standbys);
+          && Objects.equals(standbys, s.standbys) && Objects.equals(releasing, s.releasing);
     }
 
     @Override
     public int hashCode() {
-      return Objects.hash(egressIP, holder, standbys);
+      return Objects.hash(egressIP, holder, standbys, releasing);
     }
   }
 }
