@@ -7,6 +7,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
+import io.natgate.dataplane.SnatPorts;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,8 +38,6 @@ public final class ConnectionLog implements AutoCloseable {
   /** Accounting (bytes, packets) and timestamps (duration) on every conntrack entry of the node's namespace. */
   static final Map<String, String> SYSCTLS = Map.of("net.netfilter.nf_conntrack_acct", "1",
       "net.netfilter.nf_conntrack_timestamp", "1");
-  /** Port use above this share is a warning (and an alert: config/prometheus). */
-  public static final double PORT_USE_WARNING = 0.8;
   /** How often the kernel is asked to remove the expired connections (their end records follow). */
   static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
@@ -83,19 +82,31 @@ public final class ConnectionLog implements AutoCloseable {
   /** Events queued, and events written or dropped by the writer: equal when nothing is in flight. */
   private final java.util.concurrent.atomic.AtomicLong queued = new java.util.concurrent.atomic.AtomicLong();
   private volatile long handled;
+  /** Destinations short of SNAT ports as of the writer's last check (PortUse#shortOfPorts), most used first. */
+  private volatile List<PortUse.Use> shortOfPorts = List.of();
+  private volatile Runnable onShortOfPortsChanged = () -> { };
 
   public ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry) {
+    this(kernel, node, settings, registry, SnatPorts.KERNEL);
+  }
+
+  /** @param snatPorts the SNAT source ports of the node's egress IPs: what port use is measured against */
+  public ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, SnatPorts snatPorts) {
     this(kernel, node, settings, registry, settings.file() == null ? Sink.stdout()
-        : Sink.rotatingFile(settings.file(), settings.maxFileBytes(), settings.keepFiles()));
+        : Sink.rotatingFile(settings.file(), settings.maxFileBytes(), settings.keepFiles()), snatPorts);
   }
 
   ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, Sink sink) {
+    this(kernel, node, settings, registry, sink, SnatPorts.KERNEL);
+  }
+
+  ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, Sink sink, SnatPorts snatPorts) {
     this.kernel = kernel;
     this.node = node;
     this.settings = settings;
     this.registry = registry;
     this.queue = new ArrayBlockingQueue<>(settings.queueSize());
-    this.tracker = new Tracker(node, registry);
+    this.tracker = new Tracker(node, registry, snatPorts);
     lost = Counter.builder("natgate_agent_connlog_events_lost_total")
         .description("Times the kernel reported conntrack events lost (the listener fell behind): at least one each")
         .register(registry);
@@ -232,7 +243,6 @@ public final class ConnectionLog implements AutoCloseable {
 
   /** The writer thread: formats and writes, flushes when the queue runs dry, checks port use every second. */
   private void write(Sink sink) {
-    Set<PortUse.Destination> warned = new HashSet<>();
     long nextCheck = 0;
     Map<String, Integer> unflushed = new java.util.HashMap<>(); // egress IP -> records in the buffer
     long taken = 0;
@@ -264,7 +274,7 @@ public final class ConnectionLog implements AutoCloseable {
         }
         if (System.nanoTime() - nextCheck > 0) {
           nextCheck = System.nanoTime() + Duration.ofSeconds(1).toNanos();
-          checkPortUse(warned);
+          checkPortUse();
         }
       }
     } catch (InterruptedException e) {
@@ -274,19 +284,39 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
-  private void checkPortUse(Set<PortUse.Destination> warned) {
+  private void checkPortUse() {
     tracker.refreshPortUse();
-    Set<PortUse.Destination> now = new HashSet<>();
-    for (PortUse.Use use : tracker.portUse().above(PORT_USE_WARNING)) {
-      now.add(use.destination());
-      if (!warned.contains(use.destination())) {
+    List<PortUse.Use> before = shortOfPorts;
+    Set<PortUse.Destination> reported = new HashSet<>();
+    before.forEach(u -> reported.add(u.destination()));
+    List<PortUse.Use> now = tracker.portUse().shortOfPorts(reported);
+    for (PortUse.Use use : now) {
+      if (!reported.contains(use.destination())) {
         LOG.warnf("SNAT ports of egress IP %s to %s are %.0f%% used (%d connections): new connections to it will "
             + "fail when none is left", use.destination().egressIP(), use.destination(), 100 * use.ratio(),
             use.connections());
       }
     }
-    warned.retainAll(now);
-    warned.addAll(now);
+    if (!reports(now).equals(reports(before))) {
+      shortOfPorts = now;
+      onShortOfPortsChanged.run();
+    }
+  }
+
+  /** What the agent reports of {@code uses}: destination and stepped percent (the rest changes per connection). */
+  private static List<String> reports(List<PortUse.Use> uses) {
+    return uses.stream().map(u -> u.destination().egressIP() + " " + u.destination() + " " + u.steppedPercent())
+        .toList();
+  }
+
+  /** Destinations short of SNAT ports (PortUse#shortOfPorts), most used first, as of the last check. */
+  public List<PortUse.Use> shortOfPorts() {
+    return shortOfPorts;
+  }
+
+  /** Called on the writer thread when {@link #shortOfPorts()} changes in a destination or its stepped percent. */
+  public void onShortOfPortsChanged(Runnable listener) {
+    onShortOfPortsChanged = listener;
   }
 
   /** Waits until every event queued so far is written (or counted as dropped); false on timeout. */

@@ -109,7 +109,8 @@ public final class Renderer {
             + " -m conntrack --ctdir ORIGINAL -j CONNMARK --set-xmark " + DataplaneSettings.logMark());
       }
       snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
-          + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
+          + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP
+          + s.snatPorts().toSourceSuffix());
       // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips
       // the nat table: it would leave with the pod's own address. Drop it instead.
       invalid.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources

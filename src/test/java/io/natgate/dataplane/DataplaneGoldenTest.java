@@ -180,6 +180,17 @@ class DataplaneGoldenTest {
   }
 
   @Test
+  void aNarrowSnatPortRangeIsRenderedOnTheSnatRuleOnly() {
+    var narrow = new DataplaneSettings("eth0", "natgate0", 4790, 0x0ff00000, 7400, 7400, 2, SnatPorts.parse("20000-20099"));
+    KernelPlan plan = Renderer.render(node1(), narrow);
+    KernelPlan kernelPorts = Renderer.render(node1(), SETTINGS);
+    String changes = String.join("\n", Changes.between(Observed.after(kernelPorts, 1500), plan, narrow).iptables());
+    assertThat(changes).contains("-j SNAT --to-source 198.18.0.100:20000-20099")
+        .doesNotContain("--to-source 198.18.0.100 ");
+    assertThat(Changes.between(Observed.after(plan, 1500), plan, narrow).isEmpty()).isTrue();
+  }
+
+  @Test
   void tooManyTunnelledEgressIPsForTheMarkMaskIsAClearError() {
     var spec = new TreeMap<String, NodeGatewayState>();
     var g = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of());

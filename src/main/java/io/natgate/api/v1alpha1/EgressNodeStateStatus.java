@@ -17,15 +17,20 @@ public class EgressNodeStateStatus {
       + "standby that took one over lists it here; the operator adopts that).")
   public java.util.List<String> held;
 
+  @JsonPropertyDescription("Destinations for which this gateway's egress IPs on this node use more than 80 % of their "
+      + "SNAT source ports (listed until they fall to 70 %), most used first: new connections to them fail when none "
+      + "is left. Measured from the connection log (spec.connectionLog).")
+  public java.util.List<SnatPortUse> snatPortUse;
+
   @Override
   public boolean equals(Object o) {
     return o instanceof EgressNodeStateStatus s && Objects.equals(appliedGeneration, s.appliedGeneration)
         && Objects.equals(error, s.error)
-        && Objects.equals(held, s.held);
+        && Objects.equals(held, s.held) && Objects.equals(snatPortUse, s.snatPortUse);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(appliedGeneration, error, held);
+    return Objects.hash(appliedGeneration, error, held, snatPortUse);
   }
 }
