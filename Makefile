@@ -15,6 +15,8 @@ BUNDLE_VALIDATE := $(KUBE_API_TEST_DIR)/tools/bundlevalidate
 # The chained CNI plugin, and libcni's cnitool that runs a conflist as a kubelet's runtime would (CniLabIT).
 CNI_PLUGIN := $(KUBE_API_TEST_DIR)/tools/natgate-cni
 CNITOOL := $(KUBE_API_TEST_DIR)/tools/cnitool
+# Prometheus's rule checker, for config/prometheus/rules.yaml (PrometheusRulesTest).
+PROMTOOL := $(KUBE_API_TEST_DIR)/tools/promtool
 
 .PHONY: help
 help: ## Show this help
@@ -47,7 +49,7 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-test: setup controlplane bundle-validate cni-test cni ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/ (Kind: make kind-test)
+test: setup controlplane bundle-validate cni-test cni promtool ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/ (Kind: make kind-test)
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
 	@# A class that cannot run reports each test skipped with the reason; one that reports no test at all vanished.
 	@if grep -l 'tests="0"' target/surefire-reports/TEST-*.xml target/failsafe-reports/TEST-*.xml; then \
@@ -74,6 +76,13 @@ unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
 
 ##@ Build
+.PHONY: promtool
+promtool: ## Build promtool from its Go module (config/prometheus's rule tests; they skip, saying so, without it)
+	@$(MAKE) -s $(PROMTOOL) || echo "make promtool: promtool could not be built: PrometheusRulesTest will be skipped" >&2
+
+$(PROMTOOL): src/tools/promtool/go.mod src/tools/promtool/go.sum src/tools/promtool/tools.go
+	cd src/tools/promtool && CGO_ENABLED=0 go build -trimpath -o $(PROMTOOL) github.com/prometheus/prometheus/cmd/promtool
+
 .PHONY: setup setup-lab
 setup: ## Install the network lab's tools (iptables, ipset, arping, ...) with apt-get as root, or say what is missing
 	src/tools/setup/setup.sh
