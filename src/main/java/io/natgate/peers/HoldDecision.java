@@ -122,8 +122,10 @@ public final class HoldDecision {
     r.failurePolicy = part.failurePolicy;
     r.cidrs = part.cidrs;
     r.excludedCidrs = part.excludedCidrs;
+    r.allow = part.allow;
     r.steer = part.steer;
     r.peers = part.peers;
+    r.connectionLog = part.connectionLog; // without it an agent never logged a connection (OperationsE2E found it)
     r.snat = new ArrayList<>();
     for (NodeGatewayState.Snat s : part.snat) {
       r.snat.add(new NodeGatewayState.Snat(s.egressIP, s.holdAddress && holding.contains(s.egressIP), s.sources));
