@@ -7,10 +7,12 @@ package io.natgate.dataplane;
  *
  * <p>{@link #KERNEL} renders no range: the kernel keeps the pod's port when it is free and otherwise picks one in
  * 1024-65535 (pods' ephemeral ports are above 1023). A narrower range ({@code natgate.agent.snat-ports}) is rendered
- * as {@code --to-source IP:first-last}.
+ * as {@code --to-source IP:first-last} on a TCP and a UDP rule ahead of the portless one.
  */
 public record SnatPorts(int first, int last) {
   public static final SnatPorts KERNEL = new SnatPorts(1024, 65535);
+  /** The protocols a narrower range is rendered for (one SNAT rule each); others are SNATed without ports. */
+  static final java.util.List<String> PROTOCOLS = java.util.List.of("tcp", "udp");
 
   public SnatPorts {
     if (first < 1 || last > 65535 || first > last) {
@@ -36,8 +38,8 @@ public record SnatPorts(int first, int last) {
     return last - first + 1;
   }
 
-  /** What follows the egress IP in {@code --to-source}. */
+  /** What follows the egress IP in {@code --to-source} on the rules of {@link #PROTOCOLS}. */
   String toSourceSuffix() {
-    return equals(KERNEL) ? "" : ":" + first + "-" + last;
+    return ":" + first + "-" + last;
   }
 }
