@@ -40,6 +40,8 @@ public final class ConnectionLog implements AutoCloseable {
       "net.netfilter.nf_conntrack_timestamp", "1");
   /** How often the kernel is asked to remove the expired connections (their end records follow). */
   static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
+  /** How long a stopping listener takes what the kernel queued (a full 64 MiB buffer is read in well under that). */
+  static final Duration DRAIN_FOR = Duration.ofSeconds(1);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
   static final int FLUSH_EVERY = 256;
 
@@ -73,11 +75,14 @@ public final class ConnectionLog implements AutoCloseable {
   private final BlockingQueue<ConntrackEvent> queue;
   private final Tracker tracker;
   private final Counter lost;
+  private final Counter droppedEvents;
   private final Counter written;
   private final Thread writer;
   private volatile Directory directory = Directory.EMPTY;
   private volatile boolean closed;
   private Thread listener; // guarded by this
+  /** A listener told to stop, still taking what the kernel queued for it (guarded by this). */
+  private Thread stopping;
   private volatile CountDownLatch listening = new CountDownLatch(1);
   /** Events queued, and events written or dropped by the writer: equal when nothing is in flight. */
   private final java.util.concurrent.atomic.AtomicLong queued = new java.util.concurrent.atomic.AtomicLong();
@@ -110,6 +115,9 @@ public final class ConnectionLog implements AutoCloseable {
     lost = Counter.builder("natgate_agent_connlog_events_lost_total")
         .description("Times the kernel reported conntrack events lost (the listener fell behind): at least one each")
         .register(registry);
+    droppedEvents = Counter.builder("natgate_agent_connlog_events_dropped_total")
+        .description("Conntrack events the kernel dropped because the listener fell behind (the socket's count)")
+        .register(registry);
     written = Counter.builder("natgate_agent_connlog_records_written_total").description("Records written")
         .register(registry);
     registry.gauge("natgate_agent_connlog_queue_depth", queue, BlockingQueue::size);
@@ -128,6 +136,7 @@ public final class ConnectionLog implements AutoCloseable {
     CountDownLatch ready = null;
     synchronized (this) {
       if (d.logging() && listener == null && !closed) {
+        awaitStopped(); // two listeners at once would write some records twice
         listening = new CountDownLatch(1);
         ready = listening;
         listener = new Thread(this::listen, "natgate-connlog-listener");
@@ -135,6 +144,7 @@ public final class ConnectionLog implements AutoCloseable {
         listener.start();
       } else if (!d.logging() && listener != null) {
         listener.interrupt();
+        stopping = listener;
         listener = null;
       }
     }
@@ -149,7 +159,10 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
-  /** Listens until told to stop, opening the socket again a second after a failure. */
+  /**
+   * Listens until told to stop, opening the socket again a second after a failure. When told to stop it first takes
+   * what the kernel queued already: closing the socket would drop those events, silently.
+   */
   private void listen() {
     Thread me = Thread.currentThread();
     long lastWarning = 0;
@@ -159,6 +172,7 @@ public final class ConnectionLog implements AutoCloseable {
         try (EventSocket socket = open()) {
           listening.countDown();
           long nextSweep = System.nanoTime();
+          long drops = 0;
           while (!closed && !me.isInterrupted()) {
             if (System.nanoTime() - nextSweep > 0) {
               nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
@@ -167,15 +181,24 @@ public final class ConnectionLog implements AutoCloseable {
             EventSocket.Received r = socket.receive();
             if (r.overflowed()) {
               lost.increment();
+              drops = countDrops(socket, drops);
               if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
                 lastWarning = System.nanoTime();
                 LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see "
-                    + "natgate_agent_connlog_events_lost_total; natgate.agent.connection-log.socket-buffer-bytes)");
+                    + "natgate_agent_connlog_events_dropped_total; natgate.agent.connection-log.socket-buffer-bytes)");
               }
             } else if (r.datagram() != null) {
               accept(r.datagram(), Instant.now());
             }
           }
+          long until = System.nanoTime() + DRAIN_FOR.toNanos();
+          for (EventSocket.Received r = socket.receiveQueued(); (r.datagram() != null || r.overflowed())
+              && System.nanoTime() < until; r = socket.receiveQueued()) {
+            if (r.datagram() != null) {
+              accept(r.datagram(), Instant.now());
+            }
+          }
+          countDrops(socket, drops);
         }
       } catch (RuntimeException e) {
         LOG.errorf("connection log listener: %s; retrying in 1 s", e.getMessage());
@@ -186,6 +209,13 @@ public final class ConnectionLog implements AutoCloseable {
         }
       }
     }
+  }
+
+  /** Adds the socket's drops since {@code counted} to the dropped events; the socket's count so far. */
+  private long countDrops(EventSocket socket, long counted) {
+    long now = socket.drops();
+    droppedEvents.increment(now - counted);
+    return now;
   }
 
   /** The event socket in the kernel's namespace: where a helper process started through it runs. */
@@ -336,14 +366,28 @@ public final class ConnectionLog implements AutoCloseable {
     return tracker.active();
   }
 
+  /** Waits for a stopping listener to have queued what the kernel held for it (bounded: receive's timeout + drain). */
+  private synchronized void awaitStopped() {
+    if (stopping != null) {
+      try {
+        stopping.join(DRAIN_FOR.toMillis() + 1000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      stopping = null;
+    }
+  }
+
   @Override
   public void close() {
     synchronized (this) {
       closed = true;
       if (listener != null) {
         listener.interrupt();
+        stopping = listener;
         listener = null;
       }
+      awaitStopped(); // its last events go to the writer, which writes what is queued before it ends
     }
     try {
       writer.join(3000); // it writes what is queued first

@@ -21,6 +21,10 @@ final class EventSocket implements AutoCloseable {
   private static final int SOL_SOCKET = 1;
   private static final int SO_RCVTIMEO = 20;
   private static final int SO_RCVBUFFORCE = 33;
+  /** The socket's memory counters, u32[SK_MEMINFO_VARS]; SK_MEMINFO_DROPS (8) counts what the kernel dropped. */
+  private static final int SO_MEMINFO = 55;
+  private static final int SK_MEMINFO_DROPS = 8;
+  private static final int MSG_DONTWAIT = 0x40;
   /** NFNLGRP_CONNTRACK_NEW (1) and NFNLGRP_CONNTRACK_DESTROY (3), as the bind() group mask. */
   private static final int GROUPS = 1 | 1 << 2;
   private static final int EAGAIN = 11;
@@ -41,6 +45,8 @@ final class EventSocket implements AutoCloseable {
     int socket(int domain, int type, int protocol) throws LastErrorException;
 
     int setsockopt(int fd, int level, int name, byte[] value, int length) throws LastErrorException;
+
+    int getsockopt(int fd, int level, int name, byte[] value, int[] length) throws LastErrorException;
 
     int bind(int fd, byte[] address, int length) throws LastErrorException;
 
@@ -125,8 +131,27 @@ final class EventSocket implements AutoCloseable {
 
   /** Blocks up to half a second. */
   Received receive() {
+    return receive(0);
+  }
+
+  /** What the kernel queued already, without waiting: nothing (no datagram, no overflow) once the queue is empty. */
+  Received receiveQueued() {
+    return receive(MSG_DONTWAIT);
+  }
+
+  /**
+   * Events the kernel dropped on this socket because its receive buffer was full (the socket's own count: exact,
+   * where an overflow {@link #receive} reports only that some were).
+   */
+  long drops() {
+    byte[] info = new byte[4 * 9];
+    LibC.C.getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, new int[] {info.length});
+    return Integer.toUnsignedLong(ByteBuffer.wrap(info).order(ByteOrder.nativeOrder()).getInt(4 * SK_MEMINFO_DROPS));
+  }
+
+  private Received receive(int flags) {
     try {
-      int n = LibC.C.recv(fd, buffer, buffer.length, 0);
+      int n = LibC.C.recv(fd, buffer, buffer.length, flags);
       return new Received(ByteBuffer.wrap(buffer, 0, n).slice(), false);
     } catch (LastErrorException e) {
       return switch (e.getErrorCode()) {

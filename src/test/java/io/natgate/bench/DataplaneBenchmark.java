@@ -356,7 +356,13 @@ public final class DataplaneBenchmark {
     var settings = new ConnectionLog.Settings(file, defaults.maxFileBytes(), defaults.keepFiles(),
         defaults.queueSize(), defaults.socketBufferBytes());
     Map<String, List<Double>> rates = new LinkedHashMap<>();
+    // Where the time goes, per connection: the whole machine's busy CPU, and this JVM's (the log's listener and
+    // writer: nothing else runs in it during a phase).
+    Map<String, List<Double>> machineCpu = new LinkedHashMap<>();
+    Map<String, List<Double>> agentCpu = new LinkedHashMap<>();
+    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
     long made = 0;
+    long failed = 0;
     try (var log = new ConnectionLog(new Kernel(lab.nsCommandPrefix(gateway.ns())), gateway.name(), settings,
         registry)) {
       System.out.printf("%nconnections per second, %d runs of %d s, two pods at once; %s%n", runs, seconds,
@@ -367,6 +373,9 @@ public final class DataplaneBenchmark {
           log.update(state);
           gw.apply(Renderer.render(state, gw.settings()));
           double rate = 0;
+          long ok = 0;
+          long busyBefore = busyCpuNanos();
+          long jvmBefore = os.getProcessCpuTime();
           List<java.util.concurrent.CompletableFuture<String>> clients = pods.stream()
               .map(pod -> java.util.concurrent.CompletableFuture.supplyAsync(() -> lab.connectClient(pod.ns(), "--to",
                   NetworkLab.EXTERNAL_IP, "--port", String.valueOf(port), "--seconds", String.valueOf(seconds),
@@ -375,11 +384,15 @@ public final class DataplaneBenchmark {
           for (var c : clients) {
             JsonNode r = JSON.readTree(c.join());
             rate += r.path("ok").asDouble() / r.path("seconds").asDouble();
+            ok += r.path("ok").asLong();
             if (logging) {
-              made += r.path("ok").asLong() + r.path("failed").asLong();
+              made += r.path("ok").asLong();
+              failed += r.path("failed").asLong();
             }
           }
           String name = logging ? "log on" : "log off";
+          machineCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((busyCpuNanos() - busyBefore) / 1e3 / ok);
+          agentCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((os.getProcessCpuTime() - jvmBefore) / 1e3 / ok);
           System.out.printf("  run %d %-8s %8.0f connections/s%n", run, name, rate);
           rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rate);
         }
@@ -396,14 +409,29 @@ public final class DataplaneBenchmark {
     }
     long starts = Files.lines(file).filter(l -> l.contains("\"event\":\"start\"")).count();
     Files.deleteIfExists(file);
-    System.out.printf("%n| configuration | connections/s p50 / p95 / max |%n|---|---:|%n");
-    rates.forEach((name, v) -> System.out.printf("| %s | %s |%n", name, stats(v).replace(".0", "")));
+    System.out.printf("%n| configuration | connections/s p50 / p95 / max | machine CPU µs per connection p50 | "
+        + "agent (JVM) CPU µs per connection p50 |%n|---|---:|---:|---:|%n");
+    rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f |%n", name, stats(v).replace(".0", ""),
+        median(machineCpu.get(name)), median(agentCpu.get(name))));
     System.out.printf("%n| ratio | of medians | median of per-run ratios |%n|---|---:|---:|%n");
     ratio("log on / log off", rates.get("log on"), rates.get("log off"));
-    System.out.printf("%nlog on: %,d connections made, %,d start records, %.0f dropped, kernel reported lost events "
-        + "%.0f times; %s%n", made, starts, registry.find("natgate_agent_connlog_records_dropped_total").counters()
-        .stream().mapToDouble(c -> c.count()).sum(), registry.get("natgate_agent_connlog_events_lost_total")
-        .counter().count(), loadAverage());
+    System.out.printf("%nlog on: %,d connections made (and %,d failed), %,d start records, %.0f records dropped, "
+        + "%.0f conntrack events dropped by the kernel (reported %.0f times); %s%n", made, failed, starts,
+        registry.find("natgate_agent_connlog_records_dropped_total").counters().stream().mapToDouble(c -> c.count())
+            .sum(), registry.get("natgate_agent_connlog_events_dropped_total").counter().count(),
+        registry.get("natgate_agent_connlog_events_lost_total").counter().count(), loadAverage());
+  }
+
+  /** Busy CPU time of the whole machine so far (all but idle and iowait in /proc/stat), in nanoseconds. */
+  static long busyCpuNanos() throws IOException {
+    String[] f = Files.readAllLines(Path.of("/proc/stat")).get(0).trim().split("\\s+");
+    long busy = 0;
+    for (int i = 1; i <= 8 && i < f.length; i++) {
+      if (i != 4 && i != 5) { // idle, iowait
+        busy += Long.parseLong(f[i]);
+      }
+    }
+    return busy * 10_000_000L; // USER_HZ = 100
   }
 
   // ---------------------------------------------------------------------------------------------- helpers
