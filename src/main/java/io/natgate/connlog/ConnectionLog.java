@@ -40,6 +40,10 @@ public final class ConnectionLog implements AutoCloseable {
       "net.netfilter.nf_conntrack_timestamp", "1");
   /** How often the kernel is asked to remove the expired connections (their end records follow). */
   static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
+  /** How long the listener lets events gather in the socket's buffer after taking what was there (a few hundred). */
+  static final Duration GATHER = Duration.ofMillis(5);
+  /** Events between checks whether the listener must stop, while it takes what the kernel queued. */
+  static final int BATCH = 1024;
   /** How long a stopping listener takes what the kernel queued (a full 64 MiB buffer is read in well under that). */
   static final Duration DRAIN_FOR = Duration.ofSeconds(1);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
@@ -178,17 +182,33 @@ public final class ConnectionLog implements AutoCloseable {
               nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
               socket.sweep(DataplaneSettings.LOG_CTMARK);
             }
-            EventSocket.Received r = socket.receive();
-            if (r.overflowed()) {
-              lost.increment();
-              drops = countDrops(socket, drops);
-              if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
-                lastWarning = System.nanoTime();
-                LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see "
-                    + "natgate_agent_connlog_events_dropped_total; natgate.agent.connection-log.socket-buffer-bytes)");
+            // One event per datagram: waking up for each costs more than handling it. Once one came, take all
+            // that are queued, then let the next ones gather in the socket's buffer for a moment.
+            int taken = 0;
+            for (EventSocket.Received r = socket.receive(); r.datagram() != null || r.overflowed();
+                r = socket.receiveQueued()) {
+              taken++;
+              if (r.overflowed()) {
+                lost.increment();
+                drops = countDrops(socket, drops);
+                if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
+                  lastWarning = System.nanoTime();
+                  LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see natgate_agent_"
+                      + "connlog_events_dropped_total; natgate.agent.connection-log.socket-buffer-bytes)");
+                }
+              } else {
+                accept(r.datagram(), Instant.now());
               }
-            } else if (r.datagram() != null) {
-              accept(r.datagram(), Instant.now());
+              if (taken % BATCH == 0 && (closed || me.isInterrupted() || System.nanoTime() - nextSweep > 0)) {
+                break; // to stop, or to sweep: under a steady stream the queue may never run dry
+              }
+            }
+            if (taken > 0 && !closed && !me.isInterrupted()) {
+              try {
+                Thread.sleep(GATHER.toMillis());
+              } catch (InterruptedException e) {
+                me.interrupt(); // the drain below still runs
+              }
             }
           }
           long until = System.nanoTime() + DRAIN_FOR.toNanos();
