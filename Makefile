@@ -19,6 +19,8 @@ KUBE_SCORE := $(KUBE_API_TEST_DIR)/tools/kube-score
 # kube-score checks left out on purpose, each with why in README (Running against a real cluster: kube-score); the
 # agent's own exceptions are annotations on its DaemonSet.
 KUBE_SCORE_FLAGS := --ignore-container-cpu-limit --ignore-test container-image-pull-policy
+# Prometheus's rule checker, for config/prometheus/rules.yaml (PrometheusRulesTest).
+PROMTOOL := $(KUBE_API_TEST_DIR)/tools/promtool
 
 .PHONY: help
 help: ## Show this help
@@ -58,7 +60,7 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-test: setup controlplane bundle-validate kube-score cni-test cni ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/ (Kind: make kind-test)
+test: setup controlplane bundle-validate kube-score cni-test cni promtool ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/ (Kind: make kind-test)
 	$(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION)
 	@# A class that cannot run reports each test skipped with the reason; one that reports no test at all vanished.
 	@if grep -l 'tests="0"' target/surefire-reports/TEST-*.xml target/failsafe-reports/TEST-*.xml; then \
@@ -89,6 +91,13 @@ unit: ## Unit tests only (no control plane needed)
 	$(MVN) test
 
 ##@ Build
+.PHONY: promtool
+promtool: ## Build promtool from its Go module (config/prometheus's rule tests; they skip, saying so, without it)
+	@$(MAKE) -s $(PROMTOOL) || echo "make promtool: promtool could not be built: PrometheusRulesTest will be skipped" >&2
+
+$(PROMTOOL): src/tools/promtool/go.mod src/tools/promtool/go.sum src/tools/promtool/tools.go
+	cd src/tools/promtool && CGO_ENABLED=0 go build -trimpath -o $(PROMTOOL) github.com/prometheus/prometheus/cmd/promtool
+
 .PHONY: setup setup-lab
 setup: ## Install the network lab's tools (iptables, ipset, arping, ...) with apt-get as root, or say what is missing
 	src/tools/setup/setup.sh

@@ -16,6 +16,7 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.api.v1alpha1.SnatPortUse;
 import io.natgate.cni.CniEndpoint;
 import io.natgate.cni.LocalPods;
 import io.natgate.connlog.ConnectionLog;
@@ -25,6 +26,7 @@ import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.DestinationSets;
 import io.natgate.dataplane.Renderer;
+import io.natgate.dataplane.SnatPorts;
 import io.natgate.dns.DnsPath;
 import io.natgate.peers.HoldDecision;
 import io.natgate.peers.PeerKey;
@@ -127,6 +129,7 @@ public final class Agent implements AutoCloseable {
   private ConnectionLog connectionLog;
   private DnsPath.Settings dnsSettings; // null: no DNS path
   private DnsPath dns;
+  private SnatPorts snatPorts = SnatPorts.KERNEL;
 
   /** @param heartbeatClient a client with short timeouts and no retries: a slow renewal must count as a failed one */
   public Agent(KubernetesClient client, KubernetesClient heartbeatClient, Settings settings, Kernel kernel,
@@ -160,13 +163,19 @@ public final class Agent implements AutoCloseable {
     return this;
   }
 
+  /** SNATs to this range of source ports (natgate.agent.snat-ports) rather than the kernel's (before {@link #start}). */
+  public Agent withSnatPorts(SnatPorts ports) {
+    snatPorts = ports;
+    return this;
+  }
+
   /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
   public Agent start() {
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
     // Egress IPs outlive a dead agent by at most this (whole seconds: the kernel's granularity).
     int lifetime = (int) Math.max(1, (settings.heartbeatTimeout().toMillis() + 999) / 1000);
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
-        settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime);
+        settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime, snatPorts);
     dataplane = new NodeDataplane(kernel, dp);
     nameSets = dataplane.nameSetType();
     if (!DestinationSets.TYPE.equals(nameSets)) {
@@ -175,7 +184,8 @@ public final class Agent implements AutoCloseable {
           : "allow only the ports their entries list (" + nameSets + "); a name with no ports allows nothing");
     }
     if (connectionLogSettings != null) {
-      connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics);
+      connectionLog = new ConnectionLog(kernel, settings.nodeName(), connectionLogSettings, metrics, snatPorts);
+      connectionLog.onShortOfPortsChanged(this::reportLater); // the operator turns it into a condition and an Event
     }
     if (dnsSettings != null && settings.nodeIP() != null) {
       dns = new DnsPath(settings.nodeName(), settings.nodeIP(), dnsSettings, kernel, metrics);
@@ -517,6 +527,9 @@ public final class Agent implements AutoCloseable {
     boolean failed = false;
     for (EgressNodeState state : informer.getStore().list()) {
       EgressNodeStateStatus status = o.statusFor(state, nameCounts);
+      if (status != null) {
+        status.snatPortUse = shortOfPorts(state);
+      }
       if (status == null || status.equals(state.getStatus())) {
         continue;
       }
@@ -526,6 +539,7 @@ public final class Agent implements AutoCloseable {
         body.put("error", status.error); // null removes it
         body.put("held", status.held);
         body.put("resolvedNames", status.resolvedNames);
+        body.put("snatPortUse", status.snatPortUse);
         client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
             .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
       } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -538,6 +552,20 @@ public final class Agent implements AutoCloseable {
     } else {
       reportBackoff.reset();
     }
+  }
+
+  /** The destinations of {@code state}'s egress IPs short of SNAT ports here, or null (none, or no log). */
+  private List<SnatPortUse> shortOfPorts(EgressNodeState state) {
+    var log = connectionLog;
+    if (log == null || state.getSpec() == null) {
+      return null;
+    }
+    Set<String> ips = new TreeSet<>();
+    state.getSpec().snat.forEach(sn -> ips.add(sn.egressIP));
+    List<SnatPortUse> uses = log.shortOfPorts().stream().filter(u -> ips.contains(u.destination().egressIP()))
+        .map(u -> new SnatPortUse(u.destination().egressIP(), u.destination().toString(), u.steppedPercent()))
+        .toList();
+    return uses.isEmpty() ? null : uses;
   }
 
   private static Set<String> union(Set<String> a, Set<String> b) {

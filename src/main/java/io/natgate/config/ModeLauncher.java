@@ -9,6 +9,7 @@ import io.natgate.agent.Heartbeat;
 import io.natgate.cni.CniInstallation;
 import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.Kernel;
+import io.natgate.dataplane.SnatPorts;
 import io.natgate.dns.DnsPath;
 import io.natgate.peers.PeerLiveness;
 import io.quarkus.runtime.ShutdownEvent;
@@ -66,6 +67,7 @@ public class ModeLauncher implements HealthCheck {
         log.keepFiles(), log.queueSize(), log.socketBufferBytes());
     var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of(), Kernel.DEFAULT_TIMEOUT, a.procSys()), metrics)
         .withConnectionLog(logSettings);
+    a.snatPorts().ifPresent(range -> created.withSnatPorts(SnatPorts.parse(range)));
     a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
     if (a.dns().enabled()) {
       try {

@@ -135,6 +135,12 @@ public interface NatgateConfig {
     @WithDefault(io.natgate.dataplane.Kernel.PROC_SYS)
     String procSys();
 
+    /**
+     * SNAT source ports, FIRST-LAST (e.g. 20000-29999); unset: the kernel's choice (the pod's own port, or one in
+     * 1024-65535). Port use per destination is measured against this range (docs/metrics.md).
+     */
+    Optional<String> snatPorts();
+
     /** Where the connection log goes; whether a gateway logs at all is its spec.connectionLog. */
     ConnectionLog connectionLog();
 

@@ -7,6 +7,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
+import io.natgate.dataplane.SnatPorts;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,19 +38,16 @@ public final class ConnectionLog implements AutoCloseable {
   /** Accounting (bytes, packets) and timestamps (duration) on every conntrack entry of the node's namespace. */
   static final Map<String, String> SYSCTLS = Map.of("net.netfilter.nf_conntrack_acct", "1",
       "net.netfilter.nf_conntrack_timestamp", "1");
-  /** Port use above this share is a warning (and an alert: config/prometheus). */
-  public static final double PORT_USE_WARNING = 0.8;
   /** How often the kernel is asked to remove the expired connections (their end records follow). */
   static final Duration SWEEP_EVERY = Duration.ofSeconds(5);
+  /** How long the listener lets events gather in the socket's buffer after taking what was there (a few hundred). */
+  static final Duration GATHER = Duration.ofMillis(5);
+  /** Events between checks whether the listener must stop, while it takes what the kernel queued. */
+  static final int BATCH = 1024;
+  /** How long a stopping listener takes what the kernel queued (a full 64 MiB buffer is read in well under that). */
+  static final Duration DRAIN_FOR = Duration.ofSeconds(1);
   /** Records between flushes under a steady stream (a file's size is checked for rotation when it is flushed). */
   static final int FLUSH_EVERY = 256;
-  /**
-   * Denied records written per second at most (a client retrying in a loop would otherwise flood the log); those
-   * beyond are counted as dropped (reason rate_limit), and every refusal is counted in
-   * natgate_agent_connections_denied_total whatever the limit.
-   */
-  static final int DENIED_PER_SECOND = 100;
-  static final int DENIED_BURST = 200;
 
   /**
    * {@code natgate.agent.connection-log.*}.
@@ -74,6 +72,14 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
+  /**
+   * Denied records written per second at most (a client retrying in a loop would otherwise flood the log); those
+   * beyond are counted as dropped (reason rate_limit), and every refusal is counted in
+   * natgate_agent_connections_denied_total whatever the limit.
+   */
+  static final int DENIED_PER_SECOND = 100;
+  static final int DENIED_BURST = 200;
+
   private final Kernel kernel;
   private final String node;
   private final Settings settings;
@@ -81,34 +87,52 @@ public final class ConnectionLog implements AutoCloseable {
   private final BlockingQueue<KernelReport> queue;
   private final Tracker tracker;
   private final Counter lost;
+  private final Counter droppedEvents;
   private final Counter deniedLost;
-  private final Counter written;
   private final RateLimit deniedRecords = new RateLimit(DENIED_PER_SECOND, DENIED_BURST);
+  private final Counter written;
   private final Thread writer;
   private volatile Directory directory = Directory.EMPTY;
   private volatile boolean closed;
   private Thread listener; // guarded by this
+  /** A listener told to stop, still taking what the kernel queued for it (guarded by this). */
+  private Thread stopping;
   private Thread deniedListener; // guarded by this
   private volatile CountDownLatch listening = new CountDownLatch(1);
   private volatile CountDownLatch deniedListening = new CountDownLatch(1);
   /** Events queued, and events written or dropped by the writer: equal when nothing is in flight. */
   private final java.util.concurrent.atomic.AtomicLong queued = new java.util.concurrent.atomic.AtomicLong();
   private volatile long handled;
+  /** Destinations short of SNAT ports as of the writer's last check (PortUse#shortOfPorts), most used first. */
+  private volatile List<PortUse.Use> shortOfPorts = List.of();
+  private volatile Runnable onShortOfPortsChanged = () -> { };
 
   public ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry) {
+    this(kernel, node, settings, registry, SnatPorts.KERNEL);
+  }
+
+  /** @param snatPorts the SNAT source ports of the node's egress IPs: what port use is measured against */
+  public ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, SnatPorts snatPorts) {
     this(kernel, node, settings, registry, settings.file() == null ? Sink.stdout()
-        : Sink.rotatingFile(settings.file(), settings.maxFileBytes(), settings.keepFiles()));
+        : Sink.rotatingFile(settings.file(), settings.maxFileBytes(), settings.keepFiles()), snatPorts);
   }
 
   ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, Sink sink) {
+    this(kernel, node, settings, registry, sink, SnatPorts.KERNEL);
+  }
+
+  ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry, Sink sink, SnatPorts snatPorts) {
     this.kernel = kernel;
     this.node = node;
     this.settings = settings;
     this.registry = registry;
     this.queue = new ArrayBlockingQueue<>(settings.queueSize());
-    this.tracker = new Tracker(node, registry);
+    this.tracker = new Tracker(node, registry, snatPorts);
     lost = Counter.builder("natgate_agent_connlog_events_lost_total")
         .description("Times the kernel reported conntrack events lost (the listener fell behind): at least one each")
+        .register(registry);
+    droppedEvents = Counter.builder("natgate_agent_connlog_events_dropped_total")
+        .description("Conntrack events the kernel dropped because the listener fell behind (the socket's count)")
         .register(registry);
     deniedLost = Counter.builder("natgate_agent_connlog_denied_lost_total")
         .description("Times the kernel reported refused packets lost (the listener fell behind): at least one each")
@@ -131,20 +155,21 @@ public final class ConnectionLog implements AutoCloseable {
     List<CountDownLatch> ready = new java.util.ArrayList<>();
     synchronized (this) {
       if (d.logging() && listener == null && !closed) {
+        awaitStopped(); // two listeners at once would write some records twice
         listening = new CountDownLatch(1);
         ready.add(listening);
-        listener = new Thread(() -> listen(this::openEvents, this::accept, lost), "natgate-connlog-listener");
+        listener = new Thread(this::listen, "natgate-connlog-listener");
         listener.setDaemon(true);
         listener.start();
       } else if (!d.logging() && listener != null) {
         listener.interrupt();
+        stopping = listener;
         listener = null;
       }
       if (d.denying() && deniedListener == null && !closed) {
         deniedListening = new CountDownLatch(1);
         ready.add(deniedListening);
-        deniedListener = new Thread(() -> listen(this::openDenied, this::acceptDenied, deniedLost),
-            "natgate-connlog-denied");
+        deniedListener = new Thread(this::listenDenied, "natgate-connlog-denied");
         deniedListener.setDaemon(true);
         deniedListener.start();
       } else if (!d.denying() && deniedListener != null) {
@@ -163,41 +188,65 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
-  /** A netlink socket the log reads: conntrack's events, or the refused packets' NFLOG group. */
-  interface Source extends AutoCloseable {
-    EventSocket.Received receive();
-
-    /** Called between receives: what the source does on its own (the conntrack sweep). */
-    default void tick() {
-    }
-
-    @Override
-    void close();
-  }
-
-  /** Listens until told to stop, opening the socket again a second after a failure. */
-  private void listen(java.util.function.Supplier<Source> open,
-      java.util.function.BiConsumer<ByteBuffer, Instant> accept, Counter overflows) {
+  /**
+   * Listens until told to stop, opening the socket again a second after a failure. When told to stop it first takes
+   * what the kernel queued already: closing the socket would drop those events, silently.
+   */
+  private void listen() {
     Thread me = Thread.currentThread();
     long lastWarning = 0;
     while (!closed && !me.isInterrupted()) {
-      try (Source source = open.get()) {
-        while (!closed && !me.isInterrupted()) {
-          source.tick();
-          EventSocket.Received r = source.receive();
-          if (r.overflowed()) {
-            overflows.increment();
-            if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
-              lastWarning = System.nanoTime();
-              LOG.warnf("the kernel dropped what %s had not read: the connection log fell behind (see %s; "
-                  + "natgate.agent.connection-log.socket-buffer-bytes)", me.getName(), overflows.getId().getName());
+      try {
+        kernel.writeSysctls(SYSCTLS);
+        try (EventSocket socket = inNamespace(netns -> new EventSocket(netns, settings.socketBufferBytes()))) {
+          listening.countDown();
+          long nextSweep = System.nanoTime();
+          long drops = 0;
+          while (!closed && !me.isInterrupted()) {
+            if (System.nanoTime() - nextSweep > 0) {
+              nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
+              socket.sweep(DataplaneSettings.LOG_CTMARK);
             }
-          } else if (r.datagram() != null) {
-            accept.accept(r.datagram(), Instant.now());
+            // One event per datagram: waking up for each costs more than handling it. Once one came, take all
+            // that are queued, then let the next ones gather in the socket's buffer for a moment.
+            int taken = 0;
+            for (EventSocket.Received r = socket.receive(); r.datagram() != null || r.overflowed();
+                r = socket.receiveQueued()) {
+              taken++;
+              if (r.overflowed()) {
+                lost.increment();
+                drops = countDrops(socket, drops);
+                if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
+                  lastWarning = System.nanoTime();
+                  LOG.warn("the kernel dropped conntrack events: the connection log fell behind (see natgate_agent_"
+                      + "connlog_events_dropped_total; natgate.agent.connection-log.socket-buffer-bytes)");
+                }
+              } else {
+                accept(r.datagram(), Instant.now());
+              }
+              if (taken % BATCH == 0 && (closed || me.isInterrupted() || System.nanoTime() - nextSweep > 0)) {
+                break; // to stop, or to sweep: under a steady stream the queue may never run dry
+              }
+            }
+            if (taken > 0 && !closed && !me.isInterrupted()) {
+              try {
+                Thread.sleep(GATHER.toMillis());
+              } catch (InterruptedException e) {
+                me.interrupt(); // the drain below still runs
+              }
+            }
           }
+          long until = System.nanoTime() + DRAIN_FOR.toNanos();
+          for (EventSocket.Received r = socket.receiveQueued(); (r.datagram() != null || r.overflowed())
+              && System.nanoTime() < until; r = socket.receiveQueued()) {
+            if (r.datagram() != null) {
+              accept(r.datagram(), Instant.now());
+            }
+          }
+          countDrops(socket, drops);
         }
       } catch (RuntimeException e) {
-        LOG.errorf("%s: %s; retrying in 1 s", me.getName(), e.getMessage());
+        LOG.errorf("connection log listener: %s; retrying in 1 s", e.getMessage());
         try {
           Thread.sleep(1000);
         } catch (InterruptedException ie) {
@@ -207,50 +256,46 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
-  /** Conntrack's events, with accounting on; the expired connections swept every {@link #SWEEP_EVERY}. */
-  private Source openEvents() {
-    kernel.writeSysctls(SYSCTLS);
-    EventSocket socket = inNamespace(netns -> new EventSocket(netns, settings.socketBufferBytes()));
-    listening.countDown();
-    return new Source() {
-      long nextSweep = System.nanoTime();
-
-      @Override
-      public EventSocket.Received receive() {
-        return socket.receive();
-      }
-
-      @Override
-      public void tick() {
-        if (System.nanoTime() - nextSweep > 0) {
-          nextSweep = System.nanoTime() + SWEEP_EVERY.toNanos();
-          socket.sweep(DataplaneSettings.LOG_CTMARK);
+  /**
+   * Listens to the allow lists' refusals (their NFLOG group) until told to stop, opening the socket again a second
+   * after a failure. Refusals are few (and rate-limited in the log): one receive per datagram is enough here.
+   */
+  private void listenDenied() {
+    Thread me = Thread.currentThread();
+    long lastWarning = 0;
+    while (!closed && !me.isInterrupted()) {
+      try (DeniedSocket socket = inNamespace(netns -> new DeniedSocket(netns, io.natgate.Defaults.DENIED_NFLOG_GROUP,
+          settings.socketBufferBytes()))) {
+        deniedListening.countDown();
+        while (!closed && !me.isInterrupted()) {
+          EventSocket.Received r = socket.receive();
+          if (r.overflowed()) {
+            deniedLost.increment();
+            if (System.nanoTime() - lastWarning > Duration.ofSeconds(10).toNanos()) {
+              lastWarning = System.nanoTime();
+              LOG.warn("the kernel dropped refused packets the connection log had not read (see "
+                  + "natgate_agent_connlog_denied_lost_total; natgate.agent.connection-log.socket-buffer-bytes)");
+            }
+          } else if (r.datagram() != null) {
+            acceptDenied(r.datagram(), Instant.now());
+          }
+        }
+      } catch (RuntimeException e) {
+        LOG.errorf("connection log's denied listener: %s; retrying in 1 s", e.getMessage());
+        try {
+          Thread.sleep(1000);
+        } catch (InterruptedException ie) {
+          break;
         }
       }
-
-      @Override
-      public void close() {
-        socket.close();
-      }
-    };
+    }
   }
 
-  /** The NFLOG group of the allow lists' refusals. */
-  private Source openDenied() {
-    DeniedSocket socket = inNamespace(netns -> new DeniedSocket(netns, io.natgate.Defaults.DENIED_NFLOG_GROUP,
-        settings.socketBufferBytes()));
-    deniedListening.countDown();
-    return new Source() {
-      @Override
-      public EventSocket.Received receive() {
-        return socket.receive();
-      }
-
-      @Override
-      public void close() {
-        socket.close();
-      }
-    };
+  /** Adds the socket's drops since {@code counted} to the dropped events; the socket's count so far. */
+  private long countDrops(EventSocket socket, long counted) {
+    long now = socket.drops();
+    droppedEvents.increment(now - counted);
+    return now;
   }
 
   /** A socket opened in the kernel's namespace: where a helper process started through it runs (null: our own). */
@@ -294,7 +339,6 @@ public final class ConnectionLog implements AutoCloseable {
       }
     }
   }
-
   /**
    * One datagram of refused packets: each counted in natgate_agent_connections_denied_total, and queued for a denied
    * record within {@link #DENIED_PER_SECOND} (beyond: counted as dropped, reason rate_limit).
@@ -321,6 +365,7 @@ public final class ConnectionLog implements AutoCloseable {
     }
   }
 
+
   /** Sets what the records name without starting the listener (tests feed {@link #accept}). */
   void directory(Directory d) {
     directory = d;
@@ -334,7 +379,6 @@ public final class ConnectionLog implements AutoCloseable {
 
   /** The writer thread: formats and writes, flushes when the queue runs dry, checks port use every second. */
   private void write(Sink sink) {
-    Set<PortUse.Destination> warned = new HashSet<>();
     long nextCheck = 0;
     Map<String, Integer> unflushed = new java.util.HashMap<>(); // egress IP -> records in the buffer
     long taken = 0;
@@ -366,7 +410,7 @@ public final class ConnectionLog implements AutoCloseable {
         }
         if (System.nanoTime() - nextCheck > 0) {
           nextCheck = System.nanoTime() + Duration.ofSeconds(1).toNanos();
-          checkPortUse(warned);
+          checkPortUse();
         }
       }
     } catch (InterruptedException e) {
@@ -381,19 +425,39 @@ public final class ConnectionLog implements AutoCloseable {
     return ConnectionRecord.denied(p, node, d.gatewayByEgressIP().get(p.egressIP()), d.podByIP().get(p.srcIP()), null);
   }
 
-  private void checkPortUse(Set<PortUse.Destination> warned) {
+  private void checkPortUse() {
     tracker.refreshPortUse();
-    Set<PortUse.Destination> now = new HashSet<>();
-    for (PortUse.Use use : tracker.portUse().above(PORT_USE_WARNING)) {
-      now.add(use.destination());
-      if (!warned.contains(use.destination())) {
+    List<PortUse.Use> before = shortOfPorts;
+    Set<PortUse.Destination> reported = new HashSet<>();
+    before.forEach(u -> reported.add(u.destination()));
+    List<PortUse.Use> now = tracker.portUse().shortOfPorts(reported);
+    for (PortUse.Use use : now) {
+      if (!reported.contains(use.destination())) {
         LOG.warnf("SNAT ports of egress IP %s to %s are %.0f%% used (%d connections): new connections to it will "
             + "fail when none is left", use.destination().egressIP(), use.destination(), 100 * use.ratio(),
             use.connections());
       }
     }
-    warned.retainAll(now);
-    warned.addAll(now);
+    if (!reports(now).equals(reports(before))) {
+      shortOfPorts = now;
+      onShortOfPortsChanged.run();
+    }
+  }
+
+  /** What the agent reports of {@code uses}: destination and stepped percent (the rest changes per connection). */
+  private static List<String> reports(List<PortUse.Use> uses) {
+    return uses.stream().map(u -> u.destination().egressIP() + " " + u.destination() + " " + u.steppedPercent())
+        .toList();
+  }
+
+  /** Destinations short of SNAT ports (PortUse#shortOfPorts), most used first, as of the last check. */
+  public List<PortUse.Use> shortOfPorts() {
+    return shortOfPorts;
+  }
+
+  /** Called on the writer thread when {@link #shortOfPorts()} changes in a destination or its stepped percent. */
+  public void onShortOfPortsChanged(Runnable listener) {
+    onShortOfPortsChanged = listener;
   }
 
   /** Waits until every event queued so far is written (or counted as dropped); false on timeout. */
@@ -413,14 +477,28 @@ public final class ConnectionLog implements AutoCloseable {
     return tracker.active();
   }
 
+  /** Waits for a stopping listener to have queued what the kernel held for it (bounded: receive's timeout + drain). */
+  private synchronized void awaitStopped() {
+    if (stopping != null) {
+      try {
+        stopping.join(DRAIN_FOR.toMillis() + 1000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      stopping = null;
+    }
+  }
+
   @Override
   public void close() {
     synchronized (this) {
       closed = true;
       if (listener != null) {
         listener.interrupt();
+        stopping = listener;
         listener = null;
       }
+      awaitStopped(); // its last events go to the writer, which writes what is queued before it ends
       if (deniedListener != null) {
         deniedListener.interrupt();
         deniedListener = null;

@@ -47,20 +47,20 @@ final class DeniedSocket implements AutoCloseable {
     if (netns != null) {
       EventSocket.enter(netns);
     }
-    fd = LibC.C.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    fd = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     try {
-      LibC.C.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, EventSocket.nativeInts(receiveBufferBytes), 4);
+      LibC.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, EventSocket.nativeInts(receiveBufferBytes), 4);
       ByteBuffer address = ByteBuffer.allocate(12).order(ByteOrder.nativeOrder())
           .putShort((short) AF_NETLINK).putShort((short) 0).putInt(0).putInt(0);
-      LibC.C.bind(fd, address.array(), 12);
+      LibC.bind(fd, address.array(), 12);
       configure(group, attribute(NFULA_CFG_CMD, new byte[] {NFULNL_CFG_CMD_BIND}));
       configure(group, attribute(NFULA_CFG_MODE, ByteBuffer.allocate(6).putInt(COPY_RANGE)
           .put((byte) NFULNL_COPY_PACKET).put((byte) 0).array()));
       configure(group, attribute(NFULA_CFG_TIMEOUT, ByteBuffer.allocate(4).putInt(FLUSH_HUNDREDTHS).array()));
       ByteBuffer timeout = ByteBuffer.allocate(16).order(ByteOrder.nativeOrder()).putLong(0).putLong(500_000);
-      LibC.C.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
+      LibC.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
     } catch (LastErrorException | IllegalStateException e) {
-      LibC.C.close(fd);
+      LibC.close(fd);
       throw e;
     }
   }
@@ -80,8 +80,8 @@ final class DeniedSocket implements AutoCloseable {
         .putShort((short) (NLM_F_REQUEST | NLM_F_ACK)).putInt(0).putInt(0)
         .put((byte) 0).put((byte) 0).order(ByteOrder.BIG_ENDIAN).putShort((short) group) // nfgenmsg, res_id: group
         .put(attribute);
-    LibC.C.send(fd, m.array(), length, 0);
-    int n = LibC.C.recv(fd, buffer, buffer.length, 0);
+    LibC.send(fd, m.array(), length, 0);
+    int n = LibC.recv(fd, buffer, buffer.length, 0);
     ByteBuffer b = ByteBuffer.wrap(buffer, 0, n).order(ByteOrder.nativeOrder());
     if (n >= 20 && b.getShort(4) == NLMSG_ERROR && b.getInt(16) != 0) {
       throw new IllegalStateException("NFLOG group " + group + ": the kernel refused it (errno " + -b.getInt(16)
@@ -91,11 +91,11 @@ final class DeniedSocket implements AutoCloseable {
 
   /** Blocks up to half a second. */
   EventSocket.Received receive() {
-    return EventSocket.receive(fd, buffer);
+    return EventSocket.receive(fd, buffer, 0);
   }
 
   @Override
   public void close() {
-    LibC.C.close(fd);
+    LibC.close(fd);
   }
 }

@@ -3,6 +3,7 @@ package io.natgate.connlog;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
+import io.natgate.dataplane.SnatPorts;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -26,13 +27,14 @@ final class Tracker {
   private final MeterRegistry registry;
   private final Map<Long, Flow> flows = new HashMap<>();
   private final Map<String, Meters> meters = new HashMap<>();
-  private final PortUse portUse = new PortUse();
+  private final PortUse portUse;
   /** Highest port use per egress IP, as of the last {@link #refreshPortUse}; read by the gauges on any thread. */
   private final Map<String, Double> topPortUse = new ConcurrentHashMap<>();
 
-  Tracker(String node, MeterRegistry registry) {
+  Tracker(String node, MeterRegistry registry, SnatPorts ports) {
     this.node = node;
     this.registry = registry;
+    this.portUse = new PortUse(ports);
   }
 
   ConnectionRecord record(ConntrackEvent e, Directory directory) {

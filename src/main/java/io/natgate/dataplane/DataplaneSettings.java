@@ -16,9 +16,10 @@ import java.util.Map;
  * @param rulePriority priority of natgate's policy rules (ahead of main at 32766)
  * @param addressLifetimeSeconds lifetime of the egress IPs on the uplink, renewed with every heartbeat, so that the
  *                     kernel itself drops them when the agent dies (0: forever)
+ * @param snatPorts    the source ports SNAT gives connections on an egress IP
  */
 public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPort, int markMask, int tableBase,
-    int rulePriority, int addressLifetimeSeconds) {
+    int rulePriority, int addressLifetimeSeconds, SnatPorts snatPorts) {
   public static final int ROUTE_PROTOCOL = 78;
   public static final int TUNNEL_VNI = 7400;
   /** Link-local address on the tunnel device: reverse-path filtering refuses packets on a device with no address. */
@@ -43,6 +44,12 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
     if (markMask == 0) {
       throw new IllegalArgumentException("markMask must have at least one bit");
     }
+  }
+
+  /** With the kernel's SNAT ports ({@link SnatPorts#KERNEL}). */
+  public DataplaneSettings(String uplink, String tunnelDevice, int tunnelPort, int markMask, int tableBase,
+      int rulePriority, int addressLifetimeSeconds) {
+    this(uplink, tunnelDevice, tunnelPort, markMask, tableBase, rulePriority, addressLifetimeSeconds, SnatPorts.KERNEL);
   }
 
   public static DataplaneSettings defaults(String uplink) {

@@ -130,8 +130,15 @@ public final class Renderer {
         snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
             + " -m conntrack --ctdir ORIGINAL -j CONNMARK --set-xmark " + DataplaneSettings.logMark());
       }
-      snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match
-          + " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP);
+      String snatTo = " -m conntrack --ctdir ORIGINAL -j SNAT --to-source " + sn.egressIP;
+      if (!s.snatPorts().equals(SnatPorts.KERNEL)) {
+        // iptables takes a port range only with a protocol that has ports; the rule below takes the rest (ICMP).
+        for (String protocol : SnatPorts.PROTOCOLS) {
+          snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + " -p " + protocol + match + snatTo
+              + s.snatPorts().toSourceSuffix());
+        }
+      }
+      snat.add("-A " + Hook.NAT_POSTROUTING.chain + " -o " + s.uplink() + match + snatTo);
       // A packet conntrack calls INVALID (say, the middle of a connection that began on the previous gateway) skips
       // the nat table: it would leave with the pod's own address. Drop it instead.
       invalid.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m set --match-set " + sources

@@ -20,6 +20,8 @@ public final class StatusCalculator {
   public static final String READY = "Ready";
   public static final String PROGRAMMED = "Programmed";
   public static final String DEGRADED = "Degraded";
+  /** True while some egress IP uses more than 80 % of its SNAT source ports towards one destination. */
+  public static final String SNAT_PORT_PRESSURE = "SNATPortPressure";
 
   private StatusCalculator() {
   }
@@ -56,7 +58,8 @@ public final class StatusCalculator {
     status.conditions = List.of(
         condition(READY, ready(plan), previous, generation, now),
         condition(PROGRAMMED, programmed(plan, pending, failed), previous, generation, now),
-        condition(DEGRADED, degraded(plan), previous, generation, now));
+        condition(DEGRADED, degraded(plan), previous, generation, now),
+        condition(SNAT_PORT_PRESSURE, snatPortPressure(plan, nodeStates), previous, generation, now));
     return status;
   }
 
@@ -148,6 +151,23 @@ public final class StatusCalculator {
           .map(e -> e.getKey() + " (" + e.getValue() + ")").collect(java.util.stream.Collectors.joining(", ")));
     }
     return new Verdict(false, "AsExpected", "all candidate nodes ready, all egress IPs held");
+  }
+
+  /**
+   * From the gateway nodes' reports (their agents raise a destination above 80 % and clear it at 70 %, in steps of
+   * 5 %): a status that changes with the reports, not with every connection.
+   */
+  static Verdict snatPortPressure(GatewayPlan plan, Map<String, EgressNodeState> nodeStates) {
+    List<String> short_ = new ArrayList<>();
+    nodeStates.entrySet().stream().sorted(Map.Entry.comparingByKey())
+        .filter(e -> plan.nodeStates().containsKey(e.getKey()))
+        .filter(e -> e.getValue().getStatus() != null && e.getValue().getStatus().snatPortUse != null)
+        .forEach(e -> e.getValue().getStatus().snatPortUse.forEach(u -> short_.add(u + " on " + e.getKey())));
+    if (short_.isEmpty()) {
+      return new Verdict(false, "PortsAvailable", "no destination uses more than 80 % of an egress IP's SNAT ports");
+    }
+    return new Verdict(true, "PortsNearlyExhausted", "SNAT source ports nearly exhausted (new connections fail when "
+        + "none is left): " + String.join("; ", short_));
   }
 
   private static String conflictMessage(GatewayPlan plan) {

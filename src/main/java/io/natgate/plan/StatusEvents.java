@@ -8,7 +8,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The Kubernetes Events a status change deserves: assignment changes and newly seen conflicts. */
+/**
+ * The Kubernetes Events a status change deserves: assignment changes, newly seen conflicts, SNAT port pressure
+ * raised and cleared.
+ */
 public final class StatusEvents {
   public record Event(boolean warning, String reason, String message) {
   }
@@ -40,7 +43,22 @@ public final class StatusEvents {
       plan.conflicts().forEach((ip, older) -> events.add(new Event(true, "EgressIPConflict",
           ip + " is already claimed by the older EgressGateway " + older + "; this gateway will not use it")));
     }
+    Condition portsBefore = condition(before, StatusCalculator.SNAT_PORT_PRESSURE);
+    Condition portsAfter = condition(after, StatusCalculator.SNAT_PORT_PRESSURE);
+    boolean wasShort = portsBefore != null && "True".equals(portsBefore.getStatus());
+    if (portsAfter != null && "True".equals(portsAfter.getStatus()) && !wasShort) {
+      events.add(new Event(true, "SNATPortPressure", portsAfter.getMessage()));
+    } else if (wasShort && portsAfter != null && "False".equals(portsAfter.getStatus())) {
+      events.add(new Event(false, "SNATPortPressureCleared", portsAfter.getMessage()));
+    }
     return events;
+  }
+
+  private static Condition condition(EgressGatewayStatus status, String type) {
+    if (status == null || status.conditions == null) {
+      return null;
+    }
+    return status.conditions.stream().filter(c -> type.equals(c.getType())).findFirst().orElse(null);
   }
 
   private static String whyLeft(String node, GatewayPlan plan) {
@@ -54,17 +72,18 @@ public final class StatusEvents {
         : node + " is not ready: " + plan.unready().getOrDefault(node, "unknown");
   }
 
-  private static Map<String, String> byIP(List<Assignment> assignments) {
+  /** Egress IP → node of the assignments that have a node ({@code null}: none). */
+  public static Map<String, String> byIP(List<Assignment> assignments) {
     Map<String, String> m = new HashMap<>();
+    if (assignments == null) {
+      return m;
+    }
     assignments.stream().filter(a -> a.egressIP != null && a.node != null).forEach(a -> m.put(a.egressIP, a.node));
     return m;
   }
 
   private static String readyReason(EgressGatewayStatus status) {
-    if (status == null) {
-      return null;
-    }
-    return status.conditions.stream().filter(c -> StatusCalculator.READY.equals(c.getType()))
-        .map(Condition::getReason).findFirst().orElse(null);
+    Condition ready = condition(status, StatusCalculator.READY);
+    return ready == null ? null : ready.getReason();
   }
 }

@@ -23,6 +23,8 @@ import io.javaoperatorsdk.operator.processing.event.ResourceID;
 import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.javaoperatorsdk.operator.processing.event.source.IndexerResourceCache;
 import io.javaoperatorsdk.operator.processing.event.source.informer.InformerEventSource;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewayStatus;
 import io.natgate.api.v1alpha1.EgressNodeState;
@@ -75,9 +77,17 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
    */
   private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
   private volatile boolean peerKeyEnsured;
-  @Inject
+  private final OperatorMetrics metrics;
+
+  /** With Micrometer's global registry (tests that run the reconciler in their JVM). */
   public EgressGatewayReconciler(OperatorSettings settings) {
+    this(settings, Metrics.globalRegistry);
+  }
+
+  @Inject
+  public EgressGatewayReconciler(OperatorSettings settings, MeterRegistry registry) {
     this.settings = settings;
+    this.metrics = new OperatorMetrics(registry);
   }
 
   @Override
@@ -171,6 +181,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     }
 
     EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, now);
+    metrics.observed(gateway, plan, gateway.getStatus(), status, states, heartbeats::deadSince, Instant.now());
     if (status.equals(gateway.getStatus())) {
       return UpdateControl.noUpdate();
     }
@@ -237,6 +248,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     cluster.nodes().values().stream().filter(n -> name.equals(NodeLabels.currentGateway(n)))
         .forEach(n -> labeler.ensure(n, NodeLabels.desiredGateway(n, others)));
     written.remove(gateway.getMetadata().getUid());
+    metrics.removed(name);
     return DeleteControl.defaultDelete();
   }
 

@@ -13,9 +13,11 @@ import io.natgate.plan.NodeReadiness;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -37,6 +39,8 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
   private final Duration tick;
   private ScheduledExecutorService timer;
   private volatile Set<String> live = Set.of();
+  /** When this monitor saw each node's agent die (until it comes back): where the failover clock starts. */
+  private final Map<String, Instant> deadSince = new ConcurrentHashMap<>();
 
   HeartbeatMonitor(InformerEventSource<Lease, EgressGateway> leases, IndexerResourceCache<EgressGateway> gateways,
       Function<String, Optional<Node>> nodes, Duration timeout, Duration tick) {
@@ -53,6 +57,11 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
     var agentLeases = leases.list(l -> l.getMetadata().getLabels() != null
         && l.getMetadata().getLabels().containsKey(NodeReadiness.NODE_LABEL)).toList();
     return liveness.observe(agentLeases, System.nanoTime(), Instant.now());
+  }
+
+  /** When this monitor saw the node's agent die, or null while it lives (or was never seen alive). */
+  Instant deadSince(String node) {
+    return deadSince.get(node);
   }
 
   @Override
@@ -86,6 +95,9 @@ final class HeartbeatMonitor extends AbstractEventSource<Void, EgressGateway> {
       Set<String> changed = new TreeSet<>(now);
       changed.addAll(live);
       changed.removeIf(n -> now.contains(n) && live.contains(n));
+      Instant seen = Instant.now();
+      live.stream().filter(n -> !now.contains(n)).forEach(n -> deadSince.put(n, seen));
+      now.forEach(deadSince::remove);
       live = now;
       List<Optional<Node>> changedNodes = changed.stream().map(nodes).toList();
       gateways.list().filter(g -> changedNodes.stream().anyMatch(n -> n.isEmpty() || g.getSpec() == null

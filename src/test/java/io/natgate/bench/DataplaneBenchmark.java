@@ -387,7 +387,13 @@ public final class DataplaneBenchmark {
     var settings = new ConnectionLog.Settings(file, defaults.maxFileBytes(), defaults.keepFiles(),
         defaults.queueSize(), defaults.socketBufferBytes());
     Map<String, List<Double>> rates = new LinkedHashMap<>();
+    // Where the time goes, per connection: the whole machine's busy CPU, and this JVM's (the log's listener and
+    // writer: nothing else runs in it during a phase).
+    Map<String, List<Double>> machineCpu = new LinkedHashMap<>();
+    Map<String, List<Double>> agentCpu = new LinkedHashMap<>();
+    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
     long made = 0;
+    long failed = 0;
     try (var log = new ConnectionLog(new Kernel(lab.nsCommandPrefix(gateway.ns())), gateway.name(), settings,
         registry)) {
       System.out.printf("%nconnections per second, %d runs of %d s, two pods at once; %s%n", runs, seconds,
@@ -397,12 +403,18 @@ public final class DataplaneBenchmark {
           Map<String, NodeGatewayState> state = logging ? on : off;
           log.update(state);
           gw.apply(Renderer.render(state, gw.settings()));
-          double[] rateAndMade = connectionRate(pods, port);
-          double rate = rateAndMade[0];
+          long busyBefore = busyCpuNanos();
+          long jvmBefore = os.getProcessCpuTime();
+          ConnectionRate r = connectionRate(pods, port);
+          double rate = r.rate();
+          long ok = r.ok();
           if (logging) {
-            made += (long) rateAndMade[1];
+            made += r.ok();
+            failed += r.failed();
           }
           String name = logging ? "log on" : "log off";
+          machineCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((busyCpuNanos() - busyBefore) / 1e3 / ok);
+          agentCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((os.getProcessCpuTime() - jvmBefore) / 1e3 / ok);
           System.out.printf("  run %d %-8s %8.0f connections/s%n", run, name, rate);
           rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rate);
         }
@@ -419,14 +431,29 @@ public final class DataplaneBenchmark {
     }
     long starts = Files.lines(file).filter(l -> l.contains("\"event\":\"start\"")).count();
     Files.deleteIfExists(file);
-    System.out.printf("%n| configuration | connections/s p50 / p95 / max |%n|---|---:|%n");
-    rates.forEach((name, v) -> System.out.printf("| %s | %s |%n", name, stats(v).replace(".0", "")));
+    System.out.printf("%n| configuration | connections/s p50 / p95 / max | machine CPU µs per connection p50 | "
+        + "agent (JVM) CPU µs per connection p50 |%n|---|---:|---:|---:|%n");
+    rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f |%n", name, stats(v).replace(".0", ""),
+        median(machineCpu.get(name)), median(agentCpu.get(name))));
     System.out.printf("%n| ratio | of medians | median of per-run ratios |%n|---|---:|---:|%n");
     ratio("log on / log off", rates.get("log on"), rates.get("log off"));
-    System.out.printf("%nlog on: %,d connections made, %,d start records, %.0f dropped, kernel reported lost events "
-        + "%.0f times; %s%n", made, starts, registry.find("natgate_agent_connlog_records_dropped_total").counters()
-        .stream().mapToDouble(c -> c.count()).sum(), registry.get("natgate_agent_connlog_events_lost_total")
-        .counter().count(), loadAverage());
+    System.out.printf("%nlog on: %,d connections made (and %,d failed), %,d start records, %.0f records dropped, "
+        + "%.0f conntrack events dropped by the kernel (reported %.0f times); %s%n", made, failed, starts,
+        registry.find("natgate_agent_connlog_records_dropped_total").counters().stream().mapToDouble(c -> c.count())
+            .sum(), registry.get("natgate_agent_connlog_events_dropped_total").counter().count(),
+        registry.get("natgate_agent_connlog_events_lost_total").counter().count(), loadAverage());
+  }
+
+  /** Busy CPU time of the whole machine so far (all but idle and iowait in /proc/stat), in nanoseconds. */
+  static long busyCpuNanos() throws IOException {
+    String[] f = Files.readAllLines(Path.of("/proc/stat")).get(0).trim().split("\\s+");
+    long busy = 0;
+    for (int i = 1; i <= 8 && i < f.length; i++) {
+      if (i != 4 && i != 5) { // idle, iowait
+        busy += Long.parseLong(f[i]);
+      }
+    }
+    return busy * 10_000_000L; // USER_HZ = 100
   }
 
   /**
@@ -459,11 +486,11 @@ public final class DataplaneBenchmark {
       for (int run = 1; run <= runs; run++) {
         for (boolean withList : run % 2 == 1 ? List.of(false, true) : List.of(true, false)) {
           gw.apply(Renderer.render(withList ? listed : none, gw.settings()));
-          double[] rateAndMade = connectionRate(pods, port);
+          ConnectionRate r = connectionRate(pods, port);
           String name = withList ? "allow list of 128" : "no allow list";
-          System.out.printf("  run %d %-17s %8.0f connections/s (%.0f made)%n", run, name, rateAndMade[0],
-              rateAndMade[1]);
-          rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rateAndMade[0]);
+          System.out.printf("  run %d %-17s %8.0f connections/s (%d made, %d failed)%n", run, name, r.rate(), r.ok(),
+              r.failed());
+          rates.computeIfAbsent(name, k -> new ArrayList<>()).add(r.rate());
         }
       }
     } finally {
@@ -492,9 +519,14 @@ public final class DataplaneBenchmark {
   }
 
   /** Both pods connect to the external host as fast as 8 threads each can, for bench.seconds: {rate, made}. */
-  private double[] connectionRate(List<LabPod> pods, int port) throws IOException {
+  /** Connections per second of the pods together, and how many they made and failed. */
+  private record ConnectionRate(double rate, long ok, long failed) {
+  }
+
+  private ConnectionRate connectionRate(List<LabPod> pods, int port) throws IOException {
     double rate = 0;
-    double made = 0;
+    long ok = 0;
+    long failed = 0;
     List<java.util.concurrent.CompletableFuture<String>> clients = pods.stream()
         .map(pod -> java.util.concurrent.CompletableFuture.supplyAsync(() -> lab.connectClient(pod.ns(), "--to",
             NetworkLab.EXTERNAL_IP, "--port", String.valueOf(port), "--seconds", String.valueOf(seconds),
@@ -503,9 +535,10 @@ public final class DataplaneBenchmark {
     for (var c : clients) {
       JsonNode r = JSON.readTree(c.join());
       rate += r.path("ok").asDouble() / r.path("seconds").asDouble();
-      made += r.path("ok").asDouble() + r.path("failed").asDouble();
+      ok += r.path("ok").asLong();
+      failed += r.path("failed").asLong();
     }
-    return new double[] {rate, made};
+    return new ConnectionRate(rate, ok, failed);
   }
 
   /**

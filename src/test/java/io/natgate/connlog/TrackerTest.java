@@ -5,9 +5,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.dataplane.SnatPorts;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 class TrackerTest {
@@ -21,7 +23,7 @@ class TrackerTest {
   static final ConntrackEvent REFUSED = new ConntrackEvent(T0, ConntrackEvent.Type.DESTROY, "tcp", "CLOSE",
       "198.19.1.11", 53282, "203.0.113.10", 7778, EGRESS_IP, 53282, 1L, 60L, 1L, 40L, 0L, false, 0x80000000L, 8);
   final SimpleMeterRegistry registry = new SimpleMeterRegistry();
-  final Tracker tracker = new Tracker("node-1", registry);
+  final Tracker tracker = new Tracker("node-1", registry, SnatPorts.KERNEL);
 
   static Directory payments(Map<String, String> pods) {
     var state = new NodeGatewayState();
@@ -96,8 +98,36 @@ class TrackerTest {
   }
 
   @Test
+  void aDestinationIsShortOfPortsAbove80PercentAndStaysSoUntil70WithoutFlapping() {
+    var use = new PortUse(new SnatPorts(20000, 20099)); // 100 ports
+    var busy = new PortUse.Destination(EGRESS_IP, "tcp", "203.0.113.10", 443);
+    for (int i = 0; i < 80; i++) {
+      use.add(busy);
+    }
+    assertThat(use.shortOfPorts(Set.of())).as("80 of 100 is not above 80 %").isEmpty();
+    use.add(busy);
+    assertThat(use.shortOfPorts(Set.of())).singleElement().satisfies(u -> {
+      assertThat(u.destination()).isEqualTo(busy);
+      assertThat(u.steppedPercent()).isEqualTo(80);
+    });
+    for (int i = 0; i < 6; i++) {
+      use.add(busy);
+    }
+    assertThat(use.shortOfPorts(Set.of(busy)).get(0).steppedPercent()).as("87 % in steps of 5").isEqualTo(85);
+    for (int i = 0; i < 10; i++) {
+      use.remove(busy);
+    }
+    assertThat(use.shortOfPorts(Set.of(busy))).as("77 %: reported before, so still reported").hasSize(1);
+    assertThat(use.shortOfPorts(Set.of())).as("77 %: not newly reported").isEmpty();
+    for (int i = 0; i < 7; i++) {
+      use.remove(busy);
+    }
+    assertThat(use.shortOfPorts(Set.of(busy))).as("70 %: cleared").isEmpty();
+  }
+
+  @Test
   void portUseCountsOpenConnectionsPerEgressIPAndDestination() {
-    var use = new PortUse();
+    var use = new PortUse(SnatPorts.KERNEL);
     var busy = new PortUse.Destination(EGRESS_IP, "tcp", "203.0.113.10", 443);
     var quiet = new PortUse.Destination(EGRESS_IP, "tcp", "203.0.113.11", 443);
     for (int i = 0; i < 52_000; i++) {

@@ -199,6 +199,19 @@ class DataplaneGoldenTest {
   }
 
   @Test
+  void aNarrowSnatPortRangeIsRenderedOnTcpAndUdpSnatRulesAheadOfThePortlessOne() {
+    var narrow = new DataplaneSettings("eth0", "natgate0", 4790, 0x0ff00000, 7400, 7400, 2, SnatPorts.parse("20000-20099"));
+    KernelPlan plan = Renderer.render(node1(), narrow);
+    KernelPlan kernelPorts = Renderer.render(node1(), SETTINGS);
+    String changes = String.join("\n", Changes.between(Observed.after(kernelPorts, 1500), plan, narrow).iptables());
+    assertThat(changes).contains("-o eth0 -p tcp -m set --match-set", "-o eth0 -p udp -m set --match-set")
+        .contains("-j SNAT --to-source 198.18.0.100:20000-20099");
+    assertThat(changes.lines().filter(l -> l.contains("--to-source 198.18.0.100:20000-20099"))).hasSize(2)
+        .allMatch(l -> l.contains(" -p "));
+    assertThat(Changes.between(Observed.after(plan, 1500), plan, narrow).isEmpty()).isTrue();
+  }
+
+  @Test
   void tooManyTunnelledEgressIPsForTheMarkMaskIsAClearError() {
     var spec = new TreeMap<String, NodeGatewayState>();
     var g = state(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of());

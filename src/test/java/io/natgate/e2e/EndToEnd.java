@@ -13,6 +13,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.ServerSocket;
 import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,6 +55,8 @@ public final class EndToEnd implements AutoCloseable {
   private Path operatorKubeconfig;
   private int starts;
   private boolean cni;
+  private int operatorPort;
+  private final Map<String, String> agentEnv = new HashMap<>();
 
   public EndToEnd(NetworkLab lab, ControlPlane cp) throws IOException {
     this.lab = lab;
@@ -64,6 +69,27 @@ public final class EndToEnd implements AutoCloseable {
   public EndToEnd withCni() {
     cni = true;
     return this;
+  }
+
+  /** Agents get these environment variables too, e.g. NATGATE_AGENT_SNAT_PORTS (call before {@link #start}). */
+  public EndToEnd withAgentEnv(Map<String, String> env) {
+    agentEnv.putAll(env);
+    return this;
+  }
+
+  /** The operator's /q/metrics, as Prometheus would scrape it. */
+  public String operatorMetrics() throws IOException, InterruptedException {
+    var http = HttpClient.newHttpClient();
+    var request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + operatorPort + "/q/metrics"))
+        .timeout(Duration.ofSeconds(10)).build();
+    return http.send(request, HttpResponse.BodyHandlers.ofString()).body();
+  }
+
+  /** The node's agent's /q/metrics (port 9741 in the node's namespace, fetched from there). */
+  public String agentMetrics(LabNode n) {
+    return lab.exec(n.ns(), lab.python(), "-c", "import sys, urllib.request; "
+        + "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
+        "http://" + n.ip() + ":9741/q/metrics");
   }
 
   public Path cniSocket(LabNode n) {
@@ -113,11 +139,10 @@ public final class EndToEnd implements AutoCloseable {
   }
 
   public void startOperator() throws IOException {
-    int port;
     try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
+      operatorPort = s.getLocalPort();
     }
-    operator = spawn(List.of(), List.of(java, "-XX:+UseSerialGC", "-Dquarkus.http.port=" + port,
+    operator = spawn(List.of(), List.of(java, "-XX:+UseSerialGC", "-Dquarkus.http.port=" + operatorPort,
         "-Dnatgate.leader-election.namespace=" + ControlPlane.OPERATOR_NAMESPACE, "-jar", jar.toString()),
         Map.of("KUBECONFIG", operatorKubeconfig.toString()), "operator");
   }
@@ -153,6 +178,7 @@ public final class EndToEnd implements AutoCloseable {
     if (cni) {
       env.put("NATGATE_AGENT_CNI_SOCKET", cniSocket(n).toString());
     }
+    env.putAll(agentEnv);
     agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
         List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()), env, "agent-" + n.name()));
   }
@@ -204,6 +230,15 @@ public final class EndToEnd implements AutoCloseable {
     if (p != null) {
       p.destroyForcibly();
       p.waitFor(10, TimeUnit.SECONDS);
+    }
+  }
+
+  /** Deletes the gateway (its finalizer runs while the operator still does), stops everything, deletes namespaces. */
+  public void closeDeleting(String gateway, String... namespaces) throws Exception {
+    cp.admin().resources(io.natgate.api.v1alpha1.EgressGateway.class).withName(gateway).delete();
+    close();
+    for (String ns : namespaces) {
+      cp.admin().namespaces().withName(ns).delete();
     }
   }
 

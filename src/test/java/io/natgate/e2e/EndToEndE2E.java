@@ -73,10 +73,7 @@ class EndToEndE2E {
   @AfterAll
   static void stop() throws Exception {
     if (e2e != null) {
-      admin.resources(EgressGateway.class).withName("payments").delete();
-      e2e.close();
-      admin.namespaces().withName("payments").delete();
-      admin.namespaces().withName("shop").delete();
+      e2e.closeDeleting("payments", "payments", "shop");
     }
   }
 

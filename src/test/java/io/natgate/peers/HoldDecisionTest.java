@@ -198,4 +198,14 @@ class HoldDecisionTest {
         .containsExactly(new NodeGatewayState.Snat(IP, false, List.of("198.19.3.2")));
     assertThat(HoldDecision.egressIPs(standby)).containsExactly(IP);
   }
+
+  @Test
+  void theRenderedStateKeepsEveryFieldButTheAddressesAsTheOperatorWroteThem() {
+    var holder = state("a");
+    holder.connectionLog = new io.natgate.api.v1alpha1.ConnectionLogState(Map.of("198.19.3.2", "shop/api-1"));
+    holder.allow = List.of(new io.natgate.api.v1alpha1.AllowEntry());
+    NodeGatewayState rendered = HoldDecision.withHolding(holder, Set.of(IP));
+    assertThat(rendered).as("holding what the operator assigned: nothing differs").isEqualTo(holder);
+    assertThat(rendered).usingRecursiveComparison().ignoringFields("snat").isEqualTo(holder);
+  }
 }

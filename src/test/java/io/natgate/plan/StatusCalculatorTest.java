@@ -94,12 +94,7 @@ class StatusCalculatorTest {
     EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
     List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true));
     GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0);
-    EgressNodeState state = new EgressNodeState();
-    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", "e1")).withGeneration(3L)
-        .build());
-    state.setSpec(plan.nodeStates().get("e1"));
-    state.setStatus(new EgressNodeStateStatus());
-    state.getStatus().appliedGeneration = 2L;
+    EgressNodeState state = e1State(plan, 3L, 2L);
 
     assertThat(condition(compute(gw, nodes, Map.of("e1", state)), "Programmed").getReason()).isEqualTo("NotProgrammed");
     state.getStatus().appliedGeneration = 3L;
@@ -138,6 +133,56 @@ class StatusCalculatorTest {
       assertThat(e.message()).contains("198.18.0.100", "from node e1 to node e2", "e1 is not ready");
     });
     assertThat(StatusEvents.between(after, after, plan)).isEmpty();
+  }
+
+  @Test
+  void snatPortPressureIsAConditionFromTheAgentsReportsWithOneWarningWhenRaisedAndOneEventWhenCleared() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100");
+    List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true));
+    GatewayPlan plan = GatewayPlanner.plan(gw, cluster(nodes, List.of(), List.of(gw)), T0);
+    EgressNodeState state = e1State(plan, 1L, 1L);
+    EgressGatewayStatus calm = compute(gw, nodes, Map.of("e1", state));
+    assertThat(condition(calm, "SNATPortPressure")).extracting(Condition::getStatus, Condition::getReason)
+        .containsExactly("False", "PortsAvailable");
+
+    state.getStatus().snatPortUse = List.of(new io.natgate.api.v1alpha1.SnatPortUse("198.18.0.100",
+        "tcp 203.0.113.10:443", 85));
+    gw.setStatus(calm);
+    EgressGatewayStatus pressed = compute(gw, nodes, Map.of("e1", state));
+    Condition raised = condition(pressed, "SNATPortPressure");
+    assertThat(raised.getStatus()).isEqualTo("True");
+    assertThat(raised.getMessage()).contains("198.18.0.100 to tcp 203.0.113.10:443 (85 %) on e1");
+    assertThat(StatusEvents.between(calm, pressed, plan)).singleElement().satisfies(e -> {
+      assertThat(e.warning()).isTrue();
+      assertThat(e.reason()).isEqualTo("SNATPortPressure");
+      assertThat(e.message()).contains("tcp 203.0.113.10:443");
+    });
+    gw.setStatus(pressed);
+    assertThat(compute(gw, nodes, Map.of("e1", state))).as("the same report: nothing to write").isEqualTo(pressed);
+    state.getStatus().snatPortUse = List.of(new io.natgate.api.v1alpha1.SnatPortUse("198.18.0.100",
+        "tcp 203.0.113.10:443", 90));
+    EgressGatewayStatus higher = compute(gw, nodes, Map.of("e1", state));
+    assertThat(StatusEvents.between(pressed, higher, plan)).as("still short: no second warning").isEmpty();
+
+    state.getStatus().snatPortUse = null;
+    gw.setStatus(higher);
+    EgressGatewayStatus cleared = compute(gw, nodes, Map.of("e1", state));
+    assertThat(condition(cleared, "SNATPortPressure").getStatus()).isEqualTo("False");
+    assertThat(StatusEvents.between(higher, cleared, plan)).singleElement().satisfies(e -> {
+      assertThat(e.warning()).isFalse();
+      assertThat(e.reason()).isEqualTo("SNATPortPressureCleared");
+    });
+  }
+
+  /** Gateway pay's state for node e1 as planned, at {@code generation}, its agent having applied {@code applied}. */
+  private static EgressNodeState e1State(GatewayPlan plan, long generation, long applied) {
+    EgressNodeState state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", "e1")).withGeneration(generation)
+        .build());
+    state.setSpec(plan.nodeStates().get("e1"));
+    state.setStatus(new EgressNodeStateStatus());
+    state.getStatus().appliedGeneration = applied;
+    return state;
   }
 
   private static EgressGatewayStatus compute(EgressGateway gw, List<Node> nodes, Map<String, EgressNodeState> states) {

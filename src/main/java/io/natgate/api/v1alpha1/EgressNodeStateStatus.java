@@ -21,15 +21,21 @@ public class EgressNodeStateStatus {
       + "kernel (counted every few seconds, written only when a number changes).")
   public java.util.List<ResolvedName> resolvedNames;
 
+  @JsonPropertyDescription("Destinations for which this gateway's egress IPs on this node use more than 80 % of their "
+      + "SNAT source ports (listed until they fall to 70 %), most used first: new connections to them fail when none "
+      + "is left. Measured from the connection log (spec.connectionLog).")
+  public java.util.List<SnatPortUse> snatPortUse;
+
   @Override
   public boolean equals(Object o) {
     return o instanceof EgressNodeStateStatus s && Objects.equals(appliedGeneration, s.appliedGeneration)
         && Objects.equals(error, s.error)
-        && Objects.equals(held, s.held) && Objects.equals(resolvedNames, s.resolvedNames);
+        && Objects.equals(held, s.held) && Objects.equals(resolvedNames, s.resolvedNames)
+        && Objects.equals(snatPortUse, s.snatPortUse);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(appliedGeneration, error, held, resolvedNames);
+    return Objects.hash(appliedGeneration, error, held, resolvedNames, snatPortUse);
   }
 }
