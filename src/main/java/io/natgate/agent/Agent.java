@@ -189,6 +189,9 @@ public final class Agent implements AutoCloseable {
     }
     if (dnsSettings != null && settings.nodeIP() != null) {
       dns = new DnsPath(settings.nodeName(), settings.nodeIP(), dnsSettings, kernel, metrics);
+      if (connectionLog != null) {
+        connectionLog.namesFrom(dns::nameOf); // denied records name what the pods were answered
+      }
     } else if (dnsSettings != null) {
       LOG.warn("no node IP (natgate.agent.node-ip): no DNS path, names in allow lists allow nothing on this node");
     }

@@ -106,6 +106,8 @@ public final class ConnectionLog implements AutoCloseable {
   /** Destinations short of SNAT ports as of the writer's last check (PortUse#shortOfPorts), most used first. */
   private volatile List<PortUse.Use> shortOfPorts = List.of();
   private volatile Runnable onShortOfPortsChanged = () -> { };
+  /** The DNS name an address was answered for, when this node knows it (io.natgate.dns), for denied records. */
+  private volatile java.util.function.UnaryOperator<String> nameOf = address -> null;
 
   public ConnectionLog(Kernel kernel, String node, Settings settings, MeterRegistry registry) {
     this(kernel, node, settings, registry, SnatPorts.KERNEL);
@@ -422,7 +424,8 @@ public final class ConnectionLog implements AutoCloseable {
 
   private ConnectionRecord denied(DeniedPacket p) {
     Directory d = directory;
-    return ConnectionRecord.denied(p, node, d.gatewayByEgressIP().get(p.egressIP()), d.podByIP().get(p.srcIP()), null);
+    return ConnectionRecord.denied(p, node, d.gatewayByEgressIP().get(p.egressIP()), d.podByIP().get(p.srcIP()),
+        nameOf.apply(p.dstIP()));
   }
 
   private void checkPortUse() {
@@ -453,6 +456,11 @@ public final class ConnectionLog implements AutoCloseable {
   /** Destinations short of SNAT ports (PortUse#shortOfPorts), most used first, as of the last check. */
   public List<PortUse.Use> shortOfPorts() {
     return shortOfPorts;
+  }
+
+  /** Where denied records find the DNS name of their destination (the DNS path's answers); none by default. */
+  public void namesFrom(java.util.function.UnaryOperator<String> nameOfAddress) {
+    nameOf = nameOfAddress;
   }
 
   /** Called on the writer thread when {@link #shortOfPorts()} changes in a destination or its stepped percent. */

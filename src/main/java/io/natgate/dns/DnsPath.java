@@ -47,6 +47,7 @@ public final class DnsPath implements AutoCloseable {
   private NodeNamespace namespace;
   private PairExchange exchange;
   private DnsProxy proxy;
+  private final AnsweredNames answered = new AnsweredNames();
 
   public DnsPath(String nodeName, String nodeIP, Settings settings, Kernel kernel, MeterRegistry metrics) {
     this.nodeName = nodeName;
@@ -67,13 +68,19 @@ public final class DnsPath implements AutoCloseable {
     return DnsRedirect.addTo(plan, states, nodeIP, settings.proxyPort(), tunnelDevice);
   }
 
+  /** The allowed name {@code address} was last answered for, while its pairs last in this node's sets; or null. */
+  public String nameOf(String address) {
+    return answered.nameOf(address);
+  }
+
   /** Starts the exchange and the proxy with the peer key; until then the redirected queries fail (nothing listens). */
   public synchronized DnsPath start(byte[] key) {
     if (proxy != null) {
       return this;
     }
     namespace = new NodeNamespace(kernel);
-    exchange = new PairExchange(nodeName, settings.pairPort(), key, kernel, namespace, () -> states, metrics).start();
+    exchange = new PairExchange(nodeName, settings.pairPort(), key, kernel, namespace, () -> states, metrics,
+        answered).start();
     proxy = new DnsProxy(nodeIP, settings.proxyPort(), settings.upstream(), settings.grace(),
         settings.confirmTimeout(), namespace, exchange, () -> routes, metrics).start();
     return this;

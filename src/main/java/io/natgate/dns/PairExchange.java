@@ -66,10 +66,13 @@ final class PairExchange implements AutoCloseable {
   private final Counter applyErrors;
   private volatile DatagramChannel channel;
   private final List<Thread> threads = new ArrayList<>();
+  /** The names of the pairs this node's sets were given (a denied record names them). */
+  private final AnsweredNames answered;
 
   PairExchange(String self, int port, byte[] key, Kernel kernel, NodeNamespace namespace,
-      Supplier<Map<String, ? extends NodeGatewayState>> states, MeterRegistry metrics) {
+      Supplier<Map<String, ? extends NodeGatewayState>> states, MeterRegistry metrics, AnsweredNames answered) {
     this.self = self;
+    this.answered = answered;
     this.port = port;
     this.kernel = kernel;
     this.namespace = namespace;
@@ -269,6 +272,7 @@ final class PairExchange implements AutoCloseable {
   /** Acknowledges (or completes a local job), then relays to the rest of the succession. */
   private void applied(Job job) {
     added.increment(job.pairs().pairs().size());
+    job.pairs().pairs().forEach(p -> answered.answered(job.pairs().fqdn(), p.address(), p.timeoutSeconds()));
     if (job.from() != null) {
       send(new PairMessage.Ack(self, 0, job.pairs().seq()), job.from());
     } else {

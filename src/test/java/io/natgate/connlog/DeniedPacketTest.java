@@ -82,6 +82,7 @@ class DeniedPacketTest {
     try (var log = new ConnectionLog(new Kernel(List.of("false")), "node-1", ConnectionLog.Settings.defaults(),
         registry, Sink.of(out))) {
       log.directory(Directory.of(Map.of("payments", TrackerTest.stateOf("198.18.0.100", "shop/api-1"))));
+      log.namesFrom(address -> address.equals("203.0.113.200") ? "api.payments.example" : null);
       byte[] refused = message("natgate-denied 198.18.0.100", 6, "198.19.5.5", "203.0.113.200", 40001, 443);
       for (int i = 0; i < sent; i++) {
         log.acceptDenied(datagram(refused), NOW);
@@ -101,6 +102,7 @@ class DeniedPacketTest {
     assertThat(r.path("gateway").asText()).isEqualTo("payments");
     assertThat(r.path("egressIP").asText()).isEqualTo("198.18.0.100");
     assertThat(r.path("dstPort").asInt()).isEqualTo(443);
+    assertThat(r.path("name").asText()).as("the name the DNS path knows the address by").isEqualTo("api.payments.example");
     assertThat(r.has("conntrackId")).isFalse();
     assertThat(r.has("translatedPort")).isFalse();
   }
