@@ -13,6 +13,7 @@ import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressGatewaySpec;
+import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.Sources;
 import io.natgate.lab.CniChain;
@@ -225,6 +226,8 @@ class CniLabIT {
     } finally {
       agents.forEach(Agent::close);
       admin.resources(EgressGateway.class).withName(GATEWAY).delete();
+      // No garbage collector runs beside this API server: the gateway's node states would outlive it.
+      admin.resources(EgressNodeState.class).delete();
       admin.namespaces().withName(NAMESPACE).delete();
       for (LabNode n : lab.nodes()) {
         admin.nodes().withName(n.name()).delete();

@@ -81,6 +81,9 @@ class DnsAgentLabIT {
     String pod = lab.pod(1, 1).ip();
     KubernetesClient admin = controlPlane.admin();
     PeerKey.ensure(admin, ControlPlane.OPERATOR_NAMESPACE); // the operator's part
+    // Node states another test class left for nodes of the same names would steer this lab's pods too.
+    admin.resources(EgressNodeState.class).delete();
+    await().atMost(Duration.ofSeconds(10)).until(() -> admin.resources(EgressNodeState.class).list().getItems().isEmpty());
     URI api = URI.create(admin.getConfiguration().getMasterUrl());
     lab.exec(lab.externalNs(), "ip", "addr", "add", RESOLVER + "/32", "dev", "lo");
     String client;

@@ -62,8 +62,9 @@ class OperationsE2E {
     }
     admin = cp.admin();
     e2e = new EndToEnd(lab, cp).withAgentEnv(Map.of("NATGATE_AGENT_SNAT_PORTS", SNAT_PORTS)).start();
-    e2e.cluster().namespace("payments", Map.of("team", "payments"));
-    e2e.cluster().runningPod("payments", lab.pod(1, 1).name(), lab.node(1).name(), lab.pod(1, 1).ip(), Map.of());
+    // Not EndToEndE2E's namespace "payments": it may still be terminating (the sample selects by label)
+    e2e.cluster().namespace("operations", Map.of("team", "payments"));
+    e2e.cluster().runningPod("operations", lab.pod(1, 1).name(), lab.node(1).name(), lab.pod(1, 1).ip(), Map.of());
     try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
       admin.load(sample).create();
     }
@@ -74,7 +75,7 @@ class OperationsE2E {
   @AfterAll
   static void stop() throws Exception {
     if (e2e != null) {
-      e2e.closeDeleting("payments", "payments");
+      e2e.closeDeleting("payments", "operations");
     }
   }
 
