@@ -58,7 +58,7 @@ final class KindCluster implements AutoCloseable {
   static String whyUnavailable() {
     if (System.getProperty("natgate.kind.cli", "").isEmpty() || System.getProperty("natgate.kind.node-image", "")
         .isEmpty()) {
-      return "no kind node image given: make kind-test builds it and passes natgate.kind.cli/node-image";
+      return "no kind node image given: make kind-test builds it (root, Docker) and passes natgate.kind.cli/node-image";
     }
     return io.natgate.testing.Images.whyUnavailable(System.getProperty("natgate.kind.node-image"));
   }
