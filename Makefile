@@ -75,12 +75,13 @@ cni-test: ## The CNI plugin's Go unit tests (src/cni)
 	cd src/cni && go vet ./... && go test ./...
 
 .PHONY: kind-test
-kind-test: controlplane docker-build-local ## (root) KindE2E: a Kind cluster of images built here (node image cached), natgate installed as users do
-	@t0=$$(date +%s); eval "$$(src/tools/kindnode/build.sh)"; echo "kind-test: node image ready in $$(( $$(date +%s) - t0 )) s"; \
-	  $(MVN) verify -Pkind -Dnatgate.kube.version=$(KUBE_VERSION) \
-	    -Dit.test=KindE2E -Dtest=NoUnitTests -Dsurefire.failIfNoSpecifiedTests=false \
-	    -Dnatgate.kind.cli=$$KIND -Dnatgate.kind.node-image=$$NODE_IMAGE -Dnatgate.kind.etcd-tag=$$ETCD_TAG \
-	    -Dnatgate.kind.test-image=$$TEST_IMAGE
+# Images of their own for the Kind tests: another build of the manifests' tags cannot change what they install.
+KIND_IMG ?= natgate.local/natgate-operator:kind-test
+KIND_AGENT_IMG ?= natgate.local/natgate-agent:kind-test
+kind-test: controlplane docker-engine ## (root) KindE2E alone: a Kind cluster of images built here (node image cached), natgate installed as users do
+	props=$$(src/tools/docker/kind-props.sh $(KIND_IMG) $(KIND_AGENT_IMG)) && \
+	  $(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION) -Dit.test=KindE2E -Dtest=NoUnitTests \
+	    -Dsurefire.failIfNoSpecifiedTests=false $$props $(KIND_OPTS)
 
 .PHONY: bundle-validate
 bundle-validate: $(BUNDLE_VALIDATE) ## Check bundle/ with operator-framework's bundle validators

@@ -1,7 +1,6 @@
 package io.natgate.config;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.Defaults;
 import io.natgate.agent.Agent;
@@ -26,6 +25,7 @@ import org.eclipse.microprofile.health.HealthCheckResponse;
 import org.eclipse.microprofile.health.Liveness;
 import io.javaoperatorsdk.operator.Operator;
 import io.smallrye.health.api.HealthGroup;
+import org.jboss.logging.Logger;
 
 /**
  * Starts the node agent when the application runs in agent mode ({@code QUARKUS_PROFILE=agent}), the operator
@@ -35,7 +35,7 @@ import io.smallrye.health.api.HealthGroup;
 @ApplicationScoped
 @HealthGroup("agent")
 public class ModeLauncher implements HealthCheck {
-  private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(ModeLauncher.class);
+  private static final Logger LOG = Logger.getLogger(ModeLauncher.class);
   @Inject
   NatgateConfig config;
   @Inject
@@ -130,20 +130,27 @@ public class ModeLauncher implements HealthCheck {
   }
 
   /**
-   * Whether the agent's DaemonSet is gone or being deleted, or the agent's identity or permissions are (deleted
-   * with it by {@code kubectl delete -k}). When the API server cannot be asked, no: the state stays, as on a restart.
+   * Whether the agent's DaemonSet is gone or being deleted, as the API server says now. Anything else is a restart,
+   * whose kernel state must stay: the DaemonSet there, the API server unreachable, or this agent's credentials
+   * refused (401/403), which is no evidence of an uninstall: the token of a Pod deleted with {@code --force} (or
+   * removed with its Node) is refused from that moment, while its replacement is starting.
    */
   private boolean uninstalling() {
     var name = config.agent().daemonSet();
     if (name.isEmpty()) {
       return false;
     }
+    String namespace = config.heartbeat().namespace();
     try {
-      var ds = client.apps().daemonSets().inNamespace(config.heartbeat().namespace()).withName(name.get()).get();
+      // Untyped: the typed DaemonSet (its pod template) costs seconds of class loading on a loaded node, at a moment
+      // when the kubelet counts down the grace period.
+      var ds = client.genericKubernetesResources("apps/v1", "DaemonSet").inNamespace(namespace).withName(name.get())
+          .get();
       return ds == null || ds.getMetadata().getDeletionTimestamp() != null;
-    } catch (KubernetesClientException e) {
-      return e.getCode() == 401 || e.getCode() == 403;
     } catch (RuntimeException e) {
+      LOG.warnf("stopping without knowing whether DaemonSet %s/%s is being deleted (%s): keeping natgate's kernel "
+          + "state and natgate-cni, as on a restart (uninstall: delete the DaemonSet first, README)", namespace,
+          name.get(), e.getMessage());
       return false;
     }
   }

@@ -2,6 +2,14 @@ package io.natgate.e2e;
 
 import static org.awaitility.Awaitility.await;
 
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.apps.DaemonSetBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.natgate.agent.Heartbeat;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -32,7 +40,8 @@ import java.util.stream.Stream;
 /**
  * natgate as a cluster runs it, on the network lab: the packaged operator as its own process under its
  * ServiceAccount, one packaged agent process per node namespace ({@code ip netns exec}) under the agent's
- * ServiceAccount, Node objects whose InternalIPs are the lab's node addresses. The agents reach the API server at
+ * ServiceAccount with a token bound to a Pod object of its own, as a kubelet gives it (the {@value #DAEMON_SET}
+ * DaemonSet exists as an object, no controller runs it), Node objects whose InternalIPs are the lab's node addresses. The agents reach the API server at
  * {@value #API_ADDRESS}:{@value #API_PORT} on the node network, served by a forwarder in the external host's
  * namespace that hands connections to this JVM over a Unix socket (a file, so it crosses namespaces; the root
  * namespace gets no lab address). Everything it starts, {@link #close()} stops, by PID.
@@ -40,6 +49,7 @@ import java.util.stream.Stream;
 public final class EndToEnd implements AutoCloseable {
   public static final String API_ADDRESS = NetworkLab.EXTERNAL_GATEWAY;
   public static final int API_PORT = 6443;
+  public static final String DAEMON_SET = "natgate-agent";
 
   private final NetworkLab lab;
   private final ControlPlane cp;
@@ -52,6 +62,9 @@ public final class EndToEnd implements AutoCloseable {
   private UnixSocketBridge bridge;
   private Process forwarder;
   private Process operator;
+  /** The Pod object each node's agent runs as, and the token bound to it. */
+  private final Map<String, String> agentPods = new HashMap<>();
+  private final Map<String, String> agentTokens = new HashMap<>();
   private Path operatorKubeconfig;
   private int starts;
   private boolean cni;
@@ -109,9 +122,13 @@ public final class EndToEnd implements AutoCloseable {
     await("the API forwarder to start").atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(50))
         .until(() -> Files.readString(log("forwarder")).contains("ready"));
 
-    for (LabNode n : lab.nodes()) {
-      agentKubeconfig(n);
-    }
+    // What an agent checks as it stops: its DaemonSet there (a restart) or not (an uninstall).
+    cp.admin().apps().daemonSets().inNamespace(ControlPlane.OPERATOR_NAMESPACE).resource(new DaemonSetBuilder()
+        .withNewMetadata().withName(DAEMON_SET).endMetadata().withNewSpec()
+        .withNewSelector().addToMatchLabels("app", DAEMON_SET).endSelector()
+        .withNewTemplate().withNewMetadata().addToLabels("app", DAEMON_SET).endMetadata().withNewSpec()
+        .addNewContainer().withName("agent").withImage("natgate-agent").endContainer().endSpec().endTemplate()
+        .endSpec().build()).serverSideApply();
     operatorKubeconfig = Files.move(cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE,
         ControlPlane.OPERATOR_SERVICE_ACCOUNT), dir.resolve("operator.kubeconfig")); // removed with dir
 
@@ -171,10 +188,37 @@ public final class EndToEnd implements AutoCloseable {
         .orElseThrow(() -> new IllegalStateException("no kube-apiserver among this JVM's processes"));
   }
 
+  /**
+   * Starts the node's agent as a new Pod of the DaemonSet would: a Pod object of its own, a token bound to it (valid
+   * while the Pod exists).
+   */
   public void startAgent(LabNode n) throws IOException {
+    deleteAgentPod(n); // the one it replaces, if any
+    String pod = DAEMON_SET + "-" + n.name() + "-" + (++starts);
+    var created = cp.admin().pods().inNamespace(ControlPlane.OPERATOR_NAMESPACE).resource(new PodBuilder()
+        .withNewMetadata().withName(pod).endMetadata().withNewSpec().withNodeName(n.name())
+        .withServiceAccountName("natgate-agent").addNewContainer().withName("agent").withImage("natgate-agent")
+        .endContainer().endSpec().build()).create();
+    var request = new TokenRequestBuilder().withNewSpec().withExpirationSeconds(3600L).withNewBoundObjectRef()
+        .withKind("Pod").withApiVersion("v1").withName(pod).withUid(created.getMetadata().getUid())
+        .endBoundObjectRef().endSpec().build();
+    String token = cp.admin().serviceAccounts().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName("natgate-agent")
+        .tokenRequest(request).getStatus().getToken();
+    agentPods.put(n.name(), pod);
+    agentTokens.put(n.name(), token);
+    // The agents' certificate check is off: the API server's certificate names 127.0.0.1, not the lab address.
+    Path kubeconfig = dir.resolve(pod + ".kubeconfig");
+    Files.writeString(kubeconfig, """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: lab, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
+        users: [{name: natgate-agent, user: {token: %s}}]
+        contexts: [{name: lab, context: {cluster: lab, user: natgate-agent}}]
+        current-context: lab
+        """.formatted(API_ADDRESS, API_PORT, token));
     Map<String, String> env = new HashMap<>(Map.of("QUARKUS_PROFILE", "agent", "KUBECONFIG",
-        agentKubeconfig(n).toString(), "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
-        "NATGATE_HEARTBEAT_NAMESPACE", ControlPlane.OPERATOR_NAMESPACE));
+        kubeconfig.toString(), "NATGATE_AGENT_NODE_NAME", n.name(), "NATGATE_AGENT_NODE_IP", n.ip(),
+        "NATGATE_HEARTBEAT_NAMESPACE", ControlPlane.OPERATOR_NAMESPACE, "NATGATE_AGENT_DAEMON_SET", DAEMON_SET));
     if (cni) {
       env.put("NATGATE_AGENT_CNI_SOCKET", cniSocket(n).toString());
     }
@@ -184,23 +228,46 @@ public final class EndToEnd implements AutoCloseable {
   }
 
   /**
-   * The node's agent's kubeconfig, with the token its DaemonSet pod would have (bound to the node: it may write only
-   * that node's objects). The certificate check is off: the API server's certificate names 127.0.0.1, not the lab
-   * address.
+   * A restart of the node's agent, as its Pod deleted and replaced by the DaemonSet: SIGTERM, and once it has exited a
+   * new one. {@code force}: the Pod object is removed first, as {@code kubectl delete --force --grace-period=0} does,
+   * which makes the API server refuse its token; the agent stops with its credentials refused.
    */
-  private Path agentKubeconfig(LabNode n) throws IOException {
-    Path file = dir.resolve("agent-" + n.name() + ".kubeconfig");
-    if (!Files.exists(file)) {
-      Files.writeString(file, """
-          apiVersion: v1
-          kind: Config
-          clusters: [{name: lab, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
-          users: [{name: natgate-agent, user: {token: %s}}]
-          contexts: [{name: lab, context: {cluster: lab, user: natgate-agent}}]
-          current-context: lab
-          """.formatted(API_ADDRESS, API_PORT, cp.agentToken(n.name())));
+  public void restartAgent(LabNode n, boolean force) throws Exception {
+    if (force) {
+      cp.admin().pods().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(agentPods.get(n.name()))
+          .withGracePeriod(0).delete();
+      // The API server caches an accepted token for a few seconds: wait until it refuses this one.
+      var config = new ConfigBuilder(Config.empty()).withMasterUrl(cp.admin().getConfiguration().getMasterUrl())
+          .withTrustCerts(true).withOauthToken(agentTokens.get(n.name())).withRequestRetryBackoffLimit(0).build();
+      try (var client = new KubernetesClientBuilder().withConfig(config).build()) {
+        await("the API server to refuse the token of " + agentPods.get(n.name())).atMost(Duration.ofSeconds(30))
+            .pollInterval(Duration.ofMillis(200)).until(() -> refused(client));
+      }
     }
-    return file;
+    Process p = agents.remove(n.name());
+    long sigterm = System.nanoTime();
+    p.destroy();
+    if (!p.waitFor(60, TimeUnit.SECONDS)) {
+      throw new IllegalStateException("the agent of " + n.name() + " did not stop within 60 s of SIGTERM");
+    }
+    System.out.printf("agent of %s stopped %d ms after SIGTERM%n", n.name(), (System.nanoTime() - sigterm) / 1_000_000);
+    startAgent(n);
+  }
+
+  private void deleteAgentPod(LabNode n) {
+    String pod = agentPods.remove(n.name());
+    if (pod != null) {
+      cp.admin().pods().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(pod).withGracePeriod(0).delete();
+    }
+  }
+
+  private static boolean refused(KubernetesClient client) {
+    try {
+      client.apps().daemonSets().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(DAEMON_SET).get();
+      return false;
+    } catch (KubernetesClientException e) {
+      return e.getCode() == 401;
+    }
   }
 
   /** SIGKILL, as a crashed or OOM-killed agent: its kernel state stays behind. */
@@ -252,6 +319,7 @@ public final class EndToEnd implements AutoCloseable {
         kill(p);
       }
     }
+    lab.nodes().forEach(this::deleteAgentPod);
     if (bridge != null) {
       bridge.close();
     }

@@ -85,7 +85,10 @@ class FaultsE2E {
     // Its own namespace: another suite in this JVM may have left "payments" terminating (no namespace controller).
     e2e.cluster().namespace(NAMESPACE, Map.of("team", "payments"));
     probe = lab.pod(3, 1);
-    e2e.cluster().runningPod(NAMESPACE, probe.name(), lab.node(3).name(), probe.ip(), Map.of());
+    for (LabNode n : lab.nodes()) { // selected pods on the candidates too: the restart probes from the holder's
+      LabPod p = lab.pod(n.index(), 1);
+      e2e.cluster().runningPod(NAMESPACE, p.name(), n.name(), p.ip(), Map.of());
+    }
     try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
       admin.load(sample).create();
     }
@@ -325,6 +328,30 @@ class FaultsE2E {
     }
   }
 
+  /**
+   * The holder's agent restarted, as its Pod deleted and replaced by the DaemonSet (SIGTERM, then a new agent), while
+   * the selected pod on the holder probes. Its standby takes over at once; the pod gets no answer until its node's
+   * new agent steers it there, and none of its packets may leave with another source: the stopping agent keeps its
+   * kernel state. The second round deletes the Pod as {@code --force --grace-period=0} does: the API server then
+   * refuses the stopping agent's token, it cannot read its DaemonSet, and must still keep its state (it once
+   * took that for an uninstall and removed everything: the pod left with its node's address).
+   */
+  @Test
+  @Order(9)
+  void holderAgentRestartedItsOwnPodNeverLeavesWithAnotherSource() throws Exception {
+    for (boolean force : List.of(false, true)) {
+      LabNode holder = awaitSteady();
+      measure(force ? "holder agent restarted, pod force-deleted" : "holder agent restarted", lab.pod(holder.index(), 1),
+          () -> {
+            e2e.restartAgent(holder, force);
+            awaitMoved(holder);
+            // A JVM starting on a loaded machine: its first apply (which steers the pod) may take a while.
+            await().atMost(Duration.ofMinutes(3)).pollInterval(Duration.ofMillis(200)).until(() -> e2e.agentAlive(holder));
+          });
+      awaitBack(holder);
+    }
+  }
+
   interface Fault {
     void inject() throws Exception;
   }
@@ -342,8 +369,13 @@ class FaultsE2E {
     };
   }
 
-  /** Probes through the fault and counts; asserts that nothing left with another source. */
+  /** Probes from node-3's pod through the fault and counts; asserts that nothing left with another source. */
   static Round measure(String fault, Fault f) throws Exception {
+    return measure(fault, probe, f);
+  }
+
+  /** Probes from {@code probe} through the fault and counts; asserts that nothing left with another source. */
+  static Round measure(String fault, LabPod probe, Fault f) throws Exception {
     lab.resetArrivals();
     AtomicInteger most = new AtomicInteger();
     AtomicLong overlapNanos = new AtomicLong();
@@ -367,7 +399,7 @@ class FaultsE2E {
       Instant injected = Instant.now();
       f.inject();
       System.out.printf("  %s injected at %s%n", fault, injected); // to line up with the agents' logs
-      await().atMost(SOON).until(() -> seen().equals(Optional.of(EGRESS_IP)));
+      await().atMost(SOON).until(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)));
       Thread.sleep(500);
     } finally {
       watching.set(false);

@@ -52,12 +52,13 @@ final class KindCluster implements AutoCloseable {
   private Kubectl kubectl;
   private String kubeconfig;
   private int subnet = -1;
+  private Path overlay;
 
   /** Why the cluster cannot be made here, or null. */
   static String whyUnavailable() {
     if (System.getProperty("natgate.kind.cli", "").isEmpty() || System.getProperty("natgate.kind.node-image", "")
         .isEmpty()) {
-      return "no kind node image given: make kind-test builds it and passes natgate.kind.cli/node-image";
+      return "no kind node image given: make kind-test builds it (root, Docker) and passes natgate.kind.cli/node-image";
     }
     return io.natgate.testing.Images.whyUnavailable(System.getProperty("natgate.kind.node-image"));
   }
@@ -143,6 +144,25 @@ final class KindCluster implements AutoCloseable {
     kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s");
   }
 
+  /**
+   * config/default with these images instead of the manifests' (kustomize's {@code images}, as {@code kustomize edit
+   * set image} writes it), in a directory under target/ (kustomize takes no absolute path to a base).
+   */
+  Path withImages(String operator, String agent) throws IOException {
+    Path dir = Files.createDirectories(ControlPlane.repo().resolve("target").resolve(name));
+    var text = new StringBuilder("resources:\n  - ../../config/default\nimages:\n");
+    Map.of(io.natgate.testing.Images.of("config/manager/manager.yaml"), operator,
+        io.natgate.testing.Images.of("config/agent/daemonset.yaml"), agent).forEach((from, to) -> {
+          int colon = to.lastIndexOf(':') > to.lastIndexOf('/') ? to.lastIndexOf(':') : to.length();
+          text.append("  - name: ").append(from.substring(0, from.lastIndexOf(':'))).append("\n    newName: ")
+              .append(to, 0, colon).append("\n    newTag: \"").append(colon < to.length() ? to.substring(colon + 1)
+                  : "latest").append("\"\n");
+        });
+    Files.writeString(dir.resolve("kustomization.yaml"), text);
+    overlay = dir;
+    return dir;
+  }
+
   /** Copies an image from the local Docker engine into every node's containerd. */
   void load(String image) throws Exception {
     run(Duration.ofMinutes(5), kind, "load", "docker-image", "--name", name, image);
@@ -208,6 +228,16 @@ final class KindCluster implements AutoCloseable {
 
   @Override
   public void close() throws Exception {
+    if (overlay != null) {
+      Files.deleteIfExists(overlay.resolve("kustomization.yaml"));
+      Files.deleteIfExists(overlay);
+    }
+    if (Boolean.getBoolean("natgate.kind.keep")) {
+      Files.writeString(work.resolve("kubeconfig"), kubeconfig == null ? "" : kubeconfig);
+      System.out.printf("kind: cluster %s kept (natgate.kind.keep): kubeconfig %s; remove with %s delete cluster "
+          + "--name %s && docker network rm %s%n", name, work.resolve("kubeconfig"), kind, name, network);
+      return;
+    }
     tryRun(kind, "delete", "cluster", "--name", name);
     if (subnet >= 0) {
       tryRun("docker", "network", "rm", network);

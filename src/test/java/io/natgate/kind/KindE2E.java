@@ -17,16 +17,16 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Disabled;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The users' path on a real cluster: Kind nodes (a control plane, two workers) from the node image built here,
@@ -34,8 +34,7 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
  * {@code make docker-build}, and an external host on the nodes' Docker network that answers each connection with
  * the source address it saw. {@code make kind-test} builds everything and runs it.
  */
-@EnabledIfSystemProperty(named = "natgate.kind", matches = "true",
-    disabledReason = "Kind tests need Docker and the images built here: make kind-test (or mvn verify -Pkind)")
+@ExtendWith(KindAvailable.class)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class KindE2E {
@@ -54,12 +53,8 @@ class KindE2E {
 
   @BeforeAll
   void clusterWithNatgate() throws Exception {
-    String why = KindCluster.whyUnavailable();
-    Assumptions.assumeTrue(why == null, why);
-    String operator = Images.of("config/manager/manager.yaml");
-    String agent = Images.of("config/agent/daemonset.yaml");
-    String missing = Images.whyUnavailable(operator, agent, testImage);
-    Assumptions.assumeTrue(missing == null, missing);
+    String operator = operatorImage();
+    String agent = agentImage();
     kind = new KindCluster();
     kind.stage(NODE_BOOT, kind::boot);
     egressIp = kind.nodeNetworkAddress(100);
@@ -70,7 +65,7 @@ class KindE2E {
       for (String image : List.of(operator, agent, testImage)) {
         kind.load(image);
       }
-      kind.kubectl("apply", "--server-side", "-k", "config/default");
+      kind.kubectl("apply", "--server-side", "-k", kind.withImages(operator, agent).toString());
       kind.kubectl("-n", "natgate-system", "rollout", "status", "deployment/natgate-operator", "--timeout=180s");
       kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=180s");
     });
@@ -79,9 +74,19 @@ class KindE2E {
       workers = kind.nodes().stream().filter(n -> !n.equals(controlPlane)).sorted().toList();
       external = kind.name + "-external";
       KindCluster.run(Duration.ofMinutes(1), "docker", "run", "-d", "--name", external, "--network", kind.network,
-          "--ip", externalIp, testImage, "socat", "TCP-LISTEN:" + ECHO_PORT + ",fork,reuseaddr",
+          // -d -d: each accepted connection is logged with its source (docker logs), which the scale-up counts.
+          "--ip", externalIp, testImage, "socat", "-d", "-d", "TCP-LISTEN:" + ECHO_PORT + ",fork,reuseaddr",
           "SYSTEM:echo $SOCAT_PEERADDR");
     });
+  }
+
+  /** The operator image to install: natgate.kind.operator-image, or the manifests'. */
+  static String operatorImage() {
+    return System.getProperty("natgate.kind.operator-image", Images.of("config/manager/manager.yaml"));
+  }
+
+  static String agentImage() {
+    return System.getProperty("natgate.kind.agent-image", Images.of("config/agent/daemonset.yaml"));
   }
 
   @AfterAll
@@ -134,37 +139,160 @@ class KindE2E {
         holder -> KindCluster.run(Duration.ofMinutes(1), "docker", "unpause", holder));
   }
 
+  /**
+   * The holder powered off with the operator's single replica on it (pinned there): the other worker and the control
+   * plane's witness are a quorum of the gateway's peer group and hand the IP over without the operator, so the other
+   * worker's pod gets its answers back with the egress IP, and none with another source. The gateway's status names
+   * the dead node until an operator runs again (here when the node is back; in a cluster when its pod is evicted,
+   * after the 300 s unreachable toleration): printed, not a condition of the data path.
+   */
   @Test
   @Order(5)
-  @Disabled("fails on Kind: the operator's single replica was scheduled on the holder, so powering that node off "
-      + "stops the operator too and the IP stays assigned to the dead node (status unchanged after 3 min) until "
-      + "the node returns or the operator pod is evicted (5 min)")
-  void aPoweredOffHolderHandsTheIpToTheOtherWorkerAndNoPacketLeavesWithAnotherSource() {
-    failover("powered off (docker stop)", holder -> KindCluster.run(Duration.ofMinutes(2), "docker", "stop", holder),
-        holder -> {
-          KindCluster.run(Duration.ofMinutes(1), "docker", "start", holder);
-          kind.kubectl("wait", "--for=condition=Ready", "node", holder, "--timeout=180s");
-        });
-  }
-
-  @Test
-  @Order(4)
-  @Disabled("fails on Kind: while the holder's agent pod was deleted and replaced, the selected pod on that node was "
-      + "seen 8 times with its node's IP (failurePolicy Drop) and got no answer for about 20 s (86 of 108 probes)")
-  void deletingTheHoldersAgentPodLetsNoPacketLeaveWithAnotherSource() {
+  @Disabled("not yet run through on Kind: the first run's move of the operator onto the holder outlasted kubectl's "
+      + "120 s, the second's merge patch kept the old nodeSelector (operator Pending); both fixed since, not rerun")
+  void aPoweredOffHolderWithTheOperatorOnItHandsTheIpOverWithoutTheOperator() {
     kind.stage(SCENARIO, () -> {
       String holder = installGateway();
-      String pod = "payments-" + workers.indexOf(holder);
-      var probes = probeFor(pod, 60);
-      kind.kubectl("-n", "natgate-system", "delete", "pod", "-l", "app.kubernetes.io/component=agent",
-          "--field-selector", "spec.nodeName=" + holder, "--wait=true");
-      kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=180s");
+      operatorOn("{\"kubernetes.io/hostname\":\"" + holder + "\"}");
+      String other = workers.get(1 - workers.indexOf(holder));
+      String pod = "payments-" + workers.indexOf(other);
+      var probes = probeFor(pod, 90);
+      long off = System.nanoTime();
+      KindCluster.run(Duration.ofMinutes(2), "docker", "stop", holder);
+      try {
+        await().atMost(SLOW).untilAsserted(() -> assertThat(holders(List.of(other))).containsExactly(other));
+        await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", pod)).isEqualTo(egressIp));
+        System.out.printf("kind: powered-off holder with the operator on it: %s answered with the egress IP %d s "
+            + "later; status names %s%n", pod, Duration.ofNanos(System.nanoTime() - off).toSeconds(), currentHolder());
+      } finally {
+        KindCluster.run(Duration.ofMinutes(1), "docker", "start", holder);
+        kind.kubectl("wait", "--for=condition=Ready", "node", holder, "--timeout=300s");
+      }
       List<String> seen = probes.get();
-      assertThat(seen).as("sources seen from %s while its node's agent was replaced", pod)
-          .isNotEmpty().allMatch(source -> source.equals(egressIp) || source.equals("none"));
-      await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", pod)).isEqualTo(egressIp));
-      assertThat(holders()).as("nodes with %s", egressIp).hasSize(1);
+      assertThat(seen).as("sources seen from %s while the holder was off", pod)
+          .contains(egressIp).allMatch(source -> source.equals(egressIp) || source.equals("none"));
+      kind.kubectl("-n", "natgate-system", "rollout", "status", "deployment/natgate-operator", "--timeout=300s");
+      kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=300s");
+      await().atMost(SLOW).untilAsserted(() -> assertThat(currentHolder()).as("holder once the operator runs again")
+          .isEqualTo(other));
+      await().atMost(SLOW).untilAsserted(() -> assertThat(holders()).as("nodes with %s", egressIp)
+          .containsExactly(other));
     });
+  }
+
+  /**
+   * The holder's agent pod deleted (the DaemonSet replaces it) while the selected pod on that node probes: once as
+   * {@code kubectl delete}, once with {@code --force --grace-period=0}, which makes the API server refuse the stopping
+   * agent's token at once (it must keep its kernel state all the same: a restart, not an uninstall).
+   */
+  @Test
+  @Order(4)
+  void deletingTheHoldersAgentPodLetsNoPacketLeaveWithAnotherSource() {
+    kind.stage(SCENARIO, () -> {
+      for (List<String> how : List.of(List.<String>of(), List.of("--force", "--grace-period=0"))) {
+        String holder = installGateway();
+        String pod = "payments-" + workers.indexOf(holder);
+        var probes = probeFor(pod, 60);
+        var delete = new java.util.ArrayList<>(List.of("-n", "natgate-system", "delete", "pod", "-l",
+            "app.kubernetes.io/component=agent", "--field-selector", "spec.nodeName=" + holder, "--wait=true"));
+        delete.addAll(how);
+        kind.kubectl(delete.toArray(String[]::new));
+        kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=180s");
+        List<String> seen = probes.get();
+        assertThat(seen).as("sources seen from %s while its node's agent was replaced (delete %s)", pod, how)
+            .isNotEmpty().allMatch(source -> source.equals(egressIp) || source.equals("none"));
+        await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", pod)).isEqualTo(egressIp));
+        await().atMost(SLOW).untilAsserted(() -> assertThat(holders()).as("nodes with %s", egressIp).hasSize(1));
+      }
+    });
+  }
+
+  /**
+   * A Deployment of selected pods scaled from 0 to {@value #STARTS} replicas across both workers, each pod connecting
+   * to the external host from its first instruction until it is answered (issue 15 on a real kubelet: natgate-cni
+   * puts each pod into its node's sets before its containers start). Every pod's first answer must carry the egress
+   * IP, and the external host must have seen no connection with another source meanwhile. Prints container start ->
+   * first answer p50/p95/max and how many pods needed more than one attempt.
+   */
+  @Test
+  @Order(6)
+  void aDeploymentScaledUpEveryPodsFirstConnectionLeavesWithTheEgressIp() {
+    kind.stage(SCENARIO, () -> {
+      installGateway();
+      String since = KindCluster.run(Duration.ofSeconds(30), "docker", "exec", external, "date", "-u",
+          "+%Y-%m-%dT%H:%M:%S.%NZ").strip();
+      String connect = "timeout 2 bash -c 'exec 3<>/dev/tcp/" + externalIp + "/" + ECHO_PORT + " && cat <&3'";
+      apply("""
+          apiVersion: apps/v1
+          kind: Deployment
+          metadata:
+            name: starters
+            namespace: payments
+          spec:
+            replicas: 0
+            selector:
+              matchLabels: {app: starters}
+            template:
+              metadata:
+                labels: {app: starters}
+              spec:
+                terminationGracePeriodSeconds: 0
+                containers:
+                  - name: client
+                    image: %s
+                    imagePullPolicy: Never
+                    command:
+                      - bash
+                      - -c
+                      - |
+                        s=$(date +%%s%%N); n=0
+                        until n=$((n+1)); out=$(%s 2>/dev/null) && [ -n "$out" ]; do :; done
+                        echo "first $out $(( ($(date +%%s%%N) - s) / 1000000 )) $n"; exec sleep infinity
+          """.formatted(testImage, connect));
+      long start = System.nanoTime();
+      kind.kubectl("-n", "payments", "scale", "deployment/starters", "--replicas=" + STARTS);
+      await().atMost(Duration.ofMinutes(10)).ignoreExceptions().until(() -> kind.kubectl("-n", "payments",
+          "rollout", "status", "deployment/starters", "--timeout=100s") != null);
+      long readyS = Duration.ofNanos(System.nanoTime() - start).toSeconds();
+      List<String> firsts = new java.util.ArrayList<>();
+      await().atMost(SLOW).untilAsserted(() -> {
+        firsts.clear();
+        kind.kubectl("-n", "payments", "logs", "-l", "app=starters", "--max-log-requests=" + (STARTS + 10),
+            "--tail=5").lines().filter(l -> l.startsWith("first ")).forEach(firsts::add);
+        assertThat(firsts).as("pods that were answered").hasSize(STARTS);
+      });
+      String nodes = kind.kubectl("-n", "payments", "get", "pods", "-l", "app=starters", "-o",
+          "jsonpath={.items[*].spec.nodeName}");
+      List<String> sources = firsts.stream().map(l -> l.split(" ")[1]).toList();
+      List<Long> millis = firsts.stream().map(l -> Long.parseLong(l.split(" ")[2])).sorted().toList();
+      long retried = firsts.stream().filter(l -> Integer.parseInt(l.split(" ")[3]) > 1).count();
+      Map<String, Long> seenBySource = new java.util.TreeMap<>();
+      java.util.regex.Pattern accepted = java.util.regex.Pattern.compile("accepting connection from AF=2 ([0-9.]+):");
+      KindCluster.run(Duration.ofMinutes(1), "docker", "logs", "--since", since, external).lines()
+          .map(accepted::matcher).filter(java.util.regex.Matcher::find)
+          .forEach(m -> seenBySource.merge(m.group(1), 1L, Long::sum));
+      System.out.printf("kind: scale-up 0 -> %d in %d s (%d on %s, %d on %s); container start -> first answer p50 %d "
+          + "ms, p95 %d ms, max %d ms; %d pods needed more than one attempt; external host saw %s (load %s)%n",
+          STARTS, readyS, count(nodes, workers.get(0)), workers.get(0), count(nodes, workers.get(1)), workers.get(1),
+          percentile(millis, 50), percentile(millis, 95), millis.get(millis.size() - 1), retried, seenBySource,
+          java.nio.file.Files.readString(Path.of("/proc/loadavg")).strip());
+      kind.kubectl("-n", "payments", "delete", "deployment", "starters", "--wait=true");
+      assertThat(sources).as("each pod's first answer").allMatch(egressIp::equals);
+      assertThat(seenBySource.keySet()).as("sources the external host saw while the pods started")
+          .containsOnly(egressIp);
+      assertThat(count(nodes, workers.get(0))).as("pods on %s", workers.get(0)).isPositive();
+      assertThat(count(nodes, workers.get(1))).as("pods on %s", workers.get(1)).isPositive();
+    });
+  }
+
+  static final int STARTS = 50;
+
+  private static long count(String words, String word) {
+    return java.util.Arrays.stream(words.split(" ")).filter(word::equals).count();
+  }
+
+  private static long percentile(List<Long> sorted, int p) {
+    return sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
   }
 
   interface NodeAction {
@@ -203,11 +331,19 @@ class KindE2E {
    * IP then stays on the dead node (the power-off scenario found this), which is not what these scenarios measure.
    */
   private void operatorOnTheControlPlane() throws Exception {
-    kind.kubectl("-n", "natgate-system", "patch", "deployment", "natgate-operator", "--type=merge", "-p",
-        "{\"spec\":{\"template\":{\"spec\":{\"nodeSelector\":{\"node-role.kubernetes.io/control-plane\":\"\"},"
-            + "\"tolerations\":[{\"key\":\"node-role.kubernetes.io/control-plane\",\"operator\":\"Exists\","
-            + "\"effect\":\"NoSchedule\"}]}}}}");
-    kind.kubectl("-n", "natgate-system", "rollout", "status", "deployment/natgate-operator", "--timeout=180s");
+    operatorOn("{\"node-role.kubernetes.io/control-plane\":\"\"}");
+  }
+
+  /** The operator's replica moved to the nodes of this nodeSelector (JSON), the control plane's taint tolerated. */
+  private void operatorOn(String nodeSelector) throws Exception {
+    // A JSON patch: a merge patch would keep the previous nodeSelector's keys beside the new ones.
+    kind.kubectl("-n", "natgate-system", "patch", "deployment", "natgate-operator", "--type=json", "-p",
+        "[{\"op\":\"add\",\"path\":\"/spec/template/spec/nodeSelector\",\"value\":" + nodeSelector + "},"
+            + "{\"op\":\"add\",\"path\":\"/spec/template/spec/tolerations\",\"value\":[{\"key\":"
+            + "\"node-role.kubernetes.io/control-plane\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]}]");
+    // Rolling the single replica over to another node took more than 120 s on this loaded machine once.
+    await().atMost(Duration.ofMinutes(6)).ignoreExceptions().until(() -> kind.kubectl("-n", "natgate-system",
+        "rollout", "status", "deployment/natgate-operator", "--timeout=100s") != null);
   }
 
   /** The sources the external host saw from the pod, one probe every 0.2 s for that long ("none": no answer). */
@@ -230,10 +366,14 @@ class KindE2E {
     return assignments.isEmpty() ? null : assignments.get(0).node;
   }
 
-  /** The nodes that have the egress IP on an interface. */
+  /** The workers that have the egress IP on an interface. */
   private List<String> holders() throws Exception {
+    return holders(workers);
+  }
+
+  private List<String> holders(List<String> nodes) throws Exception {
     List<String> with = new java.util.ArrayList<>();
-    for (String node : workers) {
+    for (String node : nodes) {
       if (kind.exec(node, "ip", "-4", "-o", "addr").contains(" " + egressIp + "/")) {
         with.add(node);
       }

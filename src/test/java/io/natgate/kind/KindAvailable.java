@@ -1,0 +1,37 @@
+package io.natgate.kind;
+
+import io.natgate.testing.Images;
+import org.junit.jupiter.api.extension.ConditionEvaluationResult;
+import org.junit.jupiter.api.extension.ExecutionCondition;
+import org.junit.jupiter.api.extension.ExtensionContext;
+
+/**
+ * Runs the Kind tests when they can run here, and otherwise reports each skipped with the reason: no Docker engine,
+ * or the node image and images that make test / make kind-test build when there is one not given.
+ */
+final class KindAvailable implements ExecutionCondition {
+  private static volatile String why; // evaluated once: asking Docker takes a moment
+
+  @Override
+  public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext context) {
+    if (why == null) {
+      why = whyUnavailable();
+    }
+    return why.isEmpty() ? ConditionEvaluationResult.enabled("Docker and the images are here")
+        : ConditionEvaluationResult.disabled(why);
+  }
+
+  private static String whyUnavailable() {
+    String docker = Images.whyUnavailable();
+    if (docker != null) {
+      return docker;
+    }
+    String cluster = KindCluster.whyUnavailable();
+    if (cluster != null) {
+      return cluster;
+    }
+    String images = Images.whyUnavailable(KindE2E.operatorImage(), KindE2E.agentImage(),
+        System.getProperty("natgate.kind.test-image"));
+    return images == null ? "" : images;
+  }
+}
