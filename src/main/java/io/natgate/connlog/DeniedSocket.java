@@ -12,13 +12,6 @@ import java.nio.ByteOrder;
  * the kernel's room for a burst; an overflow is reported by the next {@link #receive}.
  */
 final class DeniedSocket implements AutoCloseable {
-  private static final int AF_NETLINK = 16;
-  private static final int SOCK_RAW = 3;
-  private static final int SOCK_CLOEXEC = 0x80000;
-  private static final int NETLINK_NETFILTER = 12;
-  private static final int SOL_SOCKET = 1;
-  private static final int SO_RCVTIMEO = 20;
-  private static final int SO_RCVBUFFORCE = 33;
   // linux/netfilter/nfnetlink_log.h
   private static final int NFNL_SUBSYS_ULOG = 4;
   private static final int NFULNL_MSG_CONFIG = 1;
@@ -44,21 +37,12 @@ final class DeniedSocket implements AutoCloseable {
    * @throws LastErrorException when the group is bound by someone else (EBUSY) or NFLOG is missing
    */
   DeniedSocket(String netns, int group, int receiveBufferBytes) {
-    if (netns != null) {
-      EventSocket.enter(netns);
-    }
-    fd = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    fd = EventSocket.netfilterSocket(netns, receiveBufferBytes, 0);
     try {
-      LibC.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, EventSocket.nativeInts(receiveBufferBytes), 4);
-      ByteBuffer address = ByteBuffer.allocate(12).order(ByteOrder.nativeOrder())
-          .putShort((short) AF_NETLINK).putShort((short) 0).putInt(0).putInt(0);
-      LibC.bind(fd, address.array(), 12);
       configure(group, attribute(NFULA_CFG_CMD, new byte[] {NFULNL_CFG_CMD_BIND}));
       configure(group, attribute(NFULA_CFG_MODE, ByteBuffer.allocate(6).putInt(COPY_RANGE)
           .put((byte) NFULNL_COPY_PACKET).put((byte) 0).array()));
       configure(group, attribute(NFULA_CFG_TIMEOUT, ByteBuffer.allocate(4).putInt(FLUSH_HUNDREDTHS).array()));
-      ByteBuffer timeout = ByteBuffer.allocate(16).order(ByteOrder.nativeOrder()).putLong(0).putLong(500_000);
-      LibC.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
     } catch (LastErrorException | IllegalStateException e) {
       LibC.close(fd);
       throw e;

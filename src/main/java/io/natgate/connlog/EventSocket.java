@@ -82,23 +82,32 @@ final class EventSocket implements AutoCloseable {
    *              the calling thread moves into it
    */
   EventSocket(String netns, int receiveBufferBytes) {
+    fd = netfilterSocket(netns, receiveBufferBytes, GROUPS);
+    dumps = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  }
+
+  /**
+   * A netfilter netlink socket in {@code netns} (null: the caller's), bound to multicast {@code groups}, its receive
+   * buffer forced to {@code receiveBufferBytes} (the kernel's room for a burst), waking up twice a second so that its
+   * reader can notice it should stop.
+   */
+  static int netfilterSocket(String netns, int receiveBufferBytes, int groups) {
     if (netns != null) {
       enter(netns);
     }
-    fd = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    int fd = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     try {
       LibC.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, nativeInts(receiveBufferBytes), 4);
-      // Wake up twice a second, so that the reader can notice it should stop.
       ByteBuffer timeout = ByteBuffer.allocate(16).order(ByteOrder.nativeOrder()).putLong(0).putLong(500_000);
       LibC.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
       ByteBuffer address = ByteBuffer.allocate(12).order(ByteOrder.nativeOrder())
-          .putShort((short) AF_NETLINK).putShort((short) 0).putInt(0).putInt(GROUPS);
+          .putShort((short) AF_NETLINK).putShort((short) 0).putInt(0).putInt(groups);
       LibC.bind(fd, address.array(), 12);
+      return fd;
     } catch (LastErrorException e) {
       LibC.close(fd);
       throw e;
     }
-    dumps = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
   }
 
   /**

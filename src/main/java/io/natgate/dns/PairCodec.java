@@ -1,21 +1,16 @@
 package io.natgate.dns;
 
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import io.natgate.peers.Signed;
 import io.natgate.plan.IpAddresses;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.security.GeneralSecurityException;
-import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
-import javax.crypto.Mac;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * The wire form of a {@link PairMessage}: version, kind, sender, sequence number, the fields, then an HMAC-SHA256
@@ -26,19 +21,13 @@ public final class PairCodec {
   static final byte VERSION = 1;
   static final byte PAIRS = 1;
   static final byte ACK = 2;
-  static final int MAC_LENGTH = 32;
   /** 64 pairs of 12 bytes plus a 253-character name and the header stay below 1,400 bytes. */
   public static final int MAX_PAIRS = 64;
 
-  private final Mac mac;
+  private final Signed signed;
 
   public PairCodec(byte[] key) {
-    try {
-      mac = Mac.getInstance("HmacSHA256");
-      mac.init(new SecretKeySpec(key, "HmacSHA256"));
-    } catch (GeneralSecurityException e) {
-      throw new IllegalStateException(e);
-    }
+    signed = new Signed(key);
   }
 
   public byte[] encode(PairMessage m) {
@@ -64,24 +53,19 @@ public final class PairCodec {
           out.writeInt((int) pair.timeoutSeconds());
         }
       }
-      out.write(mac.doFinal(bytes.toByteArray()));
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }
-    return bytes.toByteArray();
+    return signed.seal(bytes.toByteArray());
   }
 
   /** The message, or empty when the MAC does not match (forged, corrupt, another key) or it does not parse. */
   public Optional<PairMessage> decode(byte[] data, int length) {
-    if (length <= MAC_LENGTH + 2 || length > data.length) {
+    DataInputStream opened = signed.open(data, length, 3).orElse(null);
+    if (opened == null) {
       return Optional.empty();
     }
-    int body = length - MAC_LENGTH;
-    mac.update(data, 0, body);
-    if (!MessageDigest.isEqual(mac.doFinal(), Arrays.copyOfRange(data, body, length))) {
-      return Optional.empty();
-    }
-    try (var in = new DataInputStream(new ByteArrayInputStream(data, 0, body))) {
+    try (var in = opened) {
       if (in.readByte() != VERSION) {
         return Optional.empty();
       }

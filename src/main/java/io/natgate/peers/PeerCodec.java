@@ -1,21 +1,15 @@
 package io.natgate.peers;
 
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
-import java.security.InvalidKeyException;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import javax.crypto.Mac;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * The wire form of a {@link PeerMessage}: a version byte, the fields, then an HMAC-SHA256 over everything before
@@ -23,19 +17,13 @@ import javax.crypto.spec.SecretKeySpec;
  */
 public final class PeerCodec {
   static final byte VERSION = 1;
-  static final int MAC_LENGTH = 32;
   /** Fits one Ethernet frame with room to spare; a group never needs more. */
   public static final int MAX_LENGTH = 1400;
 
-  private final Mac mac;
+  private final Signed signed;
 
   public PeerCodec(byte[] key) {
-    try {
-      mac = Mac.getInstance("HmacSHA256");
-      mac.init(new SecretKeySpec(key, "HmacSHA256"));
-    } catch (NoSuchAlgorithmException | InvalidKeyException e) {
-      throw new IllegalStateException(e);
-    }
+    signed = new Signed(key);
   }
 
   public byte[] encode(PeerMessage m) {
@@ -52,27 +40,23 @@ public final class PeerCodec {
         out.writeInt(e.getValue().agoMillis());
         writeSet(out, e.getValue().holds());
       }
-      out.write(mac.doFinal(bytes.toByteArray()));
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }
-    if (bytes.size() > MAX_LENGTH) {
-      throw new IllegalArgumentException("peer message of " + bytes.size() + " bytes exceeds " + MAX_LENGTH);
+    byte[] sealed = signed.seal(bytes.toByteArray());
+    if (sealed.length > MAX_LENGTH) {
+      throw new IllegalArgumentException("peer message of " + sealed.length + " bytes exceeds " + MAX_LENGTH);
     }
-    return bytes.toByteArray();
+    return sealed;
   }
 
   /** The message, or empty when the MAC does not match (forged, corrupt, another key) or it does not parse. */
   public Optional<PeerMessage> decode(byte[] data, int length) {
-    if (length <= MAC_LENGTH + 1 || length > data.length) {
+    DataInputStream opened = signed.open(data, length, 2).orElse(null);
+    if (opened == null) {
       return Optional.empty();
     }
-    int body = length - MAC_LENGTH;
-    mac.update(data, 0, body);
-    if (!MessageDigest.isEqual(mac.doFinal(), Arrays.copyOfRange(data, body, length))) {
-      return Optional.empty();
-    }
-    try (var in = new DataInputStream(new ByteArrayInputStream(data, 0, body))) {
+    try (var in = opened) {
       if (in.readByte() != VERSION) {
         return Optional.empty();
       }

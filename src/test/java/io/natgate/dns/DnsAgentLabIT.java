@@ -69,8 +69,10 @@ class DnsAgentLabIT {
     s.failurePolicy = FailurePolicy.Drop;
     s.cidrs = List.of("0.0.0.0/0");
     s.excludedCidrs = List.of(NetworkLab.POD_CIDR);
-    s.allow = names ? List.of(new AllowEntry(null, NAME, List.of(new PortRange(Protocol.TCP, 443, null))))
-        : List.of(AllowEntry.cidr("198.51.100.0/24"));
+    // The resolver is allowed as an address: a query the proxy does not take goes through the gateway, checked.
+    var resolver = AllowEntry.cidr(RESOLVER + "/32", new PortRange(Protocol.UDP, 53, null));
+    s.allow = names ? List.of(new AllowEntry(null, NAME, List.of(new PortRange(Protocol.TCP, 443, null))), resolver)
+        : List.of(AllowEntry.cidr("198.51.100.0/24"), resolver);
     return s;
   }
 

@@ -300,11 +300,25 @@ public final class EndToEnd implements AutoCloseable {
     }
   }
 
-  /** Deletes the gateway (its finalizer runs while the operator still does), stops everything, deletes namespaces. */
+  /**
+   * Deletes the gateway and waits for it to go (its finalizer runs while the operator still does), stops everything,
+   * deletes its node states (no garbage collector runs beside this API server: the next test class would find them),
+   * the namespaces' pods and the namespaces.
+   */
   public void closeDeleting(String gateway, String... namespaces) throws Exception {
-    cp.admin().resources(io.natgate.api.v1alpha1.EgressGateway.class).withName(gateway).delete();
-    close();
+    var gateways = cp.admin().resources(io.natgate.api.v1alpha1.EgressGateway.class);
+    gateways.withName(gateway).delete();
+    try {
+      await().atMost(Duration.ofSeconds(30)).until(() -> gateways.withName(gateway).get() == null);
+    } finally {
+      close();
+    }
+    var states = cp.admin().resources(io.natgate.api.v1alpha1.EgressNodeState.class);
+    states.list().getItems().stream().filter(st -> st.getSpec() != null && gateway.equals(st.getSpec().gateway))
+        .forEach(st -> states.resource(st).delete());
     for (String ns : namespaces) {
+      // No namespace controller either: a deleted namespace stays, terminating, with its pods (still selected).
+      cp.admin().pods().inNamespace(ns).withGracePeriod(0).delete();
       cp.admin().namespaces().withName(ns).delete();
     }
   }
