@@ -112,7 +112,7 @@ class DnsPathLabIT {
 
   @Test
   @Order(2)
-  void aNameBelowAWildcardFollowsItsCnameChainAndANameNotAllowedAddsNothing() throws Exception {
+  void aNameBelowAWildcardFollowsItsCnameChainAndANameNotAllowedOrAnotherPortOpensNothing() throws Exception {
     JsonNode cdn = resolve(lab.pod(1, 1), BELOW_WILDCARD, 20, true);
     assertThat(cdn.path("connected").asInt()).isEqualTo(40);
     assertThat(cdn.path("refused").asInt()).isZero();
@@ -125,6 +125,14 @@ class DnsPathLabIT {
     for (String fqdn : List.of(ALLOWED, WILDCARD)) {
       assertThat(pairs(3, fqdn)).noneMatch(p -> BLOCKED_POOL.stream().anyMatch(p::endsWith));
     }
+
+    // An allowed name on a port its entry does not list: refused by the gateway, nothing reaches the host.
+    lab.resetArrivals();
+    JsonNode otherPort = resolve(lab.pod(1, 1), ALLOWED, 10, false, "--connect-port", String.valueOf(PORT + 1));
+    assertThat(otherPort.path("rcodes").path("0").asInt()).isEqualTo(10);
+    assertThat(otherPort.path("connected").asInt()).isZero();
+    assertThat(otherPort.path("refused").asInt()).isPositive();
+    assertThat(lab.arrivals(PORT + 1)).isEmpty();
   }
 
   @Test
