@@ -422,14 +422,18 @@ class FaultsE2E {
 
   /**
    * The longest time from a probe that got no answer to the first answer with the egress IP after it: the longest
-   * a new connection could not be made (0 when every probe was answered).
+   * a new connection could not be made (0 when every probe was answered; up to the last probe when none answered
+   * after it).
    */
   static long longestOutage(List<Prober.Probe> probes) {
     long longest = 0;
+    java.time.Instant end = probes.isEmpty() ? null : probes.get(probes.size() - 1).at();
     for (Prober.Probe p : probes) {
       if (p.source().isEmpty()) {
+        // never answered again while probing: at least until the last probe (a bound the table can print)
         long gap = Prober.firstAnswer(probes, p.at().plusNanos(1), EGRESS_IP)
-            .map(answered -> Duration.between(p.at(), answered).toMillis()).orElse(Long.MAX_VALUE);
+            .map(answered -> Duration.between(p.at(), answered).toMillis())
+            .orElse(Duration.between(p.at(), end).toMillis());
         longest = Math.max(longest, gap);
       }
     }
