@@ -144,8 +144,8 @@ $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.
 .PHONY: docker-build
 docker-build: build $(CNI_PLUGIN) ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
 	cp $(CNI_PLUGIN) target/natgate-cni
-	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.operator --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
-	$(CONTAINER_TOOL) build -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
+	$(CONTAINER_TOOL) build --force-rm -f src/main/docker/Dockerfile.operator --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
+	$(CONTAINER_TOOL) build --force-rm -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
 
 .PHONY: docker-engine
 docker-engine: ## (root) Install and start Docker when missing (docker.io from Debian; addresses in 198.18.128.0/17)
@@ -163,4 +163,4 @@ docker-push: ## Push the operator and agent images
 
 .PHONY: bundle-build
 bundle-build: ## Build the OLM bundle image $(BUNDLE_IMG) from bundle/
-	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+	$(CONTAINER_TOOL) build --force-rm -f bundle.Dockerfile -t $(BUNDLE_IMG) .

@@ -65,11 +65,11 @@ gcc -Os -static -DVERSION="v$pause_version" -o "$work/bin/pause" "$pause_src"
 step "building the component images"
 image() { # $1: tag, $2: base image, $3: the binary (its entrypoint)
   printf 'FROM %s\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCOPY bin/%s /usr/local/bin/%s\nENTRYPOINT ["/usr/local/bin/%s"]\n' "$2" "$3" "$3" "$3" \
-    | quiet docker build -q -t "$1" -f - "$work"
+    | quiet docker build -q --force-rm -t "$1" -f - "$work"
 }
 # kube-proxy and flanneld drive iptables: a Debian base with the tools (one layer for both, and the tests').
 printf 'FROM %s\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s && rm -rf /var/lib/apt/lists/*\n' \
-  "$base" "iptables nftables ipset conntrack iproute2 kmod socat" | quiet docker build -q -t "$netbase" -
+  "$base" "iptables nftables ipset conntrack iproute2 kmod socat" | quiet docker build -q --force-rm -t "$netbase" -
 images=()
 for c in kube-apiserver kube-controller-manager kube-scheduler; do
   image "registry.k8s.io/$c:v$version" scratch "$c"; images+=("registry.k8s.io/$c:v$version")
@@ -90,7 +90,7 @@ rm -f "$work/kind-files/etc/containerd/config.toml"
 chmod -R u+w "$work/kind-files"
 cp "$here/Dockerfile.node" "$here/containerd.toml" "$here/containerd-oom.conf" "$here/natgate-images.service" "$work/"
 cp "$tools/docker/runc-no-sys-resource.sh" "$work/"
-quiet docker build -q --build-arg BASE_IMAGE="$base" --build-arg KUBE_VERSION="$version" -t "$tag" \
+quiet docker build -q --force-rm --build-arg BASE_IMAGE="$base" --build-arg KUBE_VERSION="$version" -t "$tag" \
   -f "$work/Dockerfile.node" "$work"
 install -m 0755 "$work/bin/kind" "$kind_bin"
 # Earlier builds' node images are 1.5 GB each: keep only this one.
