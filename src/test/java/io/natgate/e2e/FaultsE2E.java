@@ -321,10 +321,9 @@ class FaultsE2E {
           undo.apply(holder).inject();
         }
       });
-      assertThat(r.mostHolders()).as("the old and the new holder, during the handover").isLessThanOrEqualTo(2);
-      if (calm()) {
-        assertThat(r.outageMs()).as("the gap: longest time new connections failed").isLessThanOrEqualTo(100);
-      }
+      // Make-before-break: the new holder held the IP before the old one let it go (two at once, never more). The
+      // gap (the longest time new connections failed) is a time: printed and in the table, not asserted.
+      assertThat(r.mostHolders()).as("the old and the new holder, during the handover").isEqualTo(2);
     }
   }
 
