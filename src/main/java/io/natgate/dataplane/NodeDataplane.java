@@ -25,6 +25,7 @@ public final class NodeDataplane {
 
   private final Kernel kernel;
   private final DataplaneSettings settings;
+  private final IptablesBackend iptables;
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
   private volatile KernelPlan wanted = KernelPlan.EMPTY;
   /** Set when something outside an apply (the fence) changed the kernel: the next apply looks at it first. */
@@ -38,9 +39,16 @@ public final class NodeDataplane {
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
   private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
+  /** With iptables-nft, the default of kube-proxy's iptables wrapper and of Debian (tests; the agent detects it). */
   public NodeDataplane(Kernel kernel, DataplaneSettings settings) {
+    this(kernel, settings, IptablesBackend.NFT);
+  }
+
+  /** @param iptables the backend the node's rules are in ({@link IptablesBackend#detect}) */
+  public NodeDataplane(Kernel kernel, DataplaneSettings settings, IptablesBackend iptables) {
     this.kernel = kernel;
     this.settings = settings;
+    this.iptables = iptables;
   }
 
   /** Result of one apply: whether it changed anything (false: the kernel already matched), and the IPs announced. */
@@ -56,6 +64,12 @@ public final class NodeDataplane {
   public synchronized Result repair() {
     trusted = null;
     return converge();
+  }
+
+  /** Removes everything of natgate's from the kernel (uninstall), looking at it first, both iptables backends too. */
+  public synchronized Result removeAll() {
+    wanted = KernelPlan.EMPTY;
+    return repair();
   }
 
   /**
@@ -146,6 +160,10 @@ public final class NodeDataplane {
     return settings;
   }
 
+  public IptablesBackend iptables() {
+    return iptables;
+  }
+
   public KernelPlan wanted() {
     return wanted;
   }
@@ -156,7 +174,12 @@ public final class NodeDataplane {
       if (kernelChanged.getAndSet(false)) {
         trusted = null;
       }
-      Observed now = trusted != null ? trusted : kernel.observe(settings);
+      Observed now = trusted;
+      if (now == null) {
+        // Looking at the kernel anyway: our chains in the other backend (a run that chose it) go too.
+        kernel.removeChains(iptables.other());
+        now = kernel.observe(settings, iptables);
+      }
       Changes changes = Changes.between(now, target, settings);
       announcers.entrySet().removeIf(a -> {
         boolean stop = !a.getValue().isAlive() || !target.held().contains(a.getKey());
@@ -167,7 +190,7 @@ public final class NodeDataplane {
       });
       var held = new AtomicBoolean(true);
       if (!changes.isEmpty()) {
-        kernel.apply(changes, () -> held.set(hold(changes)));
+        kernel.apply(changes, iptables, () -> held.set(hold(changes)));
       }
       trusted = held.get() ? Observed.after(target, now.uplinkMtu()) : null;
       synchronized (holdLock) {

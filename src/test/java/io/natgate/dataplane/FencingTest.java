@@ -41,7 +41,7 @@ class FencingTest {
     assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
 
     // The next apply (a second IP) stalls in iptables-restore, before the step that would add its IP.
-    kernel.holdNext(c -> c.startsWith("iptables-restore"));
+    kernel.holdNext(c -> c.startsWith(IptablesBackend.NFT.restore()));
     var apply = CompletableFuture.runAsync(() -> dataplane.apply(holding(List.of(EGRESS_IP, SECOND_IP))));
     assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
     var unblock = Executors.newSingleThreadScheduledExecutor();
