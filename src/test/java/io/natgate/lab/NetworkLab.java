@@ -65,8 +65,8 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
   public static final int ECHO_PORT = 7777;
   public static final String CNI_CHAIN = "LAB-CNI-MASQ";
 
-  static final List<String> TOOLS = List.of("ip", "iptables", "iptables-save", "iptables-restore", "ipset", "arping",
-      "python3", "bash", "timeout");
+  static final List<String> TOOLS = List.of("ip", "iptables", "iptables-save", "iptables-restore", "iptables-nft-save",
+      "iptables-legacy", "iptables-legacy-save", "ipset", "arping", "python3", "bash", "timeout");
   private static final Duration CONNECT_TIMEOUT = Duration.ofMillis(1500);
   /** Below TCP's first SYN retransmission (1 s): one probe is exactly one attempt. */
   private static final Duration PROBE_TIMEOUT = Duration.ofMillis(900);
