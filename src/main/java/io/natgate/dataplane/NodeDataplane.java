@@ -174,12 +174,9 @@ public final class NodeDataplane {
       if (kernelChanged.getAndSet(false)) {
         trusted = null;
       }
-      Observed now = trusted;
-      if (now == null) {
-        // Looking at the kernel anyway: our chains in the other backend (a run that chose it) go too.
-        kernel.removeChains(iptables.other());
-        now = kernel.observe(settings, iptables);
-      }
+      boolean looked = trusted == null;
+      boolean staleRemoved = false;
+      Observed now = looked ? kernel.observe(settings, iptables) : trusted;
       Changes changes = Changes.between(now, target, settings);
       announcers.entrySet().removeIf(a -> {
         boolean stop = !a.getValue().isAlive() || !target.held().contains(a.getKey());
@@ -193,12 +190,17 @@ public final class NodeDataplane {
         kernel.apply(changes, iptables, () -> held.set(hold(changes)));
       }
       trusted = held.get() ? Observed.after(target, now.uplinkMtu()) : null;
+      if (looked) {
+        // Looking at the kernel anyway: our chains in the other backend (left by a run that chose it) go too, once
+        // ours are in place in this one (so the node's own masquerade never gets those connections in between).
+        staleRemoved = !kernel.removeChains(iptables.other()).isEmpty();
+      }
       synchronized (holdLock) {
         if (!fenced) {
           mayHold.retainAll(target.held());
         }
       }
-      return new Result(!changes.isEmpty(), held.get() ? changes.announce() : List.of());
+      return new Result(!changes.isEmpty() || staleRemoved, held.get() ? changes.announce() : List.of());
     } catch (RuntimeException e) {
       trusted = null;
       throw e;

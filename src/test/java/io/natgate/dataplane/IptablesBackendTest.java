@@ -4,6 +4,8 @@ import static io.natgate.dataplane.IptablesBackend.LEGACY;
 import static io.natgate.dataplane.IptablesBackend.NFT;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.natgate.testing.FakeKernel;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** Which iptables backend the agent writes, from what each backend's iptables-save shows. */
@@ -113,5 +115,27 @@ class IptablesBackendTest {
         COMMIT
         """);
     assertThat(Changes.iptables(Observed.iptables(KUBELET), KernelPlan.EMPTY)).isEmpty();
+  }
+
+  @Test
+  void theDataplaneWritesOnlyItsBackendAndReadsTheOtherOnlyWhenItLooksAtTheKernel() {
+    for (IptablesBackend backend : IptablesBackend.values()) {
+      var kernel = new FakeKernel("eth0");
+      var dataplane = new NodeDataplane(kernel, DataplaneSettings.defaults("eth0"), backend);
+      dataplane.apply(FencingTest.holding(List.of("198.18.0.100")));
+      assertThat(kernel.commandsWith(backend.restore())).as("%s restores", backend).hasSize(2); // nat, filter+mangle
+      assertThat(kernel.commandsWith(backend.other().restore())).as("%s: the other backend's restores", backend)
+          .isEmpty();
+      assertThat(kernel.commandsWith(backend.other().save())).as("the other backend read at the first apply")
+          .hasSize(1);
+
+      dataplane.apply(FencingTest.holding(List.of("198.18.0.100", "198.18.0.101"))); // trusts what it applied
+      assertThat(kernel.commandsWith(backend.other().save())).hasSize(1);
+      dataplane.repair();
+      assertThat(kernel.commandsWith(backend.other().save())).hasSize(2);
+      assertThat(kernel.commandsWith(backend.other().restore())).isEmpty();
+      assertThat(kernel.commandsWith("iptables-save").size() + kernel.commandsWith("iptables-restore").size())
+          .as("the image's default alternative is never run").isZero();
+    }
   }
 }
