@@ -6,14 +6,14 @@ import java.util.List;
 /**
  * The two backends of iptables 1.8+: {@code nft} writes the kernel's nf_tables, {@code legacy} its older x_tables.
  * Both are active at once, each with tables of its own, so natgate's chains go where the node's kubelet, kube-proxy
- * and CNI keep theirs: across backends the order of rules is not defined (a SNAT in one backend's nat table and a
- * MASQUERADE in the other's: whichever runs first translates the connection), and {@code iptables-save} of one does
- * not show the other's rules.
+ * and CNI keep theirs: across backends the order of rules is not natgate's to set (a SNAT in one backend's nat table
+ * and a MASQUERADE in the other's: the table created last translated every connection in src/tools/iptables/
+ * mixed-backends.sh), and {@code iptables-save} of one does not show the other's rules.
  *
  * <p>The agent decides once, at its start ({@link #detect}), as kube-proxy's wrapper does at its own start: a node
  * that changes backends restarts kube-proxy (in practice, reboots), and the agent follows at its next start. Whenever
  * the agent looks at the kernel (first apply, each repair, uninstall) it also removes any of natgate's chains from
- * the other backend ({@link Kernel#removeChains}): what a run that chose differently left behind.
+ * the other backend once its own are applied ({@link Kernel#removeChains}): what a run that chose differently left.
  */
 public enum IptablesBackend {
   NFT("iptables-nft"),
