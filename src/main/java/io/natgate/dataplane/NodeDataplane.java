@@ -182,7 +182,7 @@ public final class NodeDataplane {
           mayHold.retainAll(target.held());
         }
         refreshable.clear();
-        if (trusted != null) {
+        if (trusted != null && trusted.held() != null) { // null: an empty plan, nothing held
           trusted.held().stream().filter(target.held()::contains).forEach(refreshable::add);
         }
       }

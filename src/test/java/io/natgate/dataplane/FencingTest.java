@@ -107,6 +107,9 @@ class FencingTest {
     apply.get(10, TimeUnit.SECONDS);
     assertThat(kernel.commandsWith("address change")).isEmpty();
     assertThat(kernel.addresses()).isEmpty();
+    expiring.apply(KernelPlan.EMPTY); // the gateway gone: nothing held, nothing to renew
+    expiring.refreshHeld();
+    assertThat(kernel.commandsWith("address change")).isEmpty();
   }
 
   static DataplaneSettings withLifetime() {
