@@ -434,7 +434,8 @@ public final class Agent implements AutoCloseable {
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
     Set<String> holding = holding();
     Map<String, NodeGatewayState> byGateway = new TreeMap<>();
-    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding)));
+    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding,
+        settings.nodeName())));
     Timer.Sample sample = Timer.start(metrics);
     boolean applied;
     try {

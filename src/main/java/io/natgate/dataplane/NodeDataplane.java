@@ -36,6 +36,12 @@ public final class NodeDataplane {
   private volatile boolean fenced;
   /** Egress IPs that an apply added (or was adding) here: what a fence removes. Guarded by {@code holdLock}. */
   private final Set<String> mayHold = new TreeSet<>();
+  /**
+   * Egress IPs whose lifetime {@link #refreshHeld()} extends: those the last apply added and still wants. Guarded by
+   * {@code holdLock}, not by this object's lock: a refresh never waits for an apply (under load an apply takes
+   * seconds, longer than the lifetime), and an apply takes an IP out of here before it releases it.
+   */
+  private final Set<String> refreshable = new TreeSet<>();
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
   private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
@@ -112,18 +118,16 @@ public final class NodeDataplane {
    * go unannounced (no gratuitous ARP: the neighbours keep the previous holder) and make the next apply's add fail
    * ("Address already assigned"), which is what a failover after a fence did before (4.6 s instead of 0.5 s).
    */
-  public synchronized void refreshHeld() {
-    Set<String> added = trusted == null ? Set.of() : trusted.held();
-    if (settings.addressLifetimeSeconds() == 0 || fenced || added == null || added.isEmpty()) {
-      return;
+  public void refreshHeld() {
+    synchronized (holdLock) {
+      if (settings.addressLifetimeSeconds() == 0 || fenced || refreshable.isEmpty()) {
+        return;
+      }
+      var script = new StringBuilder();
+      refreshable.forEach(ip -> script.append("address change ").append(ip).append("/32")
+          .append(settings.addressOptions()).append('\n'));
+      kernel.run(script.toString(), "ip", "-force", "-batch", "-");
     }
-    var script = new StringBuilder();
-    added.stream().filter(wanted.held()::contains).forEach(ip -> script.append("address change ").append(ip)
-        .append("/32").append(settings.addressOptions()).append('\n'));
-    if (script.isEmpty()) {
-      return;
-    }
-    kernel.run(script.toString(), "ip", "-force", "-batch", "-");
   }
 
   public boolean fenced() {
@@ -186,6 +190,9 @@ public final class NodeDataplane {
         return stop;
       });
       var held = new AtomicBoolean(true);
+      synchronized (holdLock) {
+        refreshable.retainAll(target.held()); // before the release: no refresh puts a released IP back
+      }
       if (!changes.isEmpty()) {
         kernel.apply(changes, iptables, () -> held.set(hold(changes)));
       }
@@ -199,10 +206,17 @@ public final class NodeDataplane {
         if (!fenced) {
           mayHold.retainAll(target.held());
         }
+        refreshable.clear();
+        if (trusted != null && trusted.held() != null) { // null: an empty plan, nothing held
+          trusted.held().stream().filter(target.held()::contains).forEach(refreshable::add);
+        }
       }
       return new Result(!changes.isEmpty() || staleRemoved, held.get() ? changes.announce() : List.of());
     } catch (RuntimeException e) {
       trusted = null;
+      synchronized (holdLock) {
+        refreshable.clear(); // not known to be there: a refresh would add it unannounced
+      }
       throw e;
     }
   }

@@ -62,6 +62,56 @@ class FencingTest {
     assertThat(kernel.addresses()).containsExactly(EGRESS_IP, SECOND_IP);
   }
 
+  /**
+   * Renewing the egress IPs' lifetimes never waits for an apply: under load an apply takes seconds, longer than the
+   * lifetime, and the holder's address expired during a planned move while its renewal waited (FaultsE2E).
+   */
+  @Test
+  void aLifetimeRenewalDoesNotWaitForAStalledApply() throws Exception {
+    var expiring = new NodeDataplane(kernel, withLifetime());
+    expiring.apply(holding(List.of(EGRESS_IP)));
+    kernel.holdNext(c -> c.startsWith("iptables-restore"));
+    var apply = CompletableFuture.runAsync(() -> expiring.apply(holding(List.of(EGRESS_IP, SECOND_IP))));
+    try {
+      assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
+      expiring.refreshHeld();
+      assertThat(apply).as("the apply, still stalled").isNotDone();
+      assertThat(kernel.commandsWith("address change")).as("renewed: what the last apply added, not what this one adds")
+          .singleElement().asString().contains(EGRESS_IP).doesNotContain(SECOND_IP);
+    } finally {
+      kernel.release();
+    }
+    apply.get(10, TimeUnit.SECONDS);
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP, SECOND_IP);
+  }
+
+  /** Nor does a renewal put back an IP that an apply is releasing. */
+  @Test
+  void aLifetimeRenewalDuringAReleaseDoesNotPutTheIPBack() throws Exception {
+    var expiring = new NodeDataplane(kernel, withLifetime());
+    expiring.apply(holding(List.of(EGRESS_IP)));
+    kernel.holdNext(c -> c.contains("address del " + EGRESS_IP));
+    var apply = CompletableFuture.runAsync(() -> expiring.apply(holding(List.of())));
+    try {
+      assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
+      expiring.refreshHeld();
+    } finally {
+      kernel.release();
+    }
+    apply.get(10, TimeUnit.SECONDS);
+    assertThat(kernel.commandsWith("address change")).isEmpty();
+    assertThat(kernel.addresses()).isEmpty();
+    expiring.apply(KernelPlan.EMPTY); // the gateway gone: nothing held, nothing to renew
+    expiring.refreshHeld();
+    assertThat(kernel.commandsWith("address change")).isEmpty();
+  }
+
+  static DataplaneSettings withLifetime() {
+    var d = DataplaneSettings.defaults("eth0");
+    return new DataplaneSettings(d.uplink(), d.tunnelDevice(), d.tunnelPort(), d.markMask(), d.tableBase(),
+        d.rulePriority(), 1);
+  }
+
   @Test
   void fencingWithNothingHeldRunsNothing() {
     dataplane.fence();

@@ -365,6 +365,19 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
     return exec(node.ns(), "ip", "-4", "-o", "address", "show", "dev", node.uplink()).contains(" " + ip + "/32 ");
   }
 
+  /**
+   * The names of the nodes holding {@code ip} on their uplink, read by one process, node after node within a few
+   * milliseconds (a process per node took hundreds of them on a loaded machine: an overlap that short went unseen).
+   */
+  public Set<String> holders(String ip) {
+    var text = new StringBuilder();
+    for (LabNode n : nodes) {
+      text.append("ip -n %s -4 -o address show dev %s | grep -qF ' %s/32 ' && echo %s%n".formatted(n.ns(), n.uplink(),
+          ip, n.name()));
+    }
+    return Set.copyOf(command(List.of("bash", "-s"), text.append("true\n").toString()).lines().toList());
+  }
+
   public Optional<String> seenSource(LabPod pod) {
     return connect(pod.ns(), EXTERNAL_IP, pod.probePort(), CONNECT_TIMEOUT).join().source();
   }
