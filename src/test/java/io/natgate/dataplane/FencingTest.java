@@ -70,7 +70,7 @@ class FencingTest {
   void aLifetimeRenewalDoesNotWaitForAStalledApply() throws Exception {
     var expiring = new NodeDataplane(kernel, withLifetime());
     expiring.apply(holding(List.of(EGRESS_IP)));
-    kernel.holdNext(c -> c.startsWith("iptables-restore"));
+    kernel.holdNext(c -> c.startsWith(IptablesBackend.NFT.restore()));
     var apply = CompletableFuture.runAsync(() -> expiring.apply(holding(List.of(EGRESS_IP, SECOND_IP))));
     try {
       assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
