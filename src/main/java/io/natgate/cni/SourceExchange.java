@@ -4,26 +4,20 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.Kernel;
+import io.natgate.dns.NodeChannel;
 import io.natgate.dns.NodeNamespace;
-import io.natgate.peers.SequenceClock;
 import io.natgate.peers.Signed;
-import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
-import java.nio.channels.ClosedChannelException;
-import java.nio.channels.DatagramChannel;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -53,14 +47,11 @@ public final class SourceExchange implements AutoCloseable {
   private final EarlySources learned;
   private final Function<String, NodeGatewayState> parts;
   private final Supplier<CompletableFuture<Void>> applyNow;
-  private final SequenceClock sequence = new SequenceClock();
-  private final Map<Long, CompletableFuture<Void>> pending = new ConcurrentHashMap<>();
   private final BlockingQueue<Job> jobs = new LinkedBlockingQueue<>();
-  private final ScheduledExecutorService timer;
+  private final NodeChannel channel;
   private final Map<EarlySources.Verdict, Counter> refused = new EnumMap<>(EarlySources.Verdict.class);
   private final Counter refusedMac;
-  private final List<Thread> threads = new ArrayList<>();
-  private volatile DatagramChannel channel;
+  private Thread applier;
 
   /**
    * @param parts    this node's part in a gateway as last rendered (with its standby SNATs), by gateway name
@@ -76,7 +67,7 @@ public final class SourceExchange implements AutoCloseable {
     this.learned = learned;
     this.parts = parts;
     this.applyNow = applyNow;
-    this.timer = Executors.newSingleThreadScheduledExecutor(namespace.threads("natgate-cni-resend"));
+    this.channel = new NodeChannel("natgate-cni-sources", namespace, Duration.ofMillis(RESEND_MS));
     String description = "natgate-cni sources from other nodes refused (mac: forged or another key; replay; stranger: "
         + "an egress IP this node neither holds nor stands by for; outside: not a pod network address; full)";
     refusedMac = Counter.builder("natgate_agent_cni_sources_refused_total").description(description)
@@ -91,23 +82,14 @@ public final class SourceExchange implements AutoCloseable {
 
   /** Opens the socket in the node's namespace, then receives and applies in the background. */
   public SourceExchange start() {
-    CompletableFuture<Void> opened = new CompletableFuture<>();
-    Thread receiver = namespace.threads("natgate-cni-sources").newThread(() -> {
-      try {
-        channel = DatagramChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress("0.0.0.0", port));
-        opened.complete(null);
-      } catch (IOException | RuntimeException e) {
-        opened.completeExceptionally(e);
-        return;
-      }
-      receive();
-    });
-    receiver.start();
-    threads.add(receiver);
-    opened.join();
-    Thread applier = namespace.threads("natgate-cni-apply").newThread(this::applyLoop);
+    try {
+      channel.start(port, 2048, this::receive);
+    } catch (RuntimeException e) {
+      close();
+      throw e;
+    }
+    applier = channel.threads("natgate-cni-apply").newThread(this::applyLoop);
     applier.start();
-    threads.add(applier);
     return this;
   }
 
@@ -117,70 +99,32 @@ public final class SourceExchange implements AutoCloseable {
    */
   public CompletableFuture<Void> tell(SourceMessage.Kind kind, String gateway, String egressIP, String pod) {
     CompletableFuture<Void> done = new CompletableFuture<>();
-    sendUntilAcked(SourceMessage.change(kind, self, gateway, egressIP, pod), new InetSocketAddress(egressIP, port),
-        done);
+    SourceMessage m = SourceMessage.change(kind, self, gateway, egressIP, pod);
+    channel.sendUntilAcked(seq -> m.numbered(seq).encode(sealer), new InetSocketAddress(egressIP, port), done);
     return done;
   }
 
-  private void sendUntilAcked(SourceMessage m, InetSocketAddress to, CompletableFuture<Void> done) {
-    if (done.isDone()) {
+  private void send(SourceMessage m, SocketAddress to) {
+    channel.send(seq -> m.numbered(seq).encode(sealer), to);
+  }
+
+  private void receive(ByteBuffer buffer, SocketAddress from) {
+    var decoded = SourceMessage.decode(opener, buffer.array(), buffer.position());
+    if (decoded.isEmpty()) {
+      refusedMac.increment();
       return;
     }
-    long seq = send(m, to);
-    if (seq != 0) {
-      pending.put(seq, done);
-      done.whenComplete((v, e) -> pending.remove(seq));
+    SourceMessage m = decoded.get();
+    if (m.kind() == SourceMessage.Kind.ACK) {
+      channel.acked(m.acked());
+      return;
     }
-    timer.schedule(() -> sendUntilAcked(m, to, done), RESEND_MS, TimeUnit.MILLISECONDS);
-  }
-
-  /** Sends with the next sequence number (a receiver refuses one below the last it took); 0 if not sent. */
-  private long send(SourceMessage m, SocketAddress to) {
-    synchronized (sealer) {
-      long seq = sequence.next(System.currentTimeMillis());
-      try {
-        channel.send(ByteBuffer.wrap(m.numbered(seq).encode(sealer)), to);
-        return seq;
-      } catch (IOException e) {
-        LOG.debugf("could not send a natgate-cni source to %s: %s", to, e.getMessage());
-        return 0;
-      }
-    }
-  }
-
-  private void receive() {
-    ByteBuffer buffer = ByteBuffer.allocate(2048);
-    while (!Thread.currentThread().isInterrupted()) {
-      SocketAddress from;
-      try {
-        buffer.clear();
-        from = channel.receive(buffer);
-      } catch (ClosedChannelException e) {
-        return;
-      } catch (IOException e) {
-        LOG.warnf("natgate-cni sources socket: %s", e.getMessage());
-        continue;
-      }
-      var decoded = SourceMessage.decode(opener, buffer.array(), buffer.position());
-      if (decoded.isEmpty()) {
-        refusedMac.increment();
-        continue;
-      }
-      SourceMessage m = decoded.get();
-      if (m.kind() == SourceMessage.Kind.ACK) {
-        CompletableFuture<Void> done = pending.remove(m.acked());
-        if (done != null) {
-          done.complete(null);
-        }
-        continue;
-      }
-      EarlySources.Verdict v = learned.receive(m, parts.apply(m.gateway()), System.currentTimeMillis());
-      if (v == EarlySources.Verdict.ACCEPTED) {
-        jobs.add(new Job(m, from));
-      } else {
-        refused.get(v).increment();
-        LOG.debugf("refused natgate-cni source %s from %s (%s): %s", m.pod(), m.sender(), from, v.label());
-      }
+    EarlySources.Verdict v = learned.receive(m, parts.apply(m.gateway()), System.currentTimeMillis());
+    if (v == EarlySources.Verdict.ACCEPTED) {
+      jobs.add(new Job(m, from));
+    } else {
+      refused.get(v).increment();
+      LOG.debugf("refused natgate-cni source %s from %s (%s): %s", m.pod(), m.sender(), from, v.label());
     }
   }
 
@@ -199,7 +143,7 @@ public final class SourceExchange implements AutoCloseable {
           continue;
         }
         // Learned sources leave the kernel when they expire: apply again then.
-        timer.schedule(() -> applyNow.get(), learned.ttlMillis() + 1000, TimeUnit.MILLISECONDS);
+        channel.timer().schedule(() -> applyNow.get(), learned.ttlMillis() + 1000, TimeUnit.MILLISECONDS);
         batch.forEach(this::applied);
       }
     } catch (InterruptedException e) {
@@ -220,16 +164,10 @@ public final class SourceExchange implements AutoCloseable {
 
   @Override
   public void close() {
-    threads.forEach(Thread::interrupt);
-    timer.shutdownNow();
-    try {
-      if (channel != null) {
-        channel.close();
-      }
-    } catch (IOException e) {
-      // closing anyway
+    if (applier != null) {
+      applier.interrupt();
     }
-    pending.values().forEach(f -> f.cancel(false));
+    channel.close();
     namespace.close();
   }
 }
