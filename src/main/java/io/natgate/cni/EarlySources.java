@@ -133,6 +133,16 @@ public final class EarlySources {
     return Verdict.ACCEPTED;
   }
 
+  /**
+   * Forgets the sources whose pod the operator's states mention now: confirmed, the states decide for them from here
+   * (a pod the operator removes later does not come back from here).
+   *
+   * @param parts this node's parts in the gateways as the operator's states have them, by gateway name
+   */
+  public synchronized void confirmed(Map<String, ? extends NodeGatewayState> parts) {
+    expires.keySet().removeIf(s -> parts.get(s.gateway()) != null && mentions(parts.get(s.gateway()), s.pod()));
+  }
+
   /** The sources learned and not expired at {@code wallMillis}. */
   public synchronized List<Source> live(long wallMillis) {
     purge(wallMillis);

@@ -120,6 +120,7 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   /** The operator's states with this node's selected pods that they do not mention yet, and the learned sources. */
   public Map<String, NodeGatewayState> withLocalPods(Map<String, ? extends NodeGatewayState> states) {
     rendered = states;
+    learned.confirmed(states);
     Map<String, NodeGatewayState> m = EarlySources.with(LocalDecisions.merge(node, states, localPods(),
         gateways.getStore().list(), namespaceLabels(), clusterCidrs), learned.live(System.currentTimeMillis()));
     merged = m;

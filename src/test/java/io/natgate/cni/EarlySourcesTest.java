@@ -94,6 +94,20 @@ class EarlySourcesTest {
   }
 
   @Test
+  void forgetsWhatTheOperatorConfirmed() {
+    var learned = new EarlySources(60_000);
+    learned.receive(add("n2", seq(NOW), EGRESS, POD), part(), NOW);
+    learned.receive(add("n2", seq(NOW) + 1, EGRESS, "198.19.2.11"), part(), NOW);
+    var listed = part();
+    listed.snat.get(0).sources.add(POD);
+    learned.confirmed(Map.of("gw", listed));
+    assertThat(learned.live(NOW)).containsExactly(new EarlySources.Source("gw", EGRESS, "198.19.2.11"));
+    // The operator drops the pod later (deleted, unselected): it stays out.
+    assertThat(EarlySources.with(new TreeMap<>(Map.of("gw", part())), learned.live(NOW)).get("gw").snat.get(0).sources)
+        .containsExactly("198.19.1.5", "198.19.2.11");
+  }
+
+  @Test
   void holdsAtMostMaxSources() {
     var learned = new EarlySources(60_000);
     long seq = seq(NOW);
