@@ -61,6 +61,8 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   private volatile Map<String, NodeGatewayState> merged = Map.of();
   /** What this node told gateway nodes of its pods, by namespace/name (their DEL tells them again). */
   private final Map<String, List<EarlySources.Source>> told = new ConcurrentHashMap<>();
+  /** The pods this node steers ahead of the operator, told to their gateway node: its answer, by source. */
+  private final Map<EarlySources.Source, CompletableFuture<Void>> announced = new ConcurrentHashMap<>();
   private volatile SourceExchange exchange;
   private Counter acked;
   private Counter unacked;
@@ -124,7 +126,28 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
     Map<String, NodeGatewayState> m = EarlySources.with(LocalDecisions.merge(node, states, localPods(),
         gateways.getStore().list(), namespaceLabels(), clusterCidrs), learned.live(System.currentTimeMillis()));
     merged = m;
+    announce(LocalDecisions.steeredAhead(states, m));
     return m;
+  }
+
+  /**
+   * Tells the gateway nodes of the pods steered ahead of the operator (new, or selected again by a label), once
+   * each while they are: their first packets are then SNATed there rather than dropped until the operator lists them.
+   */
+  private void announce(java.util.Set<EarlySources.Source> ahead) {
+    SourceExchange x = exchange;
+    if (x == null) {
+      return;
+    }
+    announced.entrySet().removeIf(e -> {
+      boolean gone = !ahead.contains(e.getKey()); // listed by the operator, or no longer steered here
+      if (gone) {
+        e.getValue().cancel(false);
+      }
+      return gone;
+    });
+    ahead.forEach(s -> announced.computeIfAbsent(s, k -> x.tell(SourceMessage.Kind.ADD, s.gateway(), s.egressIP(),
+        s.pod()).orTimeout(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS)));
   }
 
   @Override
@@ -186,25 +209,27 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   }
 
   /**
-   * Tells the nodes holding the egress IPs the pod is steered to, and waits (bounded) until they SNAT it: its first
-   * packet is then answered, not dropped there until the operator lists it. On timeout the ADD succeeds anyway
-   * (counted): the pod is steered, and its gateway drops its packets until the operator's state lists it.
+   * Waits (bounded) until the nodes holding the egress IPs the pod is steered to SNAT it (told by the apply that
+   * steered it, {@link #announce}): its first packet is then answered, not dropped there until the operator lists
+   * it. On timeout the ADD succeeds anyway (counted): the pod is steered, and its gateway drops its packets until the
+   * operator's state lists it.
    */
   private void tell(String key, String podIP) {
-    SourceExchange x = exchange;
-    if (x == null) {
+    if (exchange == null) {
       return;
     }
     List<EarlySources.Source> sources = new ArrayList<>();
-    merged.forEach((gateway, part) -> part.steer.stream()
-        .filter(st -> st.gatewayNode != null && st.egressIP != null && st.sources.contains(podIP))
-        .forEach(st -> sources.add(new EarlySources.Source(gateway, st.egressIP, podIP))));
+    List<CompletableFuture<Void>> acks = new ArrayList<>();
+    announced.forEach((s, ack) -> {
+      if (s.pod().equals(podIP)) {
+        sources.add(s);
+        acks.add(ack);
+      }
+    });
     if (sources.isEmpty()) {
       return;
     }
     told.put(key, sources);
-    List<CompletableFuture<Void>> acks = sources.stream()
-        .map(s -> x.tell(SourceMessage.Kind.ADD, s.gateway(), s.egressIP(), s.pod())).toList();
     try {
       CompletableFuture.allOf(acks.toArray(CompletableFuture[]::new))
           .get(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS);
@@ -215,8 +240,6 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
           key, Defaults.CNI_CONFIRM_TIMEOUT_MS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-    } finally {
-      acks.forEach(a -> a.cancel(false)); // stop resending
     }
   }
 

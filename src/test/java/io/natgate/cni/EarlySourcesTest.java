@@ -137,6 +137,22 @@ class EarlySourcesTest {
   }
 
   @Test
+  void aDirectorTellsOnlyOfThePodsItSteersAheadOfTheOperatorToAHolder() {
+    var operator = new NodeGatewayState();
+    operator.steer.add(new NodeGatewayState.Steer(EGRESS, "n1", "198.18.0.11", new ArrayList<>(List.of("198.19.2.1"))));
+    var merged = new NodeGatewayState();
+    merged.steer.add(new NodeGatewayState.Steer(EGRESS, "n1", "198.18.0.11",
+        new ArrayList<>(List.of("198.19.2.1", "198.19.2.2"))));
+    // No node holds this one (failurePolicy Drop): nobody to tell.
+    merged.steer.add(new NodeGatewayState.Steer("198.18.0.140", null, null, new ArrayList<>(List.of("198.19.2.3"))));
+    var fresh = new NodeGatewayState(); // a gateway the operator has no state for on this node yet
+    fresh.steer.add(new NodeGatewayState.Steer(STANDBY_EGRESS, "n2", null, new ArrayList<>(List.of("198.19.2.4"))));
+    assertThat(LocalDecisions.steeredAhead(Map.of("gw", operator), Map.of("gw", merged, "other", fresh)))
+        .containsExactlyInAnyOrder(new EarlySources.Source("gw", EGRESS, "198.19.2.2"),
+            new EarlySources.Source("other", STANDBY_EGRESS, "198.19.2.4"));
+  }
+
+  @Test
   void relaysToTheOtherNodesOfTheEgressIPsSuccession() {
     assertThat(EarlySources.relayTo(part(), "n1", EGRESS)).containsExactly("198.18.0.13");
     assertThat(EarlySources.relayTo(part(), "n1", STANDBY_EGRESS)).containsExactly("198.18.0.12");
