@@ -42,6 +42,15 @@ public final class Defaults {
    */
   public static final long DNS_CONFIRM_TIMEOUT_MS = 2000;
 
+  /**
+   * natgate-cni (io.natgate.cni): a director node tells the gateway of a new pod on this UDP port (node network, signed
+   * with the peer key); ADD waits this long for the gateway's ack (below TCP's first SYN retransmission, 1 s), and the
+   * gateway keeps what it learned this way this long unless the operator's node state lists the pod by then.
+   */
+  public static final int CNI_SOURCE_PORT = 4794;
+  public static final long CNI_CONFIRM_TIMEOUT_MS = 800;
+  public static final long CNI_EARLY_SOURCE_TTL_S = 60;
+
   private Defaults() {
   }
 

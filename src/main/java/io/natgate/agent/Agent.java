@@ -272,6 +272,9 @@ public final class Agent implements AutoCloseable {
         Thread.sleep(1000);
       }
       peers.listen(key);
+      if (localPods != null) {
+        localPods.listen(key, Defaults.CNI_SOURCE_PORT, kernel, metrics); // new pods' gateways, told at ADD
+      }
       startDns(key);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

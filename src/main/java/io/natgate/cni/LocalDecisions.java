@@ -79,6 +79,25 @@ public final class LocalDecisions {
     return merged;
   }
 
+  /**
+   * The pods {@code merged} steers to a node holding their egress IP that the operator's {@code states} do not steer
+   * yet (added by this node, at ADD or on a label change): that node learns of them only from this one.
+   */
+  public static Set<EarlySources.Source> steeredAhead(Map<String, ? extends NodeGatewayState> states,
+      Map<String, ? extends NodeGatewayState> merged) {
+    Set<EarlySources.Source> ahead = new HashSet<>();
+    merged.forEach((gateway, part) -> {
+      Set<String> operators = new HashSet<>();
+      if (states.get(gateway) != null) {
+        states.get(gateway).steer.forEach(st -> operators.addAll(st.sources));
+      }
+      part.steer.stream().filter(st -> st.gatewayNode != null && st.egressIP != null)
+          .forEach(st -> st.sources.stream().filter(pod -> !operators.contains(pod))
+              .forEach(pod -> ahead.add(new EarlySources.Source(gateway, st.egressIP, pod))));
+    });
+    return ahead;
+  }
+
   private static void add(String node, NodeGatewayState state, EgressGateway g, String egressIP, LocalPod pod) {
     String podIP = pod.ip();
     String holder = holder(g, egressIP);

@@ -7,8 +7,12 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.informers.ResourceEventHandler;
 import io.fabric8.kubernetes.client.informers.SharedIndexInformer;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.natgate.Defaults;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.dataplane.Kernel;
 import io.natgate.plan.PodSelection;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,7 +34,9 @@ import org.jboss.logging.Logger;
 /**
  * The agent's own view of its node's pods, the namespaces and the gateways (informers), plus the addresses the CNI
  * plugin reported before the kubelet writes them into the pods' status. From these it adds the selected local pods
- * to the operator's states ({@link LocalDecisions#merge}), and answers the plugin once the kernel has them.
+ * to the operator's states ({@link LocalDecisions#merge}), and answers the plugin once the kernel has them. A pod
+ * steered to another node's egress IP is answered once that node SNATs it too ({@link SourceExchange}), and this node
+ * SNATs the pods other nodes told it of ({@link EarlySources}) until the operator lists them.
  */
 public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   private static final Logger LOG = Logger.getLogger(LocalPods.class);
@@ -49,6 +55,17 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   private SharedIndexInformer<Pod> pods;
   private SharedIndexInformer<Namespace> namespaces;
   private SharedIndexInformer<EgressGateway> gateways;
+  private final EarlySources learned = new EarlySources(Defaults.CNI_EARLY_SOURCE_TTL_S * 1000);
+  /** The parts as last rendered (with their standby SNATs), and with this class's additions. */
+  private volatile Map<String, ? extends NodeGatewayState> rendered = Map.of();
+  private volatile Map<String, NodeGatewayState> merged = Map.of();
+  /** What this node told gateway nodes of its pods, by namespace/name (their DEL tells them again). */
+  private final Map<String, List<EarlySources.Source>> told = new ConcurrentHashMap<>();
+  /** The pods this node steers ahead of the operator, told to their gateway node: its answer, by source. */
+  private final Map<EarlySources.Source, CompletableFuture<Void>> announced = new ConcurrentHashMap<>();
+  private volatile SourceExchange exchange;
+  private Counter acked;
+  private Counter unacked;
 
   private record Reported(String containerID, String ip, Pod pod) {
   }
@@ -83,9 +100,54 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
     return this;
   }
 
-  /** The operator's states with this node's selected pods that they do not mention yet. */
+  /**
+   * Talks to the other nodes' agents from now on ({@link SourceExchange} on {@code port}, signed with the peer key);
+   * a port it cannot bind is logged: then new pods steered from here wait for the operator at their gateway.
+   */
+  public void listen(byte[] key, int port, Kernel kernel, MeterRegistry metrics) {
+    acked = Counter.builder("natgate_agent_cni_gateway_confirms_total").tag("outcome", "acked")
+        .description("ADDs of pods steered to another node that waited for that node to SNAT them (timeout: the "
+            + "ADD returned without; the gateway drops the pod's packets until the operator lists it)")
+        .register(metrics);
+    unacked = Counter.builder("natgate_agent_cni_gateway_confirms_total").tag("outcome", "timeout").register(metrics);
+    try {
+      exchange = new SourceExchange(node, port, key, kernel, metrics, learned, gateway -> rendered.get(gateway),
+          applyNow).start();
+    } catch (RuntimeException e) {
+      LOG.errorf("natgate-cni cannot talk to other nodes on UDP %d (%s): a new pod steered from here waits for the "
+          + "operator at its gateway", port, e.getMessage());
+    }
+  }
+
+  /** The operator's states with this node's selected pods that they do not mention yet, and the learned sources. */
   public Map<String, NodeGatewayState> withLocalPods(Map<String, ? extends NodeGatewayState> states) {
-    return LocalDecisions.merge(node, states, localPods(), gateways.getStore().list(), namespaceLabels(), clusterCidrs);
+    rendered = states;
+    learned.confirmed(states);
+    Map<String, NodeGatewayState> m = EarlySources.with(LocalDecisions.merge(node, states, localPods(),
+        gateways.getStore().list(), namespaceLabels(), clusterCidrs), learned.live(System.currentTimeMillis()));
+    merged = m;
+    announce(LocalDecisions.steeredAhead(states, m));
+    return m;
+  }
+
+  /**
+   * Tells the gateway nodes of the pods steered ahead of the operator (new, or selected again by a label), once
+   * each while they are: their first packets are then SNATed there rather than dropped until the operator lists them.
+   */
+  private void announce(java.util.Set<EarlySources.Source> ahead) {
+    SourceExchange x = exchange;
+    if (x == null) {
+      return;
+    }
+    announced.entrySet().removeIf(e -> {
+      boolean gone = !ahead.contains(e.getKey()); // listed by the operator, or no longer steered here
+      if (gone) {
+        e.getValue().cancel(false);
+      }
+      return gone;
+    });
+    ahead.forEach(s -> announced.computeIfAbsent(s, k -> x.tell(SourceMessage.Kind.ADD, s.gateway(), s.egressIP(),
+        s.pod()).orTimeout(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS)));
   }
 
   @Override
@@ -134,12 +196,61 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
       return CniEndpoint.Answer.refused("reading pod " + key + ": " + e.getMessage());
     }
     if (r.command().equals("DEL")) {
+      untell(key);
       return new CniEndpoint.Answer(List.of(), null);
+    }
+    if (r.command().equals("ADD")) {
+      tell(key, r.ip());
     }
     var pod = localPods().stream().filter(p -> p.namespace().equals(r.namespace()) && p.name().equals(r.name()))
         .findFirst();
     return new CniEndpoint.Answer(pod.map(p -> LocalDecisions.selections(p, gateways.getStore().list(),
         namespaceLabels())).orElse(List.of()), null);
+  }
+
+  /**
+   * Waits (bounded) until the nodes holding the egress IPs the pod is steered to SNAT it (told by the apply that
+   * steered it, {@link #announce}): its first packet is then answered, not dropped there until the operator lists
+   * it. On timeout the ADD succeeds anyway (counted): the pod is steered, and its gateway drops its packets until the
+   * operator's state lists it.
+   */
+  private void tell(String key, String podIP) {
+    if (exchange == null) {
+      return;
+    }
+    List<EarlySources.Source> sources = new ArrayList<>();
+    List<CompletableFuture<Void>> acks = new ArrayList<>();
+    announced.forEach((s, ack) -> {
+      if (s.pod().equals(podIP)) {
+        sources.add(s);
+        acks.add(ack);
+      }
+    });
+    if (sources.isEmpty()) {
+      return;
+    }
+    told.put(key, sources);
+    try {
+      CompletableFuture.allOf(acks.toArray(CompletableFuture[]::new))
+          .get(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+      acked.increment();
+    } catch (TimeoutException | ExecutionException e) {
+      unacked.increment();
+      LOG.infof("ADD of %s: its gateway did not confirm within %d ms; it SNATs the pod once the operator lists it",
+          key, Defaults.CNI_CONFIRM_TIMEOUT_MS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** The pod is gone: its gateway nodes forget it (not waited for: what they learned expires anyway). */
+  private void untell(String key) {
+    SourceExchange x = exchange;
+    List<EarlySources.Source> sources = told.remove(key);
+    if (x != null && sources != null) {
+      sources.forEach(s -> x.tell(SourceMessage.Kind.DEL, s.gateway(), s.egressIP(), s.pod())
+          .orTimeout(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS));
+    }
   }
 
   /** A namespace created just before its pod may reach this agent's informer a moment after the pod's ADD. */
@@ -176,6 +287,7 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
     if (reported.remove(key(p)) != null) {
       save();
     }
+    untell(key(p));
   }
 
   /** Reported pods that still exist (the informers have listed), as a previous run of the agent saved them. */
@@ -240,6 +352,9 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
 
   @Override
   public void close() {
+    if (exchange != null) {
+      exchange.close();
+    }
     for (SharedIndexInformer<?> i : new SharedIndexInformer<?>[] {pods, namespaces, gateways}) {
       if (i != null) {
         i.close();

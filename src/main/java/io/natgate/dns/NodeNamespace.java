@@ -14,10 +14,11 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The network namespace the kernel commands run in, for the DNS path's sockets: a socket belongs to the namespace
- * of the thread that opened it. The agent runs in the node's own (nothing to do); a lab agent in a test's JVM runs
+ * of the thread that opened it (natgate-cni's source exchange uses it too). The agent runs in the node's own
+ * (nothing to do); a lab agent in a test's JVM runs
  * its commands in a lab node's, and its DNS threads move there first (setns, through libc with JNA).
  */
-final class NodeNamespace implements AutoCloseable {
+public final class NodeNamespace implements AutoCloseable {
   private static final int CLONE_NEWNET = 0x40000000;
 
   static {
@@ -40,7 +41,7 @@ final class NodeNamespace implements AutoCloseable {
   /** An open file of the namespace (it stays alive while open), or -1: this process's own. */
   private final int fd;
 
-  NodeNamespace(Kernel kernel) {
+  public NodeNamespace(Kernel kernel) {
     fd = kernel.local() ? -1 : openOf(kernel);
   }
 
@@ -60,7 +61,7 @@ final class NodeNamespace implements AutoCloseable {
   }
 
   /** Threads that run in the namespace (daemon threads, named {@code name-N}). */
-  ThreadFactory threads(String name) {
+  public ThreadFactory threads(String name) {
     AtomicInteger n = new AtomicInteger();
     return r -> {
       Thread t = new Thread(() -> {

@@ -7,14 +7,9 @@ import io.natgate.dataplane.DestinationSets;
 import io.natgate.dataplane.Kernel;
 import io.natgate.peers.PeerCodec;
 import io.natgate.peers.PeerView;
-import io.natgate.peers.SequenceClock;
-import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
-import java.nio.channels.ClosedChannelException;
-import java.nio.channels.DatagramChannel;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -24,10 +19,7 @@ import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.jboss.logging.Logger;
 
@@ -50,21 +42,17 @@ final class PairExchange implements AutoCloseable {
   private final String self;
   private final int port;
   private final Kernel kernel;
-  private final NodeNamespace namespace;
   private final Supplier<Map<String, ? extends NodeGatewayState>> states;
   private final PairCodec encoder;
   private final PairCodec decoder;
   private final PairGuard guard = new PairGuard();
-  private final SequenceClock sequence = new SequenceClock();
-  private final Map<Long, CompletableFuture<Void>> pending = new ConcurrentHashMap<>();
   private final BlockingQueue<Job> jobs = new LinkedBlockingQueue<>();
   /** Set name to type; forgotten when an apply fails (the gateway role may have made it anew). */
   private final Map<String, String> types = new ConcurrentHashMap<>();
-  private final ScheduledExecutorService resender;
   private final Map<PeerView.Verdict, Counter> received = new EnumMap<>(PeerView.Verdict.class);
   private final Counter added;
   private final Counter applyErrors;
-  private volatile DatagramChannel channel;
+  private final NodeChannel channel;
   private final List<Thread> threads = new ArrayList<>();
   /** The names of the pairs this node's sets were given (a denied record names them). */
   private final AnsweredNames answered;
@@ -75,11 +63,10 @@ final class PairExchange implements AutoCloseable {
     this.answered = answered;
     this.port = port;
     this.kernel = kernel;
-    this.namespace = namespace;
     this.states = states;
     this.encoder = new PairCodec(key);
     this.decoder = new PairCodec(key);
-    this.resender = Executors.newSingleThreadScheduledExecutor(namespace.threads("natgate-dns-resend"));
+    this.channel = new NodeChannel("natgate-dns-pairs", namespace, RESEND);
     for (PeerView.Verdict v : PeerView.Verdict.values()) {
       if (v != PeerView.Verdict.ACCEPTED) {
         received.put(v, Counter.builder("natgate_agent_dns_pairs_rejected_total")
@@ -96,21 +83,8 @@ final class PairExchange implements AutoCloseable {
 
   /** Opens the socket in the node's namespace, then receives and applies in the background. */
   PairExchange start() {
-    CompletableFuture<DatagramChannel> opened = new CompletableFuture<>();
-    Thread receiver = namespace.threads("natgate-dns-pairs").newThread(() -> {
-      try {
-        channel = DatagramChannel.open(StandardProtocolFamily.INET).bind(new InetSocketAddress("0.0.0.0", port));
-        opened.complete(channel);
-      } catch (IOException | RuntimeException e) {
-        opened.completeExceptionally(e);
-        return;
-      }
-      receive();
-    });
-    receiver.start();
-    threads.add(receiver);
-    opened.join();
-    Thread applier = namespace.threads("natgate-dns-apply").newThread(this::applyLoop);
+    channel.start(port, PeerCodec.MAX_LENGTH + 2048, this::receive);
+    Thread applier = channel.threads("natgate-dns-apply").newThread(this::applyLoop);
     applier.start();
     threads.add(applier);
     return this;
@@ -140,64 +114,35 @@ final class PairExchange implements AutoCloseable {
   }
 
   private void sendUntilAcked(PairMessage.Pairs m, InetSocketAddress to, CompletableFuture<Void> done) {
-    if (done.isDone()) {
-      return;
-    }
-    long seq = send(m, to);
-    if (seq != 0) {
-      pending.put(seq, done);
-      done.whenComplete((v, e) -> pending.remove(seq));
-    }
-    resender.schedule(() -> sendUntilAcked(m, to, done), RESEND.toMillis(), TimeUnit.MILLISECONDS);
+    channel.sendUntilAcked(seq -> encode(m, seq), to, done);
   }
 
-  /** Sends with the next sequence number (in order: a receiver refuses one below the last it took); 0 if not sent. */
-  private long send(PairMessage m, SocketAddress to) {
-    synchronized (encoder) {
-      long seq = sequence.next(System.currentTimeMillis());
-      PairMessage numbered = m instanceof PairMessage.Pairs p
-          ? new PairMessage.Pairs(self, seq, p.relayed(), p.gateway(), p.fqdn(), p.pairs())
-          : new PairMessage.Ack(self, seq, ((PairMessage.Ack) m).acked());
-      try {
-        channel.send(ByteBuffer.wrap(encoder.encode(numbered)), to);
-        return seq;
-      } catch (IOException e) {
-        LOG.debugf("could not send DNS pairs to %s: %s", to, e.getMessage());
-        return 0;
-      }
-    }
+  private void send(PairMessage m, SocketAddress to) {
+    channel.send(seq -> encode(m, seq), to);
   }
 
-  private void receive() {
-    ByteBuffer buffer = ByteBuffer.allocate(PeerCodec.MAX_LENGTH + 2048);
-    while (!Thread.currentThread().isInterrupted()) {
-      SocketAddress from;
-      try {
-        buffer.clear();
-        from = channel.receive(buffer);
-      } catch (ClosedChannelException e) {
-        return;
-      } catch (IOException e) {
-        LOG.warnf("DNS pairs socket: %s", e.getMessage());
-        continue;
-      }
-      Optional<PairMessage> decoded = decoder.decode(buffer.array(), buffer.position());
-      if (decoded.isEmpty()) {
-        received.get(PeerView.Verdict.MAC).increment();
-      } else if (decoded.get() instanceof PairMessage.Ack a) {
-        CompletableFuture<Void> done = pending.remove(a.acked());
-        if (done != null) {
-          done.complete(null);
-        }
-      } else if (decoded.get() instanceof PairMessage.Pairs p) {
-        Map<String, ? extends NodeGatewayState> now = states.get();
-        PeerView.Verdict v = guard.check(p, now::get, System.currentTimeMillis());
-        if (v == PeerView.Verdict.ACCEPTED) {
-          jobs.add(new Job(p, from, null));
-        } else {
-          received.get(v).increment();
-          LOG.debugf("refused DNS pairs from %s (%s): %s", p.sender(), from, v.label());
-        }
+  /** Numbered, then encoded (under the channel's lock: one encoder). */
+  private byte[] encode(PairMessage m, long seq) {
+    PairMessage numbered = m instanceof PairMessage.Pairs p
+        ? new PairMessage.Pairs(self, seq, p.relayed(), p.gateway(), p.fqdn(), p.pairs())
+        : new PairMessage.Ack(self, seq, ((PairMessage.Ack) m).acked());
+    return encoder.encode(numbered);
+  }
+
+  private void receive(ByteBuffer buffer, SocketAddress from) {
+    Optional<PairMessage> decoded = decoder.decode(buffer.array(), buffer.position());
+    if (decoded.isEmpty()) {
+      received.get(PeerView.Verdict.MAC).increment();
+    } else if (decoded.get() instanceof PairMessage.Ack a) {
+      channel.acked(a.acked());
+    } else if (decoded.get() instanceof PairMessage.Pairs p) {
+      Map<String, ? extends NodeGatewayState> now = states.get();
+      PeerView.Verdict v = guard.check(p, now::get, System.currentTimeMillis());
+      if (v == PeerView.Verdict.ACCEPTED) {
+        jobs.add(new Job(p, from, null));
+      } else {
+        received.get(v).increment();
+        LOG.debugf("refused DNS pairs from %s (%s): %s", p.sender(), from, v.label());
       }
     }
   }
@@ -289,14 +234,6 @@ final class PairExchange implements AutoCloseable {
   @Override
   public void close() {
     threads.forEach(Thread::interrupt);
-    resender.shutdownNow();
-    try {
-      if (channel != null) {
-        channel.close();
-      }
-    } catch (IOException e) {
-      // closing anyway
-    }
-    pending.values().forEach(f -> f.cancel(false));
+    channel.close();
   }
 }

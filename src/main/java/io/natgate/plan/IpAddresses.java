@@ -20,6 +20,14 @@ public final class IpAddresses {
     return v;
   }
 
+  /** Whether the IPv4 address lies in the IPv4 CIDR (a.b.c.d/n; a bare address is a /32). */
+  public static boolean inCidr(String ip, String cidr) {
+    int slash = cidr.indexOf('/');
+    int bits = slash < 0 ? 32 : Integer.parseInt(cidr.substring(slash + 1));
+    long mask = bits == 0 ? 0 : (0xffffffffL << (32 - bits)) & 0xffffffffL;
+    return (toLong(ip) & mask) == (toLong(slash < 0 ? cidr : cidr.substring(0, slash)) & mask);
+  }
+
   /**
    * Rendezvous hashing: each pod IP goes to the egress IP with the highest hash of the pair, so adding or removing
    * one egress IP moves only the pods that were (or will be) on it.

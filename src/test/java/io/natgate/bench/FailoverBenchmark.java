@@ -59,6 +59,9 @@ public final class FailoverBenchmark {
     List<Long> podToSnat = new ArrayList<>();
     List<Long> cniGateway = new ArrayList<>();
     List<Long> cniDirector = new ArrayList<>();
+    List<Long> cniUnheard = new ArrayList<>();
+    List<Long> stateListed = new ArrayList<>();
+    int[] firstAttempt = new int[2]; // director pods whose first connection attempt was answered: told, not heard
     Map<String, Long> cniSources = new java.util.TreeMap<>();
     try (NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2); ControlPlane cp = new ControlPlane()) {
       lab.start();
@@ -103,16 +106,38 @@ public final class FailoverBenchmark {
           Prober joining = lab.startProbing(late, Duration.ofMillis(10));
           Instant created = Instant.now();
           e2e.cluster().runningPod("payments", "late", "node-2", late.ip(), Map.of());
+          // Where the time goes: the operator (plan, node state written), then the agent (apply) and the probe.
+          var listed = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            waitFor(() -> lists(cp, "node-2", late.ip()), Duration.ofSeconds(30));
+            return Duration.between(created, Instant.now()).toMillis();
+          });
           waitFor(() -> lab.seenSource(late).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
           podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
               .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
-          System.out.printf("new pod %d: %d ms%n", i + 1, podToSnat.get(i));
+          stateListed.add(listed.join());
+          System.out.printf("new pod %d: %d ms (node state listed it after %d ms)%n", i + 1, podToSnat.get(i),
+              stateListed.get(i));
           if (noCni == null) {
             LabNode gatewayNode = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
-            cniGateway.add(cniPodStart(cp, lab, chains.get(gatewayNode), gatewayNode, "cni-g" + i, cniSources));
-            cniDirector.add(cniPodStart(cp, lab, chains.get(lab.node(3)), lab.node(3), "cni-d" + i, cniSources));
-            System.out.printf("CNI pod %d: %d ms on the gateway node, %d ms on a director%n", i + 1,
-                cniGateway.get(i), cniDirector.get(i));
+            LabNode director = lab.nodes().stream().filter(n -> n != gatewayNode).findFirst().orElseThrow();
+            cniGateway.add(cniPodStart(cp, lab, chains.get(gatewayNode), gatewayNode, "cni-g" + i, cniSources).ms());
+            CniStart told = cniPodStart(cp, lab, chains.get(director), director, "cni-d" + i, cniSources);
+            // Side by side, the behaviour before natgate-cni told the gateway: its port dropped at the gateway node,
+            // the director's ADD waits out its bound and returns (the pod is dropped there until the operator lists it).
+            String drop = "INPUT -p udp --dport " + io.natgate.Defaults.CNI_SOURCE_PORT + " -j DROP";
+            lab.exec(gatewayNode.ns(), ("iptables -I " + drop).split(" "));
+            CniStart unheard;
+            try {
+              unheard = cniPodStart(cp, lab, chains.get(director), director, "cni-u" + i, cniSources);
+            } finally {
+              lab.exec(gatewayNode.ns(), ("iptables -D " + drop).split(" "));
+            }
+            cniDirector.add(told.ms());
+            cniUnheard.add(unheard.ms());
+            firstAttempt[0] += told.firstAttemptAnswered() ? 1 : 0;
+            firstAttempt[1] += unheard.firstAttemptAnswered() ? 1 : 0;
+            System.out.printf("CNI pod %d: %d ms on the gateway node, %d ms on a director, %d ms on a director whose "
+                + "gateway did not hear it%n", i + 1, cniGateway.get(i), told.ms(), unheard.ms());
           }
           e2e.cluster().deletePod("payments", "late");
           waitFor(() -> lab.seenSource(late).equals(Optional.of(lab.node(2).ip())), Duration.ofSeconds(30));
@@ -127,9 +152,14 @@ public final class FailoverBenchmark {
     print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
     print("connections seen with another source during a failover", leaked, "");
     print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
+    print("  of which: pod IP in the API -> the node state lists it", stateListed, "ms");
     if (!cniGateway.isEmpty()) {
       print("natgate-cni: ADD returned -> first answer with the egress IP, gateway node", cniGateway, "ms");
       print("natgate-cni: ADD returned -> first answer with the egress IP, director", cniDirector, "ms");
+      print("natgate-cni: the same, director whose gateway does not hear it", cniUnheard, "ms");
+      System.out.printf("natgate-cni director pods whose first connection attempt was answered: %d of %d (gateway "
+          + "told at ADD), %d of %d (gateway not hearing the director)%n", firstAttempt[0], cniDirector.size(),
+          firstAttempt[1], cniUnheard.size());
       System.out.printf("natgate-cni pods: packets at the external host by source %s (only %s expected); %d ADDs "
           + "failed and were retried%n", cniSources, EGRESS_IP, FAILED_ADDS.get());
     }
@@ -139,7 +169,11 @@ public final class FailoverBenchmark {
    * A pod started as a runtime starts it (the CNI chain, then the kubelet's status write), probing from the moment
    * ADD returned: time to its first connection answered with the egress IP; counts its packets by source.
    */
-  static long cniPodStart(ControlPlane cp, NetworkLab lab, CniChain chain, LabNode node, String name,
+  /** @param firstAttemptAnswered its first probe (one SYN: each probe ends before TCP would send it again) answered */
+  record CniStart(long ms, boolean firstAttemptAnswered) {
+  }
+
+  static CniStart cniPodStart(ControlPlane cp, NetworkLab lab, CniChain chain, LabNode node, String name,
       Map<String, Long> sources) throws Exception {
     var admin = cp.admin();
     admin.pods().inNamespace("payments").resource(new io.fabric8.kubernetes.api.model.PodBuilder().withNewMetadata()
@@ -167,12 +201,14 @@ public final class FailoverBenchmark {
         .withPodIP(added.podIP()).addNewPodIP(added.podIP()).build());
     admin.pods().inNamespace("payments").resource(pod).updateStatus();
     waitFor(() -> lab.seenSource(sandbox, port).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
-    long ms = Prober.firstAnswer(prober.stop(), start, EGRESS_IP).map(t -> Duration.between(start, t).toMillis())
+    List<Prober.Probe> probes = prober.stop();
+    long ms = Prober.firstAnswer(probes, start, EGRESS_IP).map(t -> Duration.between(start, t).toMillis())
         .orElse(-1L);
+    boolean firstAttempt = !probes.isEmpty() && probes.get(0).source().equals(Optional.of(EGRESS_IP));
     lab.arrivals(port).forEach((source, n) -> sources.merge(source, n - before.getOrDefault(source, 0L), Long::sum));
     chain.del(sandbox, "payments", name);
     admin.pods().inNamespace("payments").withName(name).withGracePeriod(0).delete();
-    return ms;
+    return new CniStart(ms, firstAttempt);
   }
 
   static void print(String what, List<Long> values, String unit) {
@@ -183,6 +219,13 @@ public final class FailoverBenchmark {
 
   static long percentile(List<Long> sorted, int p) {
     return sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
+  }
+
+  /** Whether the node's state for the gateway lists the pod (steered or SNATed). */
+  static boolean lists(ControlPlane cp, String node, String podIP) {
+    return cp.admin().resources(EgressNodeState.class).withField("spec.nodeName", node).list().getItems().stream()
+        .anyMatch(s -> s.getSpec().steer.stream().anyMatch(st -> st.sources.contains(podIP))
+            || s.getSpec().snat.stream().anyMatch(sn -> sn.sources.contains(podIP)));
   }
 
   static boolean applied(ControlPlane cp, LabNode n) {

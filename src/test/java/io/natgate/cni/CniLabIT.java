@@ -9,6 +9,8 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.api.model.PodStatusBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.api.v1alpha1.EgressGateway;
@@ -17,6 +19,7 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.Sources;
 import io.natgate.lab.CniChain;
+import io.natgate.peers.PeerKey;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -81,9 +84,15 @@ class CniLabIT {
     Assumptions.assumeTrue(unavailable == null, unavailable);
   }
 
-  /** @param first the source the external host saw for the pod's first connection, and how long it took (ms) */
+  /** Director pods started while the gateway node cannot hear their agent (the old behaviour, side by side). */
+  static final int UNHEARD_PODS = Math.max(2, PODS / 5);
+
+  /**
+   * @param first       the source the external host saw for the pod's first connection, and how long it took (ms)
+   * @param synRetrans  SYNs the pod's kernel sent again for that connection (0: its first SYN was answered)
+   */
   record Started(String name, String sandbox, LabNode node, String ip, CompletableFuture<Optional<String>> first,
-      CompletableFuture<Long> firstMillis) {
+      CompletableFuture<Long> firstMillis, CompletableFuture<Long> synRetrans) {
   }
 
   @Test
@@ -102,29 +111,52 @@ class CniLabIT {
       cluster.node(gatewayNode.name(), gatewayNode.ip(), Map.of("natgate.io/cni-lab", "egress"));
       cluster.node(worker.name(), worker.ip(), Map.of());
       cluster.namespace(NAMESPACE, Map.of("team", NAMESPACE));
+      PeerKey.ensure(admin, ControlPlane.OPERATOR_NAMESPACE); // the operator's part (this one runs without peer groups)
       Path socket1 = dir.resolve("agent-1/cni.sock");
       Path socket2 = dir.resolve("agent-2/cni.sock");
-      agents.add(LabAgent.startWithCni(controlPlane, lab, gatewayNode, link1, socket1));
-      agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2));
+      var gatewayMetrics = new SimpleMeterRegistry();
+      var workerMetrics = new SimpleMeterRegistry();
+      agents.add(LabAgent.startWithCni(controlPlane, lab, gatewayNode, link1, socket1, gatewayMetrics));
+      agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2, workerMetrics));
       admin.resource(gateway()).create();
       await().atMost(Duration.ofSeconds(30)).until(() -> lab.holds(gatewayNode, EGRESS_IP));
       Map<LabNode, CniChain> chains = Map.of(gatewayNode, new CniChain(lab, gatewayNode, dir, socket1),
           worker, new CniChain(lab, worker, dir, socket2));
+      // Both agents talk to each other (once they have the peer key, which the operator creates).
+      await().atMost(Duration.ofSeconds(30)).until(() -> List.of(gatewayMetrics, workerMetrics).stream()
+          .allMatch(m -> m.find("natgate_agent_cni_sources_refused_total").counter() != null));
       lab.resetArrivals();
 
       for (int i = 0; i < PODS; i++) {
-        LabNode node = i % 2 == 0 ? gatewayNode : worker;
-        String name = "p" + i;
-        createPod(admin, name, node);
-        String sandbox = lab.newNamespace("s" + i);
-        CniChain.Outcome added = chains.get(node).add(sandbox, NAMESPACE, name);
-        assertThat(added.exit()).as("ADD of %s: %s %s", name, added.out(), added.err()).isZero();
-        // The pod's first action, while the kubelet writes its IP into the API (the operator plans from there).
-        long start = System.nanoTime();
-        var first = CompletableFuture.supplyAsync(() -> lab.seenSource(sandbox, NetworkLab.ECHO_PORT));
-        var took = first.thenApply(seen -> (System.nanoTime() - start) / 1_000_000);
-        runningWithIP(admin, name, added.podIP());
-        pods.add(new Started(name, sandbox, node, added.podIP(), first, took));
+        pods.add(start(admin, chains, i % 2 == 0 ? gatewayNode : worker, "p" + i, "s" + i));
+      }
+      // The director's ADDs waited for the gateway node: each acknowledged, or counted as not.
+      await().atMost(Duration.ofSeconds(30)).until(() -> confirms(workerMetrics, "acked")
+          + confirms(workerMetrics, "timeout") == PODS / 2);
+      long acked = confirms(workerMetrics, "acked");
+
+      // Side by side: the gateway node cannot hear the director's agent (its port dropped): the ADD waits out its
+      // bound and returns anyway (counted), the pod is steered and its first SYNs are dropped at the gateway until
+      // the operator lists it: late, never as the node.
+      List<Started> unheard = new ArrayList<>();
+      String drop = "INPUT -p udp --dport " + Defaults.CNI_SOURCE_PORT + " -j DROP";
+      lab.exec(gatewayNode.ns(), ("iptables -I " + drop).split(" "));
+      try {
+        for (int i = 0; i < UNHEARD_PODS; i++) {
+          unheard.add(start(admin, chains, worker, "u" + i, "su" + i));
+        }
+        for (Started p : unheard) {
+          p.synRetrans().join();
+        }
+      } finally {
+        lab.exec(gatewayNode.ns(), ("iptables -D " + drop).split(" "));
+      }
+      assertThat(confirms(workerMetrics, "timeout")).as("ADDs not acknowledged")
+          .isEqualTo(PODS / 2 - acked + UNHEARD_PODS);
+      pods.addAll(unheard);
+
+      for (Started p : pods) {
+        p.synRetrans().join(); // before any other connection of the pod's
       }
       for (Started p : pods) {
         await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
@@ -136,22 +168,36 @@ class CniLabIT {
           Long::sum));
       System.out.printf("%d pods: packets at the external host by source %s; first connections %s%n", PODS, arrivals,
           firstAnswered);
-      for (LabNode n : lab.nodes()) {
-        List<Long> ms = pods.stream().filter(p -> p.node() == n && p.first().join().isPresent())
-            .map(p -> p.firstMillis().join()).sorted().toList();
+      Map<String, List<Started>> groups = new LinkedHashMap<>();
+      lab.nodes().forEach(n -> groups.put(n.name(), pods.stream().filter(p -> p.node() == n && !unheard.contains(p))
+          .toList()));
+      groups.put(worker.name() + ", gateway not hearing it", unheard);
+      groups.forEach((group, started) -> {
+        List<Long> ms = started.stream().filter(p -> p.first().join().isPresent()).map(p -> p.firstMillis().join())
+            .sorted().toList();
         if (!ms.isEmpty()) {
           System.out.printf("%s: CNI ADD returned -> first connection answered, n=%d p50=%d ms p95=%d ms max=%d ms%n",
-              n.name(), ms.size(), ms.get((ms.size() - 1) / 2), ms.get((int) Math.ceil(0.95 * ms.size()) - 1),
+              group, ms.size(), ms.get((ms.size() - 1) / 2), ms.get((int) Math.ceil(0.95 * ms.size()) - 1),
               ms.get(ms.size() - 1));
         }
-      }
+      });
+      List<Started> told = pods.stream().filter(p -> p.node() == worker && !unheard.contains(p)).toList();
+      long firstSynAnswered = told.stream().filter(p -> p.synRetrans().join() == 0).count();
+      long unheardFirstSyn = unheard.stream().filter(p -> p.synRetrans().join() == 0).count();
+      System.out.printf("director pods whose first SYN was answered (no SYN retransmitted): gateway told at ADD %d of %d "
+          + "(%d ADDs acknowledged), gateway not hearing the director %d of %d%n", firstSynAnswered, told.size(), acked,
+          unheardFirstSyn, unheard.size());
       assertThat(arrivals.keySet()).as("sources the external host saw").containsOnly(EGRESS_IP);
+      // Every ADD the gateway node acknowledged had the pod in its sets: that pod's first SYN was answered.
+      assertThat(told.size() - firstSynAnswered).as("director pods that sent a SYN again")
+          .isLessThanOrEqualTo(told.size() - acked);
       // On the node holding the egress IP, the very first connection already leaves with it.
       assertThat(pods.stream().filter(p -> p.node() == gatewayNode).map(p -> p.first().join()))
           .allMatch(seen -> seen.equals(Optional.of(EGRESS_IP)));
 
       // The worker's agent restarts between a pod's ADD and the kubelet's status write: the pod stays steered (the
-      // gateway drops it until the operator lists it), never leaves as the node.
+      // gateway SNATs it as told at ADD, or drops it until the operator lists it if it was not), never leaves as the
+      // node.
       createPod(admin, "restarted", worker);
       String restartedSandbox = lab.newNamespace("restarted");
       CniChain.Outcome early = chains.get(worker).add(restartedSandbox, NAMESPACE, "restarted");
@@ -159,12 +205,13 @@ class CniLabIT {
       agents.remove(1).close();
       agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2));
       await().atMost(Duration.ofSeconds(30)).until(agents.get(1)::ready);
-      assertThat(lab.seenSource(restartedSandbox, NetworkLab.ECHO_PORT)).isEmpty();
+      assertThat(lab.seenSource(restartedSandbox, NetworkLab.ECHO_PORT)).isIn(Optional.empty(), Optional.of(EGRESS_IP));
       runningWithIP(admin, "restarted", early.podIP());
       await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
           .until(() -> lab.seenSource(restartedSandbox, NetworkLab.ECHO_PORT).equals(Optional.of(EGRESS_IP)));
       pods.add(new Started("restarted", restartedSandbox, worker, early.podIP(),
-          CompletableFuture.completedFuture(Optional.empty()), CompletableFuture.completedFuture(0L)));
+          CompletableFuture.completedFuture(Optional.empty()), CompletableFuture.completedFuture(0L),
+          CompletableFuture.completedFuture(0L)));
 
       // The worker's agent stops: its pods keep the egress IP (the kernel state stays), a new pod cannot start.
       agents.remove(1).close();
@@ -234,6 +281,35 @@ class CniLabIT {
         admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(n.name())).delete();
       }
     }
+  }
+
+  /**
+   * Starts a pod as the runtime does (ADD), then its first connection, while the kubelet writes its IP into the API
+   * (the operator plans from there).
+   */
+  private static Started start(KubernetesClient admin, Map<LabNode, CniChain> chains, LabNode node, String name,
+      String sandboxName) {
+    createPod(admin, name, node);
+    String sandbox = lab.newNamespace(sandboxName);
+    CniChain.Outcome added = chains.get(node).add(sandbox, NAMESPACE, name);
+    assertThat(added.exit()).as("ADD of %s: %s %s", name, added.out(), added.err()).isZero();
+    long start = System.nanoTime();
+    var first = CompletableFuture.supplyAsync(() -> lab.seenSource(sandbox, NetworkLab.ECHO_PORT));
+    var took = first.thenApply(seen -> (System.nanoTime() - start) / 1_000_000);
+    runningWithIP(admin, name, added.podIP());
+    return new Started(name, sandbox, node, added.podIP(), first, took, first.thenApply(seen -> synRetrans(sandbox)));
+  }
+
+  /** TCPSynRetrans of the namespace's kernel (the pod's own: a sandbox is a network namespace). */
+  static long synRetrans(String ns) {
+    List<String> lines = lab.exec(ns, "cat", "/proc/net/netstat").lines().filter(l -> l.startsWith("TcpExt:")).toList();
+    List<String> names = List.of(lines.get(0).split(" "));
+    return Long.parseLong(lines.get(1).split(" ")[names.indexOf("TCPSynRetrans")]);
+  }
+
+  private static long confirms(SimpleMeterRegistry metrics, String outcome) {
+    var c = metrics.find("natgate_agent_cni_gateway_confirms_total").tag("outcome", outcome).counter();
+    return c == null ? 0 : (long) c.count();
   }
 
   private static Map<String, KernelState> nodeStates() {

@@ -2,6 +2,7 @@ package io.natgate.testing;
 
 import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.natgate.Defaults;
 import io.natgate.agent.Agent;
@@ -36,7 +37,13 @@ public final class LabAgent {
 
   /** The same, also answering the natgate-cni plugin at {@code cniSocket} (the lab's gateways list their exclusions). */
   public static Agent startWithCni(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link, Path cniSocket) {
-    return create(cp, lab, n, link).withCni(cniSocket, List.of()).start();
+    return startWithCni(cp, lab, n, link, cniSocket, new SimpleMeterRegistry());
+  }
+
+  /** The same, counting into {@code metrics} (a test reads the agent's counters there). */
+  public static Agent startWithCni(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link, Path cniSocket,
+      MeterRegistry metrics) {
+    return create(cp, lab, n, link, metrics).withCni(cniSocket, List.of()).start();
   }
 
   /** The same, with the DNS path asking {@code upstream} (natgate.agent.dns.*; docs/dns-path.md). */
@@ -46,12 +53,16 @@ public final class LabAgent {
   }
 
   private static Agent create(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
+    return create(cp, lab, n, link, new SimpleMeterRegistry());
+  }
+
+  private static Agent create(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link, MeterRegistry metrics) {
     KubernetesClient client = cp.agentClient(n.name());
     KubernetesClient heartbeat = Heartbeat.client(new ConfigBuilder(client.getConfiguration())
         .withMasterUrl("https://127.0.0.1:" + link.port()).build(), FENCE_AFTER);
     // In this JVM the node IP is not local: peer heartbeats cannot be bound, so only Lease-rule groups work here.
     return new Agent(client, heartbeat, Agent.Settings.defaults(n.name(), n.ip(), null),
-        new Kernel(lab.nsCommandPrefix(n.ns())), new SimpleMeterRegistry());
+        new Kernel(lab.nsCommandPrefix(n.ns())), metrics);
   }
 
   private static ConnectionLog.Settings toFile(Path file) {
