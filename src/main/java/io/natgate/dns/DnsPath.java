@@ -5,6 +5,7 @@ import io.natgate.Defaults;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
+import io.natgate.peers.NodeNamespace;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;

@@ -3,6 +3,7 @@ package io.natgate.dns;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.natgate.api.v1alpha1.FailurePolicy;
+import io.natgate.peers.NodeNamespace;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;

@@ -5,6 +5,8 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.DestinationSets;
 import io.natgate.dataplane.Kernel;
+import io.natgate.peers.NodeChannel;
+import io.natgate.peers.NodeNamespace;
 import io.natgate.peers.PeerCodec;
 import io.natgate.peers.PeerView;
 import java.net.InetSocketAddress;

@@ -1,5 +1,6 @@
 package io.natgate.dns;
 
+import io.natgate.peers.NodeNamespace;
 import static io.natgate.dns.DnsLab.ALLOWED;
 import static io.natgate.dns.DnsLab.BELOW_WILDCARD;
 import static io.natgate.dns.DnsLab.BLOCKED;

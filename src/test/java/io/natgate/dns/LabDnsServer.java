@@ -1,6 +1,7 @@
 package io.natgate.dns;
 
 import io.natgate.dataplane.Kernel;
+import io.natgate.peers.NodeNamespace;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;

@@ -1,4 +1,4 @@
-package io.natgate.dns;
+package io.natgate.peers;
 
 import io.natgate.peers.SequenceClock;
 import java.io.IOException;

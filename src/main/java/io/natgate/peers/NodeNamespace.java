@@ -1,4 +1,4 @@
-package io.natgate.dns;
+package io.natgate.peers;
 
 import com.sun.jna.LastErrorException;
 import com.sun.jna.Library;
@@ -13,7 +13,8 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The network namespace the kernel commands run in, for the DNS path's sockets: a socket belongs to the namespace
+ * The network namespace the kernel commands run in, for the agent-to-agent sockets (the DNS path, natgate-cni): a
+ * socket belongs to the namespace
  * of the thread that opened it (natgate-cni's source exchange uses it too). The agent runs in the node's own
  * (nothing to do); a lab agent in a test's JVM runs
  * its commands in a lab node's, and its DNS threads move there first (setns, through libc with JNA).
