@@ -14,10 +14,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The network namespace the kernel commands run in, for the agent-to-agent sockets (the DNS path, natgate-cni): a
- * socket belongs to the namespace
- * of the thread that opened it (natgate-cni's source exchange uses it too). The agent runs in the node's own
- * (nothing to do); a lab agent in a test's JVM runs
- * its commands in a lab node's, and its DNS threads move there first (setns, through libc with JNA).
+ * socket belongs to the namespace of the thread that opened it. The agent runs in the node's own (nothing to do); a
+ * lab agent in a test's JVM runs its commands in a lab node's, and its socket threads move there first (setns, through
+ * libc with JNA).
  */
 public final class NodeNamespace implements AutoCloseable {
   private static final int CLONE_NEWNET = 0x40000000;
