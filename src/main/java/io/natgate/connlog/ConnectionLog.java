@@ -200,7 +200,8 @@ public final class ConnectionLog implements AutoCloseable {
     while (!closed && !me.isInterrupted()) {
       try {
         kernel.writeSysctls(SYSCTLS);
-        try (EventSocket socket = inNamespace(netns -> new EventSocket(netns, settings.socketBufferBytes()))) {
+        try (EventSocket socket = inNamespace(netns -> new EventSocket(netns, settings.socketBufferBytes(),
+            DataplaneSettings.LOG_CTMARK))) {
           listening.countDown();
           long nextSweep = System.nanoTime();
           long drops = 0;
@@ -332,7 +333,7 @@ public final class ConnectionLog implements AutoCloseable {
     }
     for (ConntrackEvent e : events) {
       if ((e.mark() & Integer.toUnsignedLong(DataplaneSettings.LOG_CTMARK)) == 0) {
-        continue; // not a connection natgate translates for a gateway with the log on
+        continue; // not a connection natgate translates for a gateway with the log on (the socket's filter drops them)
       }
       if (queue.offer(e)) {
         queued.incrementAndGet();
