@@ -50,7 +50,8 @@ import java.util.regex.Pattern;
  * Arguments: {@code throughput} and/or {@code programming} (default both); system properties
  * {@code bench.runs} (throughput runs, default 7), {@code bench.seconds} (per iperf3 run, 5),
  * {@code bench.repeats} (programming-time repeats, 5), {@code bench.warmup-seconds} (an unmeasured first phase of each
- * connections configuration, 5; 0 for none). Results and how to read them: docs/benchmarks.md.
+ * connections configuration, 5; 0 for none), {@code bench.time-wait-seconds} (conntrack's TIME_WAIT on the gateway
+ * for the connections part, so that end records come within the runs; 0, the default, keeps the kernel's 120 s). Results and how to read them: docs/benchmarks.md.
  *
  * <p>Throughput: iperf3 from a pod to the external host: (a) the lab's CNI path with no natgate rules, (b) the
  * pod on the gateway node, SNATed there, (c) the pod on the other node, steered through the tunnel to the gateway;
@@ -79,6 +80,7 @@ public final class DataplaneBenchmark {
   private final int seconds = Integer.getInteger("bench.seconds", 5);
   private final int repeats = Integer.getInteger("bench.repeats", 5);
   private final int warmupSeconds = Integer.getInteger("bench.warmup-seconds", 5);
+  private final int timeWaitSeconds = Integer.getInteger("bench.time-wait-seconds", 0);
   private final Set<String> peers = ConcurrentHashMap.newKeySet();
 
   private DataplaneBenchmark(NetworkLab lab) {
@@ -393,13 +395,20 @@ public final class DataplaneBenchmark {
     // writer: nothing else runs in it during a phase).
     Map<String, List<Double>> machineCpu = new LinkedHashMap<>();
     Map<String, List<Double>> agentCpu = new LinkedHashMap<>();
+    // How long the JIT compiled meanwhile (elapsed, so under load an upper bound of its CPU; none once all is compiled).
+    Map<String, List<Double>> jit = new LinkedHashMap<>();
+    var compiler = java.lang.management.ManagementFactory.getCompilationMXBean();
     var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
     long made = 0;
     long failed = 0;
     try (var log = new ConnectionLog(new Kernel(lab.nsCommandPrefix(gateway.ns())), gateway.name(), settings,
         registry)) {
-      System.out.printf("%nconnections per second, %d runs of %d s, two pods at once; %s%n", runs, seconds,
-          loadAverage());
+      if (timeWaitSeconds > 0) {
+        lab.exec(gateway.ns(), "sysctl", "-q", "-w",
+            "net.netfilter.nf_conntrack_tcp_timeout_time_wait=" + timeWaitSeconds);
+      }
+      System.out.printf("%nconnections per second, %d runs of %d s, two pods at once, conntrack TIME_WAIT %s; %s%n",
+          runs, seconds, timeWaitSeconds > 0 ? timeWaitSeconds + " s" : "the kernel's", loadAverage());
       // An agent that runs for days compiled its record path long ago; this JVM has not: an unmeasured first phase
       // of each configuration lets it, so that the runs compare the two steady states.
       if (warmupSeconds > 0) {
@@ -422,6 +431,7 @@ public final class DataplaneBenchmark {
           gw.apply(Renderer.render(state, gw.settings()));
           long busyBefore = busyCpuNanos();
           long jvmBefore = os.getProcessCpuTime();
+          long jitBefore = compiler.getTotalCompilationTime();
           ConnectionRate r = connectionRate(pods, port, seconds);
           double rate = r.rate();
           long ok = r.ok();
@@ -432,6 +442,8 @@ public final class DataplaneBenchmark {
           String name = logging ? "log on" : "log off";
           machineCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((busyCpuNanos() - busyBefore) / 1e3 / ok);
           agentCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((os.getProcessCpuTime() - jvmBefore) / 1e3 / ok);
+          jit.computeIfAbsent(name, k -> new ArrayList<>())
+              .add((compiler.getTotalCompilationTime() - jitBefore) * 1e3 / ok);
           System.out.printf("  run %d %-8s %8.0f connections/s%n", run, name, rate);
           rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rate);
         }
@@ -449,9 +461,9 @@ public final class DataplaneBenchmark {
     long starts = Files.lines(file).filter(l -> l.contains("\"event\":\"start\"")).count();
     Files.deleteIfExists(file);
     System.out.printf("%n| configuration | connections/s p50 / p95 / max | machine CPU µs per connection p50 | "
-        + "agent (JVM) CPU µs per connection p50 |%n|---|---:|---:|---:|%n");
-    rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f |%n", name, stats(v).replace(".0", ""),
-        median(machineCpu.get(name)), median(agentCpu.get(name))));
+        + "agent (JVM) CPU µs per connection p50 | of which JIT compiling p50 |%n|---|---:|---:|---:|---:|%n");
+    rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f | %.1f |%n", name,
+        stats(v).replace(".0", ""), median(machineCpu.get(name)), median(agentCpu.get(name)), median(jit.get(name))));
     System.out.printf("%n| ratio | of medians | median of per-run ratios |%n|---|---:|---:|%n");
     ratio("log on / log off", rates.get("log on"), rates.get("log off"));
     System.out.printf("%nlog on: %,d connections made (and %,d failed), %,d start records, %.0f records dropped, "
