@@ -30,6 +30,7 @@ final class DeniedSocket implements AutoCloseable {
 
   private final int fd;
   private final byte[] buffer = new byte[1 << 16];
+  private final EventSocket.Receiver packets = new EventSocket.Receiver();
 
   /**
    * @param netns a network namespace file to open the socket in, or null for the caller's own; the calling thread
@@ -75,7 +76,7 @@ final class DeniedSocket implements AutoCloseable {
 
   /** Blocks up to half a second. */
   EventSocket.Received receive() {
-    return EventSocket.receive(fd, buffer, 0);
+    return packets.receive(fd, 0);
   }
 
   @Override

@@ -29,7 +29,7 @@ final class Sink implements AutoCloseable {
     handler.setFormatter(new Formatter() {
       @Override
       public String format(LogRecord r) {
-        return r.getMessage() + "\n";
+        return r.getMessage();
       }
     });
     handler.setErrorManager(new ErrorManager() {
@@ -68,10 +68,10 @@ final class Sink implements AutoCloseable {
     }
   }
 
-  /** False when the line could not be written. */
-  boolean write(String line) {
+  /** False when the lines (each ending with a line feed) could not be written. */
+  boolean write(String lines) {
     failed = false;
-    handler.publish(new LogRecord(Level.INFO, line));
+    handler.publish(new LogRecord(Level.INFO, lines));
     return !failed;
   }
 

@@ -49,7 +49,9 @@ import java.util.regex.Pattern;
  * (two nodes, one pod each). Prints tables; asserts only that traffic took the path it is measured for.
  * Arguments: {@code throughput} and/or {@code programming} (default both); system properties
  * {@code bench.runs} (throughput runs, default 7), {@code bench.seconds} (per iperf3 run, 5),
- * {@code bench.repeats} (programming-time repeats, 5). Results and how to read them: docs/benchmarks.md.
+ * {@code bench.repeats} (programming-time repeats, 5), {@code bench.warmup-seconds} (an unmeasured first phase of each
+ * connections configuration, 5; 0 for none), {@code bench.time-wait-seconds} (conntrack's TIME_WAIT on the gateway
+ * for the connections part, so that end records come within the runs; 0, the default, keeps the kernel's 120 s). Results and how to read them: docs/benchmarks.md.
  *
  * <p>Throughput: iperf3 from a pod to the external host: (a) the lab's CNI path with no natgate rules, (b) the
  * pod on the gateway node, SNATed there, (c) the pod on the other node, steered through the tunnel to the gateway;
@@ -77,6 +79,8 @@ public final class DataplaneBenchmark {
   private final int runs = Integer.getInteger("bench.runs", 7);
   private final int seconds = Integer.getInteger("bench.seconds", 5);
   private final int repeats = Integer.getInteger("bench.repeats", 5);
+  private final int warmupSeconds = Integer.getInteger("bench.warmup-seconds", 5);
+  private final int timeWaitSeconds = Integer.getInteger("bench.time-wait-seconds", 0);
   private final Set<String> peers = ConcurrentHashMap.newKeySet();
 
   private DataplaneBenchmark(NetworkLab lab) {
@@ -391,13 +395,35 @@ public final class DataplaneBenchmark {
     // writer: nothing else runs in it during a phase).
     Map<String, List<Double>> machineCpu = new LinkedHashMap<>();
     Map<String, List<Double>> agentCpu = new LinkedHashMap<>();
+    // How long the JIT compiled meanwhile (elapsed, so under load an upper bound of its CPU; none once all is compiled).
+    Map<String, List<Double>> jit = new LinkedHashMap<>();
+    var compiler = java.lang.management.ManagementFactory.getCompilationMXBean();
     var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
     long made = 0;
     long failed = 0;
     try (var log = new ConnectionLog(new Kernel(lab.nsCommandPrefix(gateway.ns())), gateway.name(), settings,
         registry)) {
-      System.out.printf("%nconnections per second, %d runs of %d s, two pods at once; %s%n", runs, seconds,
-          loadAverage());
+      if (timeWaitSeconds > 0) {
+        lab.exec(gateway.ns(), "sysctl", "-q", "-w",
+            "net.netfilter.nf_conntrack_tcp_timeout_time_wait=" + timeWaitSeconds);
+      }
+      System.out.printf("%nconnections per second, %d runs of %d s, two pods at once, conntrack TIME_WAIT %s; %s%n",
+          runs, seconds, timeWaitSeconds > 0 ? timeWaitSeconds + " s" : "the kernel's", loadAverage());
+      // An agent that runs for days compiled its record path long ago; this JVM has not: an unmeasured first phase
+      // of each configuration lets it, so that the runs compare the two steady states.
+      if (warmupSeconds > 0) {
+        for (boolean logging : List.of(false, true)) {
+          Map<String, NodeGatewayState> state = logging ? on : off;
+          log.update(state);
+          gw.apply(Renderer.render(state, gw.settings()));
+          ConnectionRate r = connectionRate(pods, port, warmupSeconds);
+          if (logging) {
+            made += r.ok();
+            failed += r.failed();
+          }
+        }
+        System.out.printf("  warm-up: %d s of each configuration, not measured%n", warmupSeconds);
+      }
       for (int run = 1; run <= runs; run++) {
         for (boolean logging : run % 2 == 1 ? List.of(false, true) : List.of(true, false)) {
           Map<String, NodeGatewayState> state = logging ? on : off;
@@ -405,7 +431,8 @@ public final class DataplaneBenchmark {
           gw.apply(Renderer.render(state, gw.settings()));
           long busyBefore = busyCpuNanos();
           long jvmBefore = os.getProcessCpuTime();
-          ConnectionRate r = connectionRate(pods, port);
+          long jitBefore = compiler.getTotalCompilationTime();
+          ConnectionRate r = connectionRate(pods, port, seconds);
           double rate = r.rate();
           long ok = r.ok();
           if (logging) {
@@ -415,6 +442,8 @@ public final class DataplaneBenchmark {
           String name = logging ? "log on" : "log off";
           machineCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((busyCpuNanos() - busyBefore) / 1e3 / ok);
           agentCpu.computeIfAbsent(name, k -> new ArrayList<>()).add((os.getProcessCpuTime() - jvmBefore) / 1e3 / ok);
+          jit.computeIfAbsent(name, k -> new ArrayList<>())
+              .add((compiler.getTotalCompilationTime() - jitBefore) * 1e3 / ok);
           System.out.printf("  run %d %-8s %8.0f connections/s%n", run, name, rate);
           rates.computeIfAbsent(name, k -> new ArrayList<>()).add(rate);
         }
@@ -432,9 +461,9 @@ public final class DataplaneBenchmark {
     long starts = Files.lines(file).filter(l -> l.contains("\"event\":\"start\"")).count();
     Files.deleteIfExists(file);
     System.out.printf("%n| configuration | connections/s p50 / p95 / max | machine CPU µs per connection p50 | "
-        + "agent (JVM) CPU µs per connection p50 |%n|---|---:|---:|---:|%n");
-    rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f |%n", name, stats(v).replace(".0", ""),
-        median(machineCpu.get(name)), median(agentCpu.get(name))));
+        + "agent (JVM) CPU µs per connection p50 | of which JIT compiling p50 |%n|---|---:|---:|---:|---:|%n");
+    rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f | %.1f |%n", name,
+        stats(v).replace(".0", ""), median(machineCpu.get(name)), median(agentCpu.get(name)), median(jit.get(name))));
     System.out.printf("%n| ratio | of medians | median of per-run ratios |%n|---|---:|---:|%n");
     ratio("log on / log off", rates.get("log on"), rates.get("log off"));
     System.out.printf("%nlog on: %,d connections made (and %,d failed), %,d start records, %.0f records dropped, "
@@ -486,7 +515,7 @@ public final class DataplaneBenchmark {
       for (int run = 1; run <= runs; run++) {
         for (boolean withList : run % 2 == 1 ? List.of(false, true) : List.of(true, false)) {
           gw.apply(Renderer.render(withList ? listed : none, gw.settings()));
-          ConnectionRate r = connectionRate(pods, port);
+          ConnectionRate r = connectionRate(pods, port, seconds);
           String name = withList ? "allow list of 128" : "no allow list";
           System.out.printf("  run %d %-17s %8.0f connections/s (%d made, %d failed)%n", run, name, r.rate(), r.ok(),
               r.failed());
@@ -518,12 +547,12 @@ public final class DataplaneBenchmark {
     return pods;
   }
 
-  /** Both pods connect to the external host as fast as 8 threads each can, for bench.seconds: {rate, made}. */
   /** Connections per second of the pods together, and how many they made and failed. */
   private record ConnectionRate(double rate, long ok, long failed) {
   }
 
-  private ConnectionRate connectionRate(List<LabPod> pods, int port) throws IOException {
+  /** Both pods connect to the external host as fast as 8 threads each can, for {@code seconds}. */
+  private ConnectionRate connectionRate(List<LabPod> pods, int port, int seconds) throws IOException {
     double rate = 0;
     long ok = 0;
     long failed = 0;
