@@ -199,6 +199,20 @@ class HoldDecisionTest {
     assertThat(HoldDecision.egressIPs(standby)).containsExactly(IP);
   }
 
+  /** Found on Kind: a standby that took the IP by quorum kept steering its own pod into the tunnel, unanswered. */
+  @Test
+  void aStandbyHoldingTheIpSnatsItsOwnPodsInsteadOfSteeringThem() {
+    var standby = state("b");
+    standby.peers.standby = List.of(new NodeGatewayState.Snat(IP, true, List.of("198.19.2.5", "198.19.3.2")));
+    standby.steer.add(new NodeGatewayState.Steer(IP, "a", "198.18.0.11", List.of("198.19.2.5")));
+    assertThat(HoldDecision.withHolding(standby, Set.of()).steer).as("not holding: steered to the holder")
+        .containsExactlyElementsOf(standby.steer);
+    NodeGatewayState holding = HoldDecision.withHolding(standby, Set.of(IP));
+    assertThat(holding.steer).as("holding: not steered").isEmpty();
+    assertThat(holding.snat).as("holding: SNATed here, its own pod with the others")
+        .containsExactly(new NodeGatewayState.Snat(IP, true, List.of("198.19.2.5", "198.19.3.2")));
+  }
+
   @Test
   void theRenderedStateKeepsEveryFieldButTheAddressesAsTheOperatorWroteThem() {
     var holder = state("a");
