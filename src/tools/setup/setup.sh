@@ -11,7 +11,8 @@ need_lab=false
 
 # command (or absolute path):Debian package, for the network lab (src/test/java/io/natgate/lab/NetworkLab.java checks the same) and
 # the agent (the data plane it drives).
-lab_tools=(ip:iproute2 iptables:iptables iptables-save:iptables iptables-restore:iptables ipset:ipset arping:arping
+lab_tools=(ip:iproute2 iptables:iptables iptables-save:iptables iptables-restore:iptables iptables-nft-save:iptables
+  iptables-legacy:iptables iptables-legacy-save:iptables ipset:ipset arping:arping
   conntrack:conntrack python3:python3 bash:bash timeout:coreutils
   /usr/lib/cni/ptp:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins)
 build_tools=(java mvn go)

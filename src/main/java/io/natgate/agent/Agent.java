@@ -21,6 +21,7 @@ import io.natgate.cni.CniEndpoint;
 import io.natgate.cni.LocalPods;
 import io.natgate.connlog.ConnectionLog;
 import io.natgate.dataplane.DataplaneSettings;
+import io.natgate.dataplane.IptablesBackend;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
@@ -176,7 +177,9 @@ public final class Agent implements AutoCloseable {
     int lifetime = (int) Math.max(1, (settings.heartbeatTimeout().toMillis() + 999) / 1000);
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
         settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime, snatPorts);
-    dataplane = new NodeDataplane(kernel, dp);
+    IptablesBackend.Choice iptables = IptablesBackend.detect(kernel);
+    LOG.infof("iptables backend %s", iptables);
+    dataplane = new NodeDataplane(kernel, dp, iptables.backend());
     nameSets = dataplane.nameSetType();
     if (!DestinationSets.TYPE.equals(nameSets)) {
       LOG.warnf("this kernel's ipset has no %s: allow lists' DNS names %s here (their other connections are "
@@ -379,7 +382,7 @@ public final class Agent implements AutoCloseable {
     try {
       CompletableFuture.runAsync(() -> {
         uninstalled = true;
-        dataplane.apply(KernelPlan.EMPTY);
+        dataplane.removeAll();
       }, worker).get(30, TimeUnit.SECONDS);
       LOG.info("uninstalled: natgate's kernel state removed");
     } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
@@ -431,7 +434,8 @@ public final class Agent implements AutoCloseable {
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
     Set<String> holding = holding();
     Map<String, NodeGatewayState> byGateway = new TreeMap<>();
-    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding)));
+    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding,
+        settings.nodeName())));
     Timer.Sample sample = Timer.start(metrics);
     boolean applied;
     try {

@@ -27,8 +27,6 @@ public class Kernel {
   public static final Map<String, String> TOOLS = Map.ofEntries(
       Map.entry("ip", "iproute2"),
       Map.entry("ipset", "ipset"),
-      Map.entry("iptables-save", "iptables"),
-      Map.entry("iptables-restore", "iptables"),
       Map.entry("iptables-legacy-save", "iptables"),
       Map.entry("iptables-legacy-restore", "iptables"),
       Map.entry("iptables-nft-save", "iptables"),
@@ -158,9 +156,10 @@ public class Kernel {
     return argv;
   }
 
-  public Observed observe(DataplaneSettings s) {
+  /** natgate's objects in the kernel, its chains as {@code iptables} shows them. */
+  public Observed observe(DataplaneSettings s, IptablesBackend iptables) {
     String links = run(null, "ip", "-j", "link", "show");
-    return Observed.parse(run(null, "iptables-save"), run(null, "ipset", "save"),
+    return Observed.parse(run(null, iptables.save()), run(null, "ipset", "save"),
         run(null, "ip", "-j", "address", "show", "dev", s.uplink()), links,
         run(null, "ip", "route", "show", "table", "all", "proto", String.valueOf(DataplaneSettings.ROUTE_PROTOCOL)),
         run(null, "ip", "-j", "rule", "list"), s, Observed.hasLink(links, s.tunnelDevice())
@@ -168,7 +167,7 @@ public class Kernel {
   }
 
   /** Runs the steps in the order {@link Changes} documents; {@code hold} runs step 5 (see {@link NodeDataplane}). */
-  public void apply(Changes c, Runnable hold) {
+  public void apply(Changes c, IptablesBackend iptables, Runnable hold) {
     batch("ip", c.release());
     batch("ip", c.ipBefore());
     writeSysctls(c.sysctls());
@@ -176,13 +175,33 @@ public class Kernel {
       run(c.ipsetBefore(), "ipset", "-exist", "restore");
     }
     for (String restore : c.iptables()) {
-      run(restore, "iptables-restore", "--noflush", "-w", "5");
+      restore(iptables, restore);
     }
     hold.run();
     if (!c.ipsetAfter().isEmpty()) {
       run(c.ipsetAfter(), "ipset", "-exist", "restore");
     }
     batch("ip", c.ipAfter());
+  }
+
+  /**
+   * Removes natgate's chains, and the jumps to them, from {@code backend}: the restore runs it made (none when there
+   * were none). A backend that cannot be read here (a kernel without it) holds nothing of ours.
+   */
+  public List<String> removeChains(IptablesBackend backend) {
+    String save;
+    try {
+      save = run(null, backend.save());
+    } catch (KernelException e) {
+      return List.of();
+    }
+    List<String> runs = Changes.iptables(Observed.iptables(save), KernelPlan.EMPTY);
+    runs.forEach(r -> restore(backend, r));
+    return runs;
+  }
+
+  private void restore(IptablesBackend backend, String input) {
+    run(input, backend.restore(), "--noflush", "-w", "5");
   }
 
   void batch(String tool, String script) {

@@ -25,6 +25,7 @@ public final class NodeDataplane {
 
   private final Kernel kernel;
   private final DataplaneSettings settings;
+  private final IptablesBackend iptables;
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
   private volatile KernelPlan wanted = KernelPlan.EMPTY;
   /** Set when something outside an apply (the fence) changed the kernel: the next apply looks at it first. */
@@ -35,12 +36,25 @@ public final class NodeDataplane {
   private volatile boolean fenced;
   /** Egress IPs that an apply added (or was adding) here: what a fence removes. Guarded by {@code holdLock}. */
   private final Set<String> mayHold = new TreeSet<>();
+  /**
+   * Egress IPs whose lifetime {@link #refreshHeld()} extends: those the last apply added and still wants. Guarded by
+   * {@code holdLock}, not by this object's lock: a refresh never waits for an apply (under load an apply takes
+   * seconds, longer than the lifetime), and an apply takes an IP out of here before it releases it.
+   */
+  private final Set<String> refreshable = new TreeSet<>();
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
   private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
+  /** With iptables-nft, the default of kube-proxy's iptables wrapper and of Debian (tests; the agent detects it). */
   public NodeDataplane(Kernel kernel, DataplaneSettings settings) {
+    this(kernel, settings, IptablesBackend.NFT);
+  }
+
+  /** @param iptables the backend the node's rules are in ({@link IptablesBackend#detect}) */
+  public NodeDataplane(Kernel kernel, DataplaneSettings settings, IptablesBackend iptables) {
     this.kernel = kernel;
     this.settings = settings;
+    this.iptables = iptables;
   }
 
   /** Result of one apply: whether it changed anything (false: the kernel already matched), and the IPs announced. */
@@ -56,6 +70,12 @@ public final class NodeDataplane {
   public synchronized Result repair() {
     trusted = null;
     return converge();
+  }
+
+  /** Removes everything of natgate's from the kernel (uninstall), looking at it first, both iptables backends too. */
+  public synchronized Result removeAll() {
+    wanted = KernelPlan.EMPTY;
+    return repair();
   }
 
   /**
@@ -98,18 +118,16 @@ public final class NodeDataplane {
    * go unannounced (no gratuitous ARP: the neighbours keep the previous holder) and make the next apply's add fail
    * ("Address already assigned"), which is what a failover after a fence did before (4.6 s instead of 0.5 s).
    */
-  public synchronized void refreshHeld() {
-    Set<String> added = trusted == null ? Set.of() : trusted.held();
-    if (settings.addressLifetimeSeconds() == 0 || fenced || added == null || added.isEmpty()) {
-      return;
+  public void refreshHeld() {
+    synchronized (holdLock) {
+      if (settings.addressLifetimeSeconds() == 0 || fenced || refreshable.isEmpty()) {
+        return;
+      }
+      var script = new StringBuilder();
+      refreshable.forEach(ip -> script.append("address change ").append(ip).append("/32")
+          .append(settings.addressOptions()).append('\n'));
+      kernel.run(script.toString(), "ip", "-force", "-batch", "-");
     }
-    var script = new StringBuilder();
-    added.stream().filter(wanted.held()::contains).forEach(ip -> script.append("address change ").append(ip)
-        .append("/32").append(settings.addressOptions()).append('\n'));
-    if (script.isEmpty()) {
-      return;
-    }
-    kernel.run(script.toString(), "ip", "-force", "-batch", "-");
   }
 
   public boolean fenced() {
@@ -146,6 +164,10 @@ public final class NodeDataplane {
     return settings;
   }
 
+  public IptablesBackend iptables() {
+    return iptables;
+  }
+
   public KernelPlan wanted() {
     return wanted;
   }
@@ -156,7 +178,9 @@ public final class NodeDataplane {
       if (kernelChanged.getAndSet(false)) {
         trusted = null;
       }
-      Observed now = trusted != null ? trusted : kernel.observe(settings);
+      boolean looked = trusted == null;
+      boolean staleRemoved = false;
+      Observed now = looked ? kernel.observe(settings, iptables) : trusted;
       Changes changes = Changes.between(now, target, settings);
       announcers.entrySet().removeIf(a -> {
         boolean stop = !a.getValue().isAlive() || !target.held().contains(a.getKey());
@@ -166,18 +190,33 @@ public final class NodeDataplane {
         return stop;
       });
       var held = new AtomicBoolean(true);
+      synchronized (holdLock) {
+        refreshable.retainAll(target.held()); // before the release: no refresh puts a released IP back
+      }
       if (!changes.isEmpty()) {
-        kernel.apply(changes, () -> held.set(hold(changes)));
+        kernel.apply(changes, iptables, () -> held.set(hold(changes)));
       }
       trusted = held.get() ? Observed.after(target, now.uplinkMtu()) : null;
+      if (looked) {
+        // Looking at the kernel anyway: our chains in the other backend (left by a run that chose it) go too, once
+        // ours are in place in this one (so the node's own masquerade never gets those connections in between).
+        staleRemoved = !kernel.removeChains(iptables.other()).isEmpty();
+      }
       synchronized (holdLock) {
         if (!fenced) {
           mayHold.retainAll(target.held());
         }
+        refreshable.clear();
+        if (trusted != null && trusted.held() != null) { // null: an empty plan, nothing held
+          trusted.held().stream().filter(target.held()::contains).forEach(refreshable::add);
+        }
       }
-      return new Result(!changes.isEmpty(), held.get() ? changes.announce() : List.of());
+      return new Result(!changes.isEmpty() || staleRemoved, held.get() ? changes.announce() : List.of());
     } catch (RuntimeException e) {
       trusted = null;
+      synchronized (holdLock) {
+        refreshable.clear(); // not known to be there: a refresh would add it unannounced
+      }
       throw e;
     }
   }

@@ -94,6 +94,14 @@ public record Observed(Map<Hook, List<String>> chains, Map<Hook, List<Integer>> 
         Map.copyOf(sysctls));
   }
 
+  /** natgate's chains and jumps in one {@code iptables-save} output, and nothing else: what removing them needs. */
+  static Observed iptables(String save) {
+    Map<Hook, List<String>> chains = new EnumMap<>(Hook.class);
+    Map<Hook, List<Integer>> jumps = new EnumMap<>(Hook.class);
+    parseIptables(save, chains, jumps);
+    return new Observed(chains, jumps, Map.of(), null, Set.of(), Set.of(), Set.of(), false, 0, Map.of());
+  }
+
   /** Whether {@code ip -j link show} lists a device of that name. */
   static boolean hasLink(String linkJson, String name) {
     for (JsonNode link : json(linkJson)) {

@@ -81,6 +81,8 @@ public final class Renderer {
     final TreeMap<String, IpSet> sets = new TreeMap<>();
     final TreeSet<String> held = new TreeSet<>();
     private final List<String> mangle = new ArrayList<>();
+    /** Planned moves, on the node taking the IP: what arrives for it that no connection here knows (see below). */
+    private final List<String> strays = new ArrayList<>();
     private final List<String> snat = new ArrayList<>();
     private final List<String> invalid = new ArrayList<>();
     private final List<String> tunnelAccept = new ArrayList<>();
@@ -101,6 +103,9 @@ public final class Renderer {
       sets.put(excluded, new IpSet(excluded, "hash:net", netMembers(g.excludedCidrs)));
       String destinations = " -m set --match-set " + cidrs + " dst -m set ! --match-set " + excluded + " dst";
       g.snat.forEach(sn -> snat(gateway, sn, destinations, g.connectionLog != null));
+      if (g.peers != null) {
+        g.snat.stream().filter(sn -> sn.holdAddress).forEach(sn -> forwardStrays(sn.egressIP, g.peers));
+      }
       if (g.allow != null && !g.snat.isEmpty()) {
         // The DNS path fills these; they come and go with the gateway role, their members are left alone.
         g.allow.stream().filter(e -> e.fqdn != null && nameSets != null)
@@ -151,6 +156,28 @@ public final class Renderer {
     }
 
     /**
+     * A planned move is make-before-break: the releasing node keeps the IP while this node announces it, and the
+     * neighbours (the next hop, the directors) switch to this node when they get its gratuitous ARP. Connections the
+     * releasing node translated just before still get their replies here, where no conntrack entry knows them: this
+     * node's own stack would answer them with a reset. So, until the move is over, a TCP or UDP packet for the IP
+     * that no connection here knows (INVALID or NEW: a reply without its start) is copied to the releasing node
+     * (whose conntrack translates it back) and dropped here; the tunnel's own packets, addressed to the same IP, are
+     * left alone. One way only (the releasing node forwards nothing), so nothing goes back and forth.
+     */
+    private void forwardStrays(String egressIP, NodeGatewayState.Peers peers) {
+      peers.successions.stream().filter(x -> egressIP.equals(x.egressIP) && x.releasing != null)
+          .flatMap(x -> peers.members.stream().filter(m -> x.releasing.equals(m.name) && m.ip != null))
+          .findFirst().ifPresent(releasing -> {
+            String to = "-A " + Hook.MANGLE_PREROUTING.chain + " -d " + egressIP + "/32 -i " + s.uplink();
+            String unknown = " -m conntrack --ctstate INVALID,NEW -j ";
+            for (String protocol : List.of(" -p tcp", " -p udp -m udp ! --dport " + s.tunnelPort())) {
+              strays.add(to + protocol + unknown + "TEE --gateway " + releasing.ip);
+              strays.add(to + protocol + unknown + "DROP");
+            }
+          });
+    }
+
+    /**
      * Gateway role with an allow list: new connections of the egress IP's sources to destinations that go through
      * the gateway are checked against it (locally started ones and tunnelled ones alike).
      */
@@ -173,7 +200,8 @@ public final class Renderer {
 
     Map<Hook, List<String>> chains() {
       String tun = s.tunnelDevice();
-      var marks = new ArrayList<>(mangle);
+      var marks = new ArrayList<>(strays);
+      marks.addAll(mangle);
       if (steering) {
         // Remember in the connection that it was steered (see the drop of unmarked ones below).
         marks.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m mark ! --mark " + s.mark(0)

@@ -130,7 +130,22 @@ public final class HoldDecision {
    * each egress IP's address only when it is held.
    */
   public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding) {
+    return withHolding(part, holding, null);
+  }
+
+  /**
+   * The same for node {@code self}: a planned move's {@code releasing} mark is kept only where another node is
+   * releasing, so that only the node taking the IP renders the forwarding of the releasing node's replies.
+   */
+  public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding, String self) {
     NodeGatewayState r = new NodeGatewayState(part);
+    if (part.peers != null && self != null) {
+      r.peers = new NodeGatewayState.Peers();
+      r.peers.members = part.peers.members;
+      r.peers.standby = part.peers.standby;
+      r.peers.successions = part.peers.successions.stream().map(x -> new NodeGatewayState.Succession(x.egressIP,
+          x.holder, x.standbys, self.equals(x.releasing) ? null : x.releasing)).toList();
+    }
     r.snat = new ArrayList<>();
     for (NodeGatewayState.Snat s : part.snat) {
       r.snat.add(new NodeGatewayState.Snat(s.egressIP, s.holdAddress && holding.contains(s.egressIP), s.sources));

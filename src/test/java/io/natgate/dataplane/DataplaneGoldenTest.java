@@ -80,6 +80,34 @@ class DataplaneGoldenTest {
         SETTINGS));
   }
 
+  /**
+   * A planned move of payments' IP from node-2 to this node (node-1): while node-2 releases it, what arrives here for
+   * the IP that no connection here knows goes to node-2; once the move is over, those rules go. node-2, the
+   * releasing node, renders none.
+   */
+  @Test
+  void aPlannedMoveSendsWhatTheTakingNodeDoesNotKnowToTheReleasingNodeUntilItIsOver() throws IOException {
+    KernelPlan moving = Renderer.render(plannedMove("node-1", "node-2"), SETTINGS);
+    KernelPlan moved = Renderer.render(plannedMove("node-1", null), SETTINGS);
+    golden("planned-move-taking.txt", Changes.between(Observed.after(moved, 1500), moving, SETTINGS));
+    golden("planned-move-over.txt", Changes.between(Observed.after(moving, 1500), moved, SETTINGS));
+    assertThat(Renderer.render(plannedMove("node-2", "node-2"), SETTINGS).rules().get(Hook.MANGLE_PREROUTING))
+        .as("the releasing node forwards nothing").noneMatch(r -> r.contains("TEE") || r.contains("-d 198.18.0.100"));
+  }
+
+  /** node-1's state, payments in a group of three (node-1 holds its IP), as rendered on node {@code self}. */
+  static Map<String, NodeGatewayState> plannedMove(String self, String releasing) {
+    var spec = node1();
+    var payments = spec.get("payments");
+    payments.peers = new NodeGatewayState.Peers();
+    payments.peers.members = List.of(new NodeGatewayState.Member("node-1", "198.18.0.11"),
+        new NodeGatewayState.Member("node-2", "198.18.0.12"), new NodeGatewayState.Member("node-3", "198.18.0.13"));
+    payments.peers.successions = List.of(
+        new NodeGatewayState.Succession("198.18.0.100", "node-1", List.of("node-3"), releasing));
+    spec.put("payments", io.natgate.peers.HoldDecision.withHolding(payments, java.util.Set.of("198.18.0.100"), self));
+    return spec;
+  }
+
   @Test
   void turningTheConnectionLogOnMarksTheGatewaysConnectionsForTheListener() throws IOException {
     KernelPlan before = Renderer.render(node1(), SETTINGS);

@@ -8,8 +8,8 @@ import java.util.Map;
 import java.util.regex.Pattern;
 
 /**
- * What a namespace's kernel holds that an agent could leave behind: iptables, ipset names, addresses, rules, routes
- * and links, normalised so that two snapshots of the same configuration are equal (no counters, dates, interface
+ * What a namespace's kernel holds that an agent could leave behind: iptables (both backends, nft and legacy), ipset
+ * names, addresses, rules, routes and links, normalised so that two snapshots of the same configuration are equal (no counters, dates, interface
  * indexes or peer ids). Compare with {@link #equals}; {@link #diff} says what changed.
  */
 public record KernelState(String ns, Map<String, List<String>> sections) {
@@ -17,7 +17,8 @@ public record KernelState(String ns, Map<String, List<String>> sections) {
 
   /** The shell script whose output {@link #parse} reads. */
   static final String SCRIPT = """
-      echo '@@section iptables'; iptables-save
+      echo '@@section iptables'; iptables-nft-save
+      echo '@@section iptables-legacy'; iptables-legacy-save
       echo '@@section ipsets'; ipset list -n
       echo '@@section addresses'; ip -o addr
       echo '@@section rules'; ip rule
@@ -43,7 +44,7 @@ public record KernelState(String ns, Map<String, List<String>> sections) {
     }
     Map<String, List<String>> sections = new LinkedHashMap<>();
     raw.forEach((name, lines) -> sections.put(name, switch (name) {
-      case "iptables" -> iptables(lines);
+      case "iptables", "iptables-legacy" -> iptables(lines);
       case "rules" -> List.copyOf(lines); // their order is their meaning
       default -> lines.stream().map(KernelState::normalise).sorted().toList();
     }));
@@ -82,7 +83,7 @@ public record KernelState(String ns, Map<String, List<String>> sections) {
   /** What changed from {@code this} to {@code after}: removed (-) and added (+) lines, by section; empty when equal. */
   public String diff(KernelState after) {
     StringBuilder out = new StringBuilder();
-    for (String name : List.of("iptables", "ipsets", "addresses", "rules", "routes", "links")) {
+    for (String name : List.of("iptables", "iptables-legacy", "ipsets", "addresses", "rules", "routes", "links")) {
       List<String> changes = lineDiff(sections.getOrDefault(name, List.of()),
           after.sections.getOrDefault(name, List.of()));
       if (!changes.isEmpty()) {

@@ -65,8 +65,8 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
   public static final int ECHO_PORT = 7777;
   public static final String CNI_CHAIN = "LAB-CNI-MASQ";
 
-  static final List<String> TOOLS = List.of("ip", "iptables", "iptables-save", "iptables-restore", "ipset", "arping",
-      "python3", "bash", "timeout");
+  static final List<String> TOOLS = List.of("ip", "iptables", "iptables-save", "iptables-restore", "iptables-nft-save",
+      "iptables-legacy", "iptables-legacy-save", "ipset", "arping", "python3", "bash", "timeout");
   private static final Duration CONNECT_TIMEOUT = Duration.ofMillis(1500);
   /** Below TCP's first SYN retransmission (1 s): one probe is exactly one attempt. */
   private static final Duration PROBE_TIMEOUT = Duration.ofMillis(900);
@@ -363,6 +363,19 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
   /** Whether the node holds {@code ip} as a /32 address on its uplink. */
   public boolean holds(LabNode node, String ip) {
     return exec(node.ns(), "ip", "-4", "-o", "address", "show", "dev", node.uplink()).contains(" " + ip + "/32 ");
+  }
+
+  /**
+   * The names of the nodes holding {@code ip} on their uplink, read by one process, node after node within a few
+   * milliseconds (a process per node took hundreds of them on a loaded machine: an overlap that short went unseen).
+   */
+  public Set<String> holders(String ip) {
+    var text = new StringBuilder();
+    for (LabNode n : nodes) {
+      text.append("ip -n %s -4 -o address show dev %s | grep -qF ' %s/32 ' && echo %s%n".formatted(n.ns(), n.uplink(),
+          ip, n.name()));
+    }
+    return Set.copyOf(command(List.of("bash", "-s"), text.append("true\n").toString()).lines().toList());
   }
 
   public Optional<String> seenSource(LabPod pod) {

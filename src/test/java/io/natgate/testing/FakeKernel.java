@@ -83,7 +83,7 @@ public final class FakeKernel extends Kernel {
         List<String> f = List.of(l.trim().split("\\s+"));
         if (f.size() >= 3 && f.get(0).equals("address") && f.contains(uplink)) {
           String ip = f.get(2).replace("/32", "");
-          if (f.get(1).equals("add")) {
+          if (f.get(1).equals("add") || f.get(1).equals("change")) { // IPv4 "change" adds a missing address
             addresses.add(ip);
           } else if (f.get(1).equals("del")) {
             if (!addresses.remove(ip)) {
