@@ -6,8 +6,9 @@ import org.junit.jupiter.api.extension.ExecutionCondition;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * Runs the Kind tests when they can run here, and otherwise reports each skipped with the reason: no Docker engine,
- * or the node image and images that make test / make kind-test build when there is one not given.
+ * Runs the Kind tests when they can run here, and otherwise reports each skipped with the reason: turned off
+ * (natgate.kind.skip, e.g. make test KIND_TESTS=off), no Docker engine, or the node image and images that make test /
+ * make kind-test build when there is one not given.
  */
 final class KindAvailable implements ExecutionCondition {
   private static volatile String why; // evaluated once: asking Docker takes a moment
@@ -22,6 +23,10 @@ final class KindAvailable implements ExecutionCondition {
   }
 
   private static String whyUnavailable() {
+    String skip = System.getProperty("natgate.kind.skip", "");
+    if (!skip.isEmpty()) {
+      return skip + " (make test KIND_TESTS=auto, or make kind-test, runs them)";
+    }
     String docker = Images.whyUnavailable();
     if (docker != null) {
       return docker;

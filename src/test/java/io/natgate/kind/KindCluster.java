@@ -163,9 +163,11 @@ final class KindCluster implements AutoCloseable {
     return dir;
   }
 
-  /** Copies an image from the local Docker engine into every node's containerd. */
-  void load(String image) throws Exception {
-    run(Duration.ofMinutes(5), kind, "load", "docker-image", "--name", name, image);
+  /** Copies images from the local Docker engine into every node's containerd (one archive, the nodes at once). */
+  void load(String... images) throws Exception {
+    List<String> argv = new ArrayList<>(List.of(kind, "load", "docker-image", "--name", name));
+    argv.addAll(List.of(images));
+    run(Duration.ofMinutes(10), argv.toArray(String[]::new));
   }
 
   List<String> nodes() throws Exception {

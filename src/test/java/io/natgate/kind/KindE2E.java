@@ -19,8 +19,8 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
@@ -62,9 +62,7 @@ class KindE2E {
     client = new KubernetesClientBuilder().withConfig(Config.fromKubeconfig(kind.kubeconfig())).build();
     kind.stage(CNI, kind::installCni);
     kind.stage(INSTALL, () -> {
-      for (String image : List.of(operator, agent, testImage)) {
-        kind.load(image);
-      }
+      kind.load(operator, agent, testImage);
       kind.kubectl("apply", "--server-side", "-k", kind.withImages(operator, agent).toString());
       kind.kubectl("-n", "natgate-system", "rollout", "status", "deployment/natgate-operator", "--timeout=180s");
       kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=180s");
@@ -108,7 +106,7 @@ class KindE2E {
     kind.stage(SCENARIO, () -> {
       String holder = installGateway();
       String onHolder = "payments-" + workers.indexOf(holder);
-      await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", onHolder)).isEqualTo(egressIp));
+      answeredWithTheEgressIp(onHolder);
       for (int round = 0; round < 10; round++) {
         assertThat(probe("payments", onHolder)).as("%s on the holder, round %d", onHolder, round).isEqualTo(egressIp);
       }
@@ -124,7 +122,7 @@ class KindE2E {
     kind.stage(SCENARIO, () -> {
       String holder = installGateway();
       String other = "payments-" + (1 - workers.indexOf(holder));
-      await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", other)).isEqualTo(egressIp));
+      answeredWithTheEgressIp(other);
       for (int round = 0; round < 10; round++) {
         assertThat(probe("payments", other)).as("%s steered to the holder, round %d", other, round)
             .isEqualTo(egressIp);
@@ -148,35 +146,37 @@ class KindE2E {
    */
   @Test
   @Order(5)
-  @Disabled("not yet run through on Kind: the first run's move of the operator onto the holder outlasted kubectl's "
-      + "120 s, the second's merge patch kept the old nodeSelector (operator Pending); both fixed since, not rerun")
+  @Disabled("fails on Kind (2 runs of 2), a product gap of issue 11: the other worker takes the egress IP by quorum "
+      + "without the operator, but its own selected pod got no answer in 3 min: HoldDecision.withHolding adds the "
+      + "address and keeps the node's steer entry toward the powered-off holder, which Renderer still marks for the "
+      + "tunnel. Also seen after it: pods started on the rebooted node before its agent ran left with the node's IP "
+      + "(13 connections at the external host, issue 15)")
   void aPoweredOffHolderWithTheOperatorOnItHandsTheIpOverWithoutTheOperator() {
     kind.stage(SCENARIO, () -> {
       String holder = installGateway();
       operatorOn("{\"kubernetes.io/hostname\":\"" + holder + "\"}");
       String other = workers.get(1 - workers.indexOf(holder));
       String pod = "payments-" + workers.indexOf(other);
-      var probes = probeFor(pod, 90);
+      Probes probes = new Probes(pod);
       long off = System.nanoTime();
       KindCluster.run(Duration.ofMinutes(2), "docker", "stop", holder);
       try {
         await().atMost(SLOW).untilAsserted(() -> assertThat(holders(List.of(other))).containsExactly(other));
-        await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", pod)).isEqualTo(egressIp));
+        answeredWithTheEgressIp(pod);
         System.out.printf("kind: powered-off holder with the operator on it: %s answered with the egress IP %d s "
             + "later; status names %s%n", pod, Duration.ofNanos(System.nanoTime() - off).toSeconds(), currentHolder());
       } finally {
         KindCluster.run(Duration.ofMinutes(1), "docker", "start", holder);
         kind.kubectl("wait", "--for=condition=Ready", "node", holder, "--timeout=300s");
       }
-      List<String> seen = probes.get();
-      assertThat(seen).as("sources seen from %s while the holder was off", pod)
-          .contains(egressIp).allMatch(source -> source.equals(egressIp) || source.equals("none"));
       kind.kubectl("-n", "natgate-system", "rollout", "status", "deployment/natgate-operator", "--timeout=300s");
       kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=300s");
       await().atMost(SLOW).untilAsserted(() -> assertThat(currentHolder()).as("holder once the operator runs again")
           .isEqualTo(other));
       await().atMost(SLOW).untilAsserted(() -> assertThat(holders()).as("nodes with %s", egressIp)
           .containsExactly(other));
+      assertThat(probes.stop()).as("sources seen from %s from power-off until the holder was back", pod)
+          .contains(egressIp).allMatch(source -> source.equals(egressIp) || source.equals("none"));
     });
   }
 
@@ -192,17 +192,16 @@ class KindE2E {
       for (List<String> how : List.of(List.<String>of(), List.of("--force", "--grace-period=0"))) {
         String holder = installGateway();
         String pod = "payments-" + workers.indexOf(holder);
-        var probes = probeFor(pod, 60);
+        Probes probes = new Probes(pod);
         var delete = new java.util.ArrayList<>(List.of("-n", "natgate-system", "delete", "pod", "-l",
             "app.kubernetes.io/component=agent", "--field-selector", "spec.nodeName=" + holder, "--wait=true"));
         delete.addAll(how);
         kind.kubectl(delete.toArray(String[]::new));
         kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=180s");
-        List<String> seen = probes.get();
-        assertThat(seen).as("sources seen from %s while its node's agent was replaced (delete %s)", pod, how)
-            .isNotEmpty().allMatch(source -> source.equals(egressIp) || source.equals("none"));
-        await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", pod)).isEqualTo(egressIp));
+        answeredWithTheEgressIp(pod);
         await().atMost(SLOW).untilAsserted(() -> assertThat(holders()).as("nodes with %s", egressIp).hasSize(1));
+        assertThat(probes.stop()).as("sources seen from %s while its node's agent was replaced (delete %s)", pod, how)
+            .isNotEmpty().allMatch(source -> source.equals(egressIp) || source.equals("none"));
       }
     });
   }
@@ -309,20 +308,19 @@ class KindE2E {
       String holder = installGateway();
       String other = workers.get(1 - workers.indexOf(holder));
       String pod = "payments-" + workers.indexOf(other);
-      var probes = probeFor(pod, 90);
+      Probes probes = new Probes(pod);
       breakIt.on(holder);
       try {
         await().atMost(SLOW).untilAsserted(() -> assertThat(currentHolder()).as("holder after %s", fault)
             .isEqualTo(other));
-        await().atMost(SLOW).untilAsserted(() -> assertThat(probe("payments", pod)).isEqualTo(egressIp));
+        answeredWithTheEgressIp(pod);
       } finally {
         repair.on(holder);
       }
-      List<String> seen = probes.get();
-      assertThat(seen).as("sources seen from %s while the holder was %s", pod, fault)
-          .contains(egressIp).allMatch(source -> source.equals(egressIp) || source.equals("none"));
       await().atMost(SLOW).untilAsserted(() -> assertThat(holders()).as("nodes with %s", egressIp)
           .containsExactly(other));
+      assertThat(probes.stop()).as("sources seen from %s while the holder was %s and once it was back", pod, fault)
+          .contains(egressIp).allMatch(source -> source.equals(egressIp) || source.equals("none"));
     });
   }
 
@@ -346,19 +344,39 @@ class KindE2E {
         "rollout", "status", "deployment/natgate-operator", "--timeout=100s") != null);
   }
 
-  /** The sources the external host saw from the pod, one probe every 0.2 s for that long ("none": no answer). */
-  private java.util.concurrent.CompletableFuture<List<String>> probeFor(String pod, int seconds) {
-    String loop = "end=$((SECONDS+" + seconds + ")); while [ $SECONDS -lt $end ]; do"
-        + " timeout 1 bash -c 'exec 3<>/dev/tcp/" + externalIp + "/" + ECHO_PORT + " && cat <&3' || echo none;"
-        + " sleep 0.2; done";
-    return java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-      try {
-        return kind.kubectl("exec", "-n", "payments", pod, "--", "bash", "-c", loop).lines().map(String::strip)
-            .filter(l -> !l.isEmpty()).toList();
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
-      }
-    });
+  /**
+   * One probe every 0.2 s from a payments pod, from construction until {@link #stop()} (a file in the pod ends the
+   * loop; ten minutes at most, should the test fail before it stops them): the sources the external host saw, "none"
+   * for no answer. Stopping when the scenario is over rather than after a fixed time keeps every phase covered.
+   */
+  final class Probes {
+    private final String pod;
+    private final String stopFile = "/tmp/stop-" + java.util.UUID.randomUUID();
+    private final java.util.concurrent.CompletableFuture<List<String>> sources;
+
+    Probes(String pod) {
+      this.pod = pod;
+      String loop = "end=$((SECONDS+600)); while [ ! -e " + stopFile + " ] && [ $SECONDS -lt $end ]; do"
+          + " timeout 1 bash -c 'exec 3<>/dev/tcp/" + externalIp + "/" + ECHO_PORT + " && cat <&3' || echo none;"
+          + " sleep 0.2; done";
+      sources = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try {
+          return kind.kubectl("exec", "-n", "payments", pod, "--", "bash", "-c", loop).lines().map(String::strip)
+              .filter(l -> !l.isEmpty()).toList();
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      });
+    }
+
+    List<String> stop() throws Exception {
+      kind.kubectl("exec", "-n", "payments", pod, "--", "touch", stopFile);
+      List<String> seen = sources.get(1, java.util.concurrent.TimeUnit.MINUTES);
+      Map<String, Long> bySource = new java.util.TreeMap<>();
+      seen.forEach(source -> bySource.merge(source, 1L, Long::sum));
+      System.out.printf("kind: %s probed %d times: %s%n", pod, seen.size(), bySource);
+      return seen;
+    }
   }
 
   private String currentHolder() {
@@ -480,6 +498,15 @@ class KindE2E {
     } finally {
       Files.delete(file);
     }
+  }
+
+  /**
+   * Until a connection from the payments pod comes back with the egress IP; one without an answer (kubectl exec's
+   * timeout: a failover in progress) is tried again. Leaks are what the scenarios' {@link Probes} count.
+   */
+  private void answeredWithTheEgressIp(String pod) {
+    await().atMost(SLOW).ignoreExceptionsInstanceOf(IllegalStateException.class)
+        .until(() -> probe("payments", pod).equals(egressIp));
   }
 
   /** One connection from the pod to the external host: the source address it saw. */
