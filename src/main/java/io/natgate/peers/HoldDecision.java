@@ -127,7 +127,7 @@ public final class HoldDecision {
 
   /**
    * The part to render given what this node holds: its assigned SNATs and, for standby IPs, the SNAT kept ready;
-   * each egress IP's address only when it is held, and its own pods steered only to IPs another node holds.
+   * each egress IP's address only when it is held, and its own pods not steered to a standby IP it took over.
    */
   public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding) {
     return withHolding(part, holding, null);
@@ -150,17 +150,23 @@ public final class HoldDecision {
     for (NodeGatewayState.Snat s : part.snat) {
       r.snat.add(new NodeGatewayState.Snat(s.egressIP, s.holdAddress && holding.contains(s.egressIP), s.sources));
     }
-    if (part.peers != null) {
-      part.peers.standby.stream().filter(s -> part.snat.stream().noneMatch(a -> a.egressIP.equals(s.egressIP)))
-          .forEach(s -> r.snat.add(new NodeGatewayState.Snat(s.egressIP, holding.contains(s.egressIP), s.sources)));
-    }
     // A standby that took an IP over SNATs its own pods itself (its standby SNAT lists them): steering them into the
     // tunnel would send them to the address this node now has, and they would get no answer until the operator
-    // replans (with the API down, for as long as it is down).
-    Set<String> held = new TreeSet<>();
-    r.snat.stream().filter(s -> s.holdAddress).forEach(s -> held.add(s.egressIP));
-    r.steer = new ArrayList<>(part.steer.stream().filter(st -> st.egressIP == null || !held.contains(st.egressIP))
-        .toList());
+    // replans (with the API down, for as long as it is down). IPs the operator assigned or left releasing here are
+    // rendered as written.
+    Set<String> takenOver = new TreeSet<>();
+    if (part.peers != null) {
+      for (NodeGatewayState.Snat s : part.peers.standby) {
+        if (part.snat.stream().noneMatch(a -> a.egressIP.equals(s.egressIP))) {
+          r.snat.add(new NodeGatewayState.Snat(s.egressIP, holding.contains(s.egressIP), s.sources));
+          if (holding.contains(s.egressIP)) {
+            takenOver.add(s.egressIP);
+          }
+        }
+      }
+    }
+    r.steer = new ArrayList<>(part.steer.stream()
+        .filter(st -> st.egressIP == null || !takenOver.contains(st.egressIP)).toList());
     return r;
   }
 

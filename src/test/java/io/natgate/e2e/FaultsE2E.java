@@ -341,9 +341,9 @@ class FaultsE2E {
           undo.apply(holder).inject();
         }
       });
-      // Make-before-break: the new holder held the IP before the old one let it go (two at once, never more). The
-      // gap (the longest time new connections failed) is a time: printed and in the table, not asserted.
-      assertThat(r.mostHolders()).as("the old and the new holder, during the handover").isEqualTo(2);
+      // Never more than the old and the new holder. The overlap (make-before-break: both held it) and the gap (the
+      // longest time new connections failed) are times: printed and in the table, not asserted.
+      assertThat(r.mostHolders()).as("the old and the new holder, during the handover").isLessThanOrEqualTo(2);
     }
   }
 
