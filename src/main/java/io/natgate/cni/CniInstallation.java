@@ -78,15 +78,18 @@ public final class CniInstallation implements AutoCloseable {
       if (primary.isEmpty()) {
         return; // the network plugin has not written its configuration yet
       }
-      JsonNode conf = unchainOlderAgents(primary.get());
-      ObjectNode wanted = chained(conf, socket);
       Path own = confDir.resolve(CONFLIST);
+      if (primary.get().getFileName().toString().compareTo(CONFLIST) < 0) {
+        // The runtime uses that file, not natgate's; a meta plugin there (Multus) could delegate to natgate's copy
+        // of its own configuration.
+        Files.deleteIfExists(own);
+        LOG.warnf("%s sorts before %s: the runtime uses it, and pods start without %s", primary.get(), CONFLIST, TYPE);
+        return;
+      }
+      ObjectNode wanted = chained(unchainOlderAgents(primary.get()), socket);
       if (!Files.exists(own) || !wanted.equals(JSON.readTree(own.toFile()))) {
         write(own, wanted);
         LOG.infof("wrote %s: %s chained after %s", own, TYPE, primary.get().getFileName());
-        if (primary.get().getFileName().toString().compareTo(CONFLIST) < 0) {
-          LOG.warnf("%s sorts before %s: the runtime uses it, and pods start without %s", primary.get(), CONFLIST, TYPE);
-        }
       }
     } catch (IOException | RuntimeException e) {
       LOG.warnf("could not install %s: %s", TYPE, e.getMessage());

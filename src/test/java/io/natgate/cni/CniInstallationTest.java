@@ -109,6 +109,21 @@ class CniInstallationTest {
   }
 
   @Test
+  void writesNothingWhenAnotherFileSortsBeforeItsOwn(@TempDir Path dir) throws Exception {
+    Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary");
+    Path conf = Files.createDirectories(dir.resolve("net.d"));
+    Files.writeString(conf.resolve("10-calico.conflist"), CALICO);
+    var installation = new CniInstallation(plugin, Files.createDirectories(dir.resolve("bin")), conf, SOCKET);
+    installation.ensure();
+    assertThat(conf.resolve(CniInstallation.CONFLIST)).exists();
+
+    Path multus = Files.writeString(conf.resolve("00-multus.conf"), "{\"cniVersion\":\"0.3.1\",\"name\":\"multus\",\"type\":\"multus\"}");
+    installation.ensure();
+    assertThat(conf.resolve(CniInstallation.CONFLIST)).as("not the runtime's, and not a delegate for Multus").doesNotExist();
+    assertThat(multus).hasContent("{\"cniVersion\":\"0.3.1\",\"name\":\"multus\",\"type\":\"multus\"}");
+  }
+
+  @Test
   void waitsForTheNetworkPluginsConfiguration(@TempDir Path dir) throws Exception {
     Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary");
     Path conf = dir.resolve("net.d");
