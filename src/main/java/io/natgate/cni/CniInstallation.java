@@ -19,13 +19,19 @@ import java.util.stream.Stream;
 import org.jboss.logging.Logger;
 
 /**
- * Puts natgate-cni on the node: the binary into the CNI bin directory, and an entry at the end of the plugins of the
- * conflist the runtime uses (the first in name order, as libcni picks it). Checked again every 10 s, since network
- * plugins rewrite their conflist when they restart. Removed on uninstall, never on a restart: a pod started while
- * the agent restarts must still wait for it.
+ * Puts natgate-cni on the node: the binary into the CNI bin directory, and a conflist of natgate's own,
+ * {@value #CONFLIST}, that the runtime uses instead of the network plugin's: the same network (its name, so IPAM
+ * state is shared, and its plugins) with natgate-cni at the end. libcni and containerd take the first .conf,
+ * .conflist or .json in byte order of the file names; "00-" sorts before the network plugins' own names (flannel's
+ * 10-, Calico's 10-, Cilium's 05-), so the network plugin can rewrite its file when it starts (flannel does, on
+ * every boot) without taking natgate-cni out of the chain. Checked again every 10 s: a changed network
+ * configuration is copied anew. Removed on uninstall, never on a restart: a pod started while the agent restarts
+ * must still wait for it.
  */
 public final class CniInstallation implements AutoCloseable {
   public static final String TYPE = "natgate-cni";
+  /** natgate's conflist; its name sorts before the network plugin's (see the class comment). */
+  public static final String CONFLIST = "00-natgate.conflist";
   private static final Logger LOG = Logger.getLogger(CniInstallation.class);
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -57,7 +63,7 @@ public final class CniInstallation implements AutoCloseable {
     return this;
   }
 
-  /** Installs the binary and chains it, if either is missing; logs what goes wrong (retried in 10 s). */
+  /** Installs the binary and natgate's conflist where either is missing or stale; logs what goes wrong (retried in 10 s). */
   void ensure() {
     try {
       Path target = binDir.resolve(TYPE);
@@ -72,39 +78,55 @@ public final class CniInstallation implements AutoCloseable {
       if (primary.isEmpty()) {
         return; // the network plugin has not written its configuration yet
       }
-      JsonNode conf = JSON.readTree(primary.get().toFile());
-      ObjectNode wanted = chained(conf, socket);
-      if (!wanted.equals(conf) || !primary.get().toString().endsWith(".conflist")) {
-        Path list = primary.get().toString().endsWith(".conflist") ? primary.get()
-            : confDir.resolve(baseName(primary.get()) + ".conflist");
-        write(list, wanted);
-        if (!list.equals(primary.get())) {
-          Files.delete(primary.get()); // a single-plugin .conf became a list of the same name
-        }
-        LOG.infof("chained %s into %s", TYPE, list);
+      Path own = confDir.resolve(CONFLIST);
+      if (primary.get().getFileName().toString().compareTo(CONFLIST) < 0) {
+        // The runtime uses that file, not natgate's; a meta plugin there (Multus) could delegate to natgate's copy
+        // of its own configuration.
+        Files.deleteIfExists(own);
+        LOG.warnf("%s sorts before %s: the runtime uses it, and pods start without %s", primary.get(), CONFLIST, TYPE);
+        return;
+      }
+      ObjectNode wanted = chained(unchainOlderAgents(primary.get()), socket);
+      if (!Files.exists(own) || !wanted.equals(JSON.readTree(own.toFile()))) {
+        write(own, wanted);
+        LOG.infof("wrote %s: %s chained after %s", own, TYPE, primary.get().getFileName());
       }
     } catch (IOException | RuntimeException e) {
       LOG.warnf("could not install %s: %s", TYPE, e.getMessage());
     }
   }
 
-  /** Uninstall: natgate-cni leaves the conflist first (no pod waits for it any more), then the bin directory. */
+  /** Uninstall: natgate's conflist goes first (no pod waits for natgate-cni any more), then the binary. */
   public void uninstall() {
     checker.shutdownNow();
     try {
+      Files.deleteIfExists(confDir.resolve(CONFLIST));
       Optional<Path> primary = primary(confDir);
-      if (primary.isPresent() && primary.get().toString().endsWith(".conflist")) {
-        JsonNode conf = JSON.readTree(primary.get().toFile());
-        ObjectNode without = unchained(conf);
-        if (!without.equals(conf)) {
-          write(primary.get(), without);
-        }
+      if (primary.isPresent()) {
+        unchainOlderAgents(primary.get());
       }
       Files.deleteIfExists(binDir.resolve(TYPE));
       LOG.infof("removed %s from %s and %s", TYPE, confDir, binDir);
     } catch (IOException | RuntimeException e) {
       LOG.errorf("could not remove %s: %s", TYPE, e.getMessage());
     }
+  }
+
+  /**
+   * The network plugin's configuration; an entry that an older agent appended to its file (before natgate had a
+   * conflist of its own) is taken out of the file, so that natgate-cni is never chained twice.
+   */
+  private static JsonNode unchainOlderAgents(Path primary) throws IOException {
+    JsonNode conf = JSON.readTree(primary.toFile());
+    if (conf.has("plugins")) {
+      ObjectNode without = unchained(conf);
+      if (!without.equals(conf)) {
+        write(primary, without);
+        LOG.infof("removed an older agent's %s entry from %s", TYPE, primary);
+        return without;
+      }
+    }
+    return conf;
   }
 
   /** The configuration as a conflist whose last plugin is natgate-cni with this socket (pure). */
@@ -138,20 +160,15 @@ public final class CniInstallation implements AutoCloseable {
     return list;
   }
 
-  /** The file libcni would load: the first .conf, .conflist or .json in name order. */
+  /** The network plugin's file: the one libcni would load (first .conf, .conflist or .json by name) but natgate's. */
   static Optional<Path> primary(Path confDir) throws IOException {
     if (!Files.isDirectory(confDir)) {
       return Optional.empty();
     }
     try (Stream<Path> files = Files.list(confDir)) {
-      return files.filter(f -> Files.isRegularFile(f) && Stream.of(".conf", ".conflist", ".json")
-          .anyMatch(f.getFileName().toString()::endsWith)).min(Comparator.comparing(f -> f.getFileName().toString()));
+      return files.filter(f -> Files.isRegularFile(f) && !f.getFileName().toString().equals(CONFLIST)
+          && Stream.of(".conf", ".conflist", ".json").anyMatch(f.getFileName().toString()::endsWith)).min(Comparator.comparing(f -> f.getFileName().toString()));
     }
-  }
-
-  private static String baseName(Path p) {
-    String name = p.getFileName().toString();
-    return name.substring(0, name.lastIndexOf('.'));
   }
 
   /** Written beside and renamed over, so that the runtime never reads half a file. */

@@ -115,7 +115,7 @@ public interface NatgateConfig {
     /** The node's CNI bin directory as mounted in the agent: natgate-cni is installed there (with cni-conf-dir). */
     Optional<String> cniBinDir();
 
-    /** The node's CNI configuration directory as mounted: natgate-cni is chained into its conflist. */
+    /** The node's CNI configuration directory as mounted: natgate-cni is chained in a conflist of its own there. */
     Optional<String> cniConfDir();
 
     /** The natgate-cni binary in the agent's image. */

@@ -43,37 +43,84 @@ class CniInstallationTest {
   }
 
   @Test
-  void installsIntoTheFileTheRuntimeUsesKeepsItThereAndRemovesItOnUninstall(@TempDir Path dir) throws Exception {
+  void writesItsOwnConflistFirstInNameOrderAndLeavesTheNetworkPluginsFileAlone(@TempDir Path dir) throws Exception {
     Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary v1");
     Path bin = Files.createDirectories(dir.resolve("bin"));
     Path conf = Files.createDirectories(dir.resolve("net.d"));
-    Path used = Files.writeString(conf.resolve("10-calico.conflist"), CALICO);
+    Path calico = Files.writeString(conf.resolve("10-calico.conflist"), CALICO);
     Path other = Files.writeString(conf.resolve("99-loopback.conf"), "{\"cniVersion\":\"0.3.1\",\"name\":\"lo\",\"type\":\"loopback\"}");
+    Path own = conf.resolve(CniInstallation.CONFLIST);
     var installation = new CniInstallation(plugin, bin, conf, SOCKET);
 
     installation.ensure();
     assertThat(bin.resolve("natgate-cni")).hasContent("binary v1").isExecutable();
-    assertThat(json(Files.readString(used))).isEqualTo(CniInstallation.chained(json(CALICO), SOCKET));
+    assertThat(json(Files.readString(own))).isEqualTo(CniInstallation.chained(json(CALICO), SOCKET));
+    assertThat(json(Files.readString(own)).path("name").asText()).as("the same network: IPAM state shared")
+        .isEqualTo("k8s-pod-network");
+    assertThat(calico).hasContent(CALICO);
     assertThat(other).hasContent("{\"cniVersion\":\"0.3.1\",\"name\":\"lo\",\"type\":\"loopback\"}");
-    long written = Files.getLastModifiedTime(used).toMillis();
+    try (var files = Files.list(conf)) {
+      assertThat(files.map(p -> p.getFileName().toString()).sorted().findFirst()).as("the file libcni loads")
+          .contains(CniInstallation.CONFLIST);
+    }
+    assertThat(CniInstallation.primary(conf)).as("its own file is never taken for the network's").contains(calico);
+    long written = Files.getLastModifiedTime(own).toMillis();
     Thread.sleep(20);
     installation.ensure();
-    assertThat(Files.getLastModifiedTime(used).toMillis()).as("nothing rewritten when in place").isEqualTo(written);
+    assertThat(Files.getLastModifiedTime(own).toMillis()).as("nothing rewritten when in place").isEqualTo(written);
+    assertThat(json(Files.readString(own)).path("plugins")).as("chained once").hasSize(3);
 
-    // The network plugin restarts and writes its conflist anew; a new image brings a new binary.
-    Files.writeString(used, CALICO);
+    // The network plugin restarts and writes a changed configuration; a new image brings a new binary.
+    String changed = CALICO.replace("\"snat\": true", "\"snat\": false");
+    Files.writeString(calico, changed);
     Files.writeString(plugin, "binary v2");
     installation.ensure();
-    assertThat(json(Files.readString(used))).isEqualTo(CniInstallation.chained(json(CALICO), SOCKET));
+    assertThat(json(Files.readString(own))).isEqualTo(CniInstallation.chained(json(changed), SOCKET));
+    assertThat(calico).hasContent(changed);
     assertThat(bin.resolve("natgate-cni")).hasContent("binary v2");
 
     installation.uninstall();
-    assertThat(json(Files.readString(used))).isEqualTo(json(CALICO));
+    assertThat(calico).hasContent(changed);
     assertThat(bin.resolve("natgate-cni")).doesNotExist();
     try (var left = Files.list(conf)) {
       assertThat(left.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("10-calico.conflist",
           "99-loopback.conf");
     }
+  }
+
+  @Test
+  void takesAnOlderAgentsEntryOutOfTheNetworkPluginsFile(@TempDir Path dir) throws Exception {
+    Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary");
+    Path conf = Files.createDirectories(dir.resolve("net.d"));
+    Path calico = conf.resolve("10-calico.conflist");
+    Files.write(calico, JSON.writeValueAsBytes(CniInstallation.chained(json(CALICO), SOCKET)));
+    var installation = new CniInstallation(plugin, Files.createDirectories(dir.resolve("bin")), conf, SOCKET);
+
+    installation.ensure();
+    assertThat(json(Files.readString(calico))).isEqualTo(json(CALICO));
+    JsonNode own = json(Files.readString(conf.resolve(CniInstallation.CONFLIST)));
+    assertThat(own).isEqualTo(CniInstallation.chained(json(CALICO), SOCKET));
+
+    // Uninstall also cleans a file an older agent chained into after this one started.
+    Files.write(calico, JSON.writeValueAsBytes(CniInstallation.chained(json(CALICO), SOCKET)));
+    installation.uninstall();
+    assertThat(json(Files.readString(calico))).isEqualTo(json(CALICO));
+    assertThat(conf.resolve(CniInstallation.CONFLIST)).doesNotExist();
+  }
+
+  @Test
+  void writesNothingWhenAnotherFileSortsBeforeItsOwn(@TempDir Path dir) throws Exception {
+    Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary");
+    Path conf = Files.createDirectories(dir.resolve("net.d"));
+    Files.writeString(conf.resolve("10-calico.conflist"), CALICO);
+    var installation = new CniInstallation(plugin, Files.createDirectories(dir.resolve("bin")), conf, SOCKET);
+    installation.ensure();
+    assertThat(conf.resolve(CniInstallation.CONFLIST)).exists();
+
+    Path multus = Files.writeString(conf.resolve("00-multus.conf"), "{\"cniVersion\":\"0.3.1\",\"name\":\"multus\",\"type\":\"multus\"}");
+    installation.ensure();
+    assertThat(conf.resolve(CniInstallation.CONFLIST)).as("not the runtime's, and not a delegate for Multus").doesNotExist();
+    assertThat(multus).hasContent("{\"cniVersion\":\"0.3.1\",\"name\":\"multus\",\"type\":\"multus\"}");
   }
 
   @Test

@@ -20,7 +20,6 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
@@ -146,11 +145,6 @@ class KindE2E {
    */
   @Test
   @Order(5)
-  @Disabled("fails on Kind (2 runs of 2), a product gap of issue 11: the other worker takes the egress IP by quorum "
-      + "without the operator, but its own selected pod got no answer in 3 min: HoldDecision.withHolding adds the "
-      + "address and keeps the node's steer entry toward the powered-off holder, which Renderer still marks for the "
-      + "tunnel. Also seen after it: pods started on the rebooted node before its agent ran left with the node's IP "
-      + "(13 connections at the external host, issue 15)")
   void aPoweredOffHolderWithTheOperatorOnItHandsTheIpOverWithoutTheOperator() {
     kind.stage(SCENARIO, () -> {
       String holder = installGateway();
