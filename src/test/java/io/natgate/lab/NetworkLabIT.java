@@ -7,6 +7,7 @@ import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -177,18 +178,21 @@ class NetworkLabIT {
   void aProberRecordsAnOutage() throws InterruptedException {
     LabNode node = lab.node(2);
     Prober prober = lab.startProbing(lab.pod(2, 2), Duration.ofMillis(20));
-    Thread.sleep(300);
+    // Answered before the cut (the first probe on a loaded machine may time out while the lab warms up).
+    await().atMost(Duration.ofSeconds(10)).until(() -> prober.answeredSince(Instant.EPOCH) > 0);
+    Instant cut = Instant.now();
     lab.cutLink(node);
     Thread.sleep(300);
     lab.restoreLink(node);
+    Instant restored = Instant.now();
     awaitTraffic(lab.pod(2, 1));
-    Thread.sleep(100);
+    await().atMost(Duration.ofSeconds(10)).until(() -> prober.answeredSince(restored) > 0);
     List<Prober.Probe> probes = prober.stop();
 
-    assertThat(probes).hasSizeGreaterThan(30);
+    assertThat(probes).hasSizeGreaterThan(10);
     assertThat(probes).allSatisfy(p -> assertThat(p.source().orElse(node.ip())).isEqualTo(node.ip()));
-    assertThat(probes.get(0).source()).contains(node.ip());
-    assertThat(probes.get(probes.size() - 1).source()).contains(node.ip());
+    assertThat(probes).filteredOn(p -> p.at().isBefore(cut)).anySatisfy(p -> assertThat(p.source()).isPresent());
+    assertThat(probes).filteredOn(p -> p.at().isAfter(restored)).anySatisfy(p -> assertThat(p.source()).isPresent());
     long failed = probes.stream().filter(p -> p.source().isEmpty()).count();
     // Only some: once the node sees carrier loss it flushes its ARP entries and holds new packets until resolved.
     assertThat(failed).isPositive();

@@ -67,6 +67,14 @@ public final class Prober {
     }, 0, every.toNanos(), TimeUnit.NANOSECONDS);
   }
 
+  /** Probes started from {@code from} that have been answered so far (while probing goes on). */
+  public long answeredSince(Instant from) {
+    synchronized (probes) {
+      return probes.stream().filter(f -> f.isDone() && !f.isCompletedExceptionally()).map(CompletableFuture::join)
+          .filter(p -> !p.at().isBefore(from) && p.source().isPresent()).count();
+    }
+  }
+
   /** Stops probing, waits for the probes in flight, and returns every record, oldest first. */
   public List<Probe> stop() {
     clock.shutdownNow();
