@@ -63,14 +63,11 @@ public record SourceMessage(Kind kind, String sender, long seq, long acked, bool
 
   /** The message, or empty when the MAC does not match (forged, another key) or it does not parse. */
   static Optional<SourceMessage> decode(Signed signed, byte[] data, int length) {
-    DataInputStream opened = signed.open(data, length, 2).orElse(null);
+    DataInputStream opened = signed.open(data, length, VERSION, 2).orElse(null);
     if (opened == null) {
       return Optional.empty();
     }
     try (var in = opened) {
-      if (in.readByte() != VERSION) {
-        return Optional.empty();
-      }
       int kind = in.readUnsignedByte();
       if (kind >= Kind.values().length) {
         return Optional.empty();

@@ -61,14 +61,11 @@ public final class PairCodec {
 
   /** The message, or empty when the MAC does not match (forged, corrupt, another key) or it does not parse. */
   public Optional<PairMessage> decode(byte[] data, int length) {
-    DataInputStream opened = signed.open(data, length, 3).orElse(null);
+    DataInputStream opened = signed.open(data, length, VERSION, 3).orElse(null);
     if (opened == null) {
       return Optional.empty();
     }
     try (var in = opened) {
-      if (in.readByte() != VERSION) {
-        return Optional.empty();
-      }
       byte kind = in.readByte();
       String sender = in.readUTF();
       long seq = in.readLong();

@@ -52,14 +52,11 @@ public final class PeerCodec {
 
   /** The message, or empty when the MAC does not match (forged, corrupt, another key) or it does not parse. */
   public Optional<PeerMessage> decode(byte[] data, int length) {
-    DataInputStream opened = signed.open(data, length, 2).orElse(null);
+    DataInputStream opened = signed.open(data, length, VERSION, 2).orElse(null);
     if (opened == null) {
       return Optional.empty();
     }
     try (var in = opened) {
-      if (in.readByte() != VERSION) {
-        return Optional.empty();
-      }
       String sender = in.readUTF();
       long seq = in.readLong();
       Set<String> holds = readSet(in);
