@@ -458,8 +458,18 @@ public final class DataplaneBenchmark {
       gw.apply(KernelPlan.EMPTY);
       dir.apply(KernelPlan.EMPTY);
     }
-    long starts = Files.lines(file).filter(l -> l.contains("\"event\":\"start\"")).count();
-    Files.deleteIfExists(file);
+    // The file rotates at its size limit (file.1, file.2, ...): count the records in every part, then remove them.
+    long starts = 0;
+    for (int part = 0; ; part++) {
+      Path p = part == 0 ? file : file.resolveSibling(file.getFileName() + "." + part);
+      if (!Files.exists(p)) {
+        break;
+      }
+      try (var lines = Files.lines(p)) {
+        starts += lines.filter(l -> l.contains("\"event\":\"start\"")).count();
+      }
+      Files.delete(p);
+    }
     System.out.printf("%n| configuration | connections/s p50 / p95 / max | machine CPU µs per connection p50 | "
         + "agent (JVM) CPU µs per connection p50 | of which JIT compiling p50 |%n|---|---:|---:|---:|---:|%n");
     rates.forEach((name, v) -> System.out.printf("| %s | %s | %.1f | %.1f | %.1f |%n", name,
