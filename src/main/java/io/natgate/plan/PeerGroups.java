@@ -1,17 +1,14 @@
 package io.natgate.plan;
 
 import io.fabric8.kubernetes.api.model.Node;
+import io.natgate.Sha256;
 import io.natgate.api.v1alpha1.Assignment;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -91,11 +88,6 @@ public final class PeerGroups {
   }
 
   private static String rendezvous(String gateway, String node) {
-    try {
-      byte[] d = MessageDigest.getInstance("SHA-256").digest((gateway + "/" + node).getBytes(StandardCharsets.UTF_8));
-      return HexFormat.of().formatHex(d, 0, 8);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return Sha256.hex(gateway + "/" + node, 8);
   }
 }
