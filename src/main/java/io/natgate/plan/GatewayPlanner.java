@@ -120,7 +120,8 @@ public final class GatewayPlanner {
     adopted.entrySet().removeIf(e -> assignments.stream().noneMatch(a -> e.getKey().equals(a.egressIP)
         && e.getValue().equals(a.node)));
     Map<String, EgressNodeStateSpec> toWrite = spec.egressIPs().isEmpty() ? nodeStates
-        : Handovers.makeBeforeBreak(nodeStates, observed, cluster.liveAgents(), adopted);
+        : Handovers.makeBeforeBreak(PodMoves.staged(nodeStates, observed, cluster.liveAgents(), podNodes(selected)),
+            observed, cluster.liveAgents(), adopted);
     Set<String> avoided = new TreeSet<>(ready);
     avoided.removeAll(placeOn);
     return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, toWrite, selected,
@@ -147,6 +148,14 @@ public final class GatewayPlanner {
           .forEach(ip -> conflicts.putIfAbsent(ip, other.getMetadata().getName()));
     }
     return conflicts;
+  }
+
+  /** The node of each pod that has one, by pod IP. */
+  static Map<String, String> podNodes(List<Pod> pods) {
+    Map<String, String> nodes = new HashMap<>();
+    pods.stream().filter(p -> p.getSpec() != null && p.getSpec().getNodeName() != null)
+        .forEach(p -> nodes.put(p.getStatus().getPodIP(), p.getSpec().getNodeName()));
+    return nodes;
   }
 
   /** Cordoned (spec.unschedulable): {@code kubectl cordon}, and the first step of {@code kubectl drain}. */

@@ -81,6 +81,25 @@ class DataplaneGoldenTest {
   }
 
   /**
+   * A pod of partners steered to another egress IP (one added to the gateway spreads the pods anew): it is added to
+   * the new IP's set, that set's rule and route come in, and only then does it leave the old set. Removed first, it
+   * would be in no set that a rule uses, and its new connections would leave with the node's own address.
+   */
+  @Test
+  void aPodSteeredToAnotherEgressIPLeavesItsOldSetOnlyAfterTheRulesOfItsNewOne() throws IOException {
+    var before = node1();
+    before.get("partners").steer.set(0, new Steer("198.18.0.101", "node-2", "198.18.0.12",
+        List.of("198.19.1.12", "198.19.1.15")));
+    var after = node1();
+    after.get("partners").steer.add(new Steer("198.18.0.104", "node-3", "198.18.0.13", List.of("198.19.1.15")));
+    Changes c = Changes.between(Observed.after(Renderer.render(before, SETTINGS), 1500), Renderer.render(after, SETTINGS),
+        SETTINGS);
+    golden("pod-steered-elsewhere.txt", c);
+    assertThat(c.ipsetBefore()).contains(" 198.19.1.15\n").doesNotContain("del ");
+    assertThat(c.ipsetAfter()).containsPattern("del natgate-d-[0-9a-f]+ 198.19.1.15\n");
+  }
+
+  /**
    * A planned move of payments' IP from node-2 to this node (node-1): while node-2 releases it, what arrives here for
    * the IP that no connection here knows goes to node-2; once the move is over, those rules go. node-2, the
    * releasing node, renders none.

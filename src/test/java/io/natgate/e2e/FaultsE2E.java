@@ -11,6 +11,7 @@ import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
 import io.natgate.lab.Prober;
+import io.natgate.plan.IpAddresses;
 import io.natgate.testing.ControlPlane;
 import io.natgate.testing.ControlPlaneExtension;
 import java.io.InputStream;
@@ -23,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -44,7 +46,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * and asserts zero packets with another source and the holder bounds. {@code -Dfaults.rounds=N} repeats each fault N
  * times (default 1, about 4 minutes; SIGKILL twice that); {@code -Dfaults.rounds=full} runs the issue's counts (API
  * server SIGSTOP and restart 3 each, link cut 10, agent SIGKILL 20, cut from the API or from the peers 5 each,
- * operator SIGKILL 10, kill during an API outage 3, each planned move 5). Needs root.
+ * operator SIGKILL 10, kill during an API outage 3, each planned move 5, an egress IP added and removed 5). Needs
+ * root.
  */
 @ExtendWith(ControlPlaneExtension.class)
 @TestMethodOrder(OrderAnnotation.class)
@@ -318,6 +321,74 @@ class FaultsE2E {
         h -> () -> selectCandidatesBut(null));
   }
 
+  /**
+   * An egress IP added to the gateway, then removed again: the operator re-plans and the pods are spread over both IPs,
+   * then all come back. Neither moves an IP between nodes (the one held stays where it is, the added one goes to the
+   * other candidate; never two holders of one IP), and pods move make-before-break (the new IP's holder SNATs a pod
+   * before its node steers it there, the old holder stops only after that). Probed from a pod on every node (the
+   * holders' own too); the added IP is one that node-3's pod moves to.
+   */
+  @Test
+  @Order(13)
+  void anEgressIPAddedOrRemovedMovesNoIPAndThePodsMakeBeforeBreak() throws Exception {
+    String added = java.util.stream.IntStream.rangeClosed(101, 199).mapToObj(i -> "198.18.0." + i)
+        .filter(ip -> IpAddresses.egressIPFor(probe.ip(), List.of(EGRESS_IP, ip)).equals(ip)).findFirst().orElseThrow();
+    List<LabPod> pods = new ArrayList<>(List.of(probe)); // node-3's first: probed every 10 ms
+    lab.nodes().stream().map(n -> lab.pod(n.index(), 1)).filter(p -> !p.equals(probe)).forEach(pods::add);
+    Set<String> both = Set.of(EGRESS_IP, added);
+    Map<LabPod, String> spread = new LinkedHashMap<>();
+    pods.forEach(p -> spread.put(p, IpAddresses.egressIPFor(p.ip(), List.of(EGRESS_IP, added))));
+    Map<LabPod, String> back = new LinkedHashMap<>();
+    pods.forEach(p -> back.put(p, EGRESS_IP));
+    for (int i = 0; i < rounds(5, 1); i++) {
+      LabNode holder = awaitSteady();
+      try {
+        Round in = measure("egress IP added", new Probing(pods, both, spread), () -> {
+          setEgressIPs(EGRESS_IP, added);
+          await().atMost(SOON).pollInterval(Duration.ofMillis(20)).until(() -> lab.holders(added).size() == 1);
+        });
+        System.out.printf("  %s held by %s; pods by IP: %s%n", added, lab.holders(added), spread);
+        if (assertMovedNoIP(in, holder)) {
+          assertThat(lab.holders(added)).as("the added IP goes to the other candidate")
+              .containsExactly(lab.nodes().stream().filter(n -> n.index() != 3 && !n.equals(holder)).findFirst()
+                  .orElseThrow().name());
+        }
+        Round out = measure("egress IP removed", new Probing(pods, both, back), () -> {
+          setEgressIPs(EGRESS_IP);
+          await().atMost(SOON).pollInterval(Duration.ofMillis(20)).until(() -> lab.holders(added).isEmpty());
+        });
+        assertMovedNoIP(out, holder);
+      } finally {
+        setEgressIPs(EGRESS_IP);
+      }
+    }
+  }
+
+  /**
+   * At most two holders of one IP at once; on a calm machine (see {@link #calm}), one: no IP moved, and the IP held
+   * before is still held there. (At load 32 on 2 cores, a holder not scheduled for the peer timeout was failed over
+   * during a removal: two holders for 376 ms, safely.) Failed probes are printed, not asserted: a probe whose SYN left
+   * through the old IP just before its node switched the pod to the new one sends the rest through the new IP, where
+   * no connection knows it (a connection in flight breaks). Returns whether the machine was calm.
+   */
+  static boolean assertMovedNoIP(Round r, LabNode holder) {
+    assertThat(r.mostHolders()).as("most holders of one IP at once").isLessThanOrEqualTo(2);
+    if (!calm()) {
+      return false;
+    }
+    assertThat(r.mostHolders()).as("most holders of one IP at once: none moved").isEqualTo(1);
+    assertThat(holder()).as("the IP held before stays where it was").isEqualTo(holder);
+    return true;
+  }
+
+  /** Sets the gateway's egress IPs (a merge patch of the spec alone: the operator writes the status meanwhile). */
+  static void setEgressIPs(String... ips) {
+    admin.resources(EgressGateway.class).withName("payments").patch(
+        io.fabric8.kubernetes.client.dsl.base.PatchContext.of(io.fabric8.kubernetes.client.dsl.base.PatchType.JSON_MERGE),
+        "{\"spec\":{\"egressIPs\":[%s]}}".formatted(String.join(",",
+            java.util.Arrays.stream(ips).map(ip -> "\"" + ip + "\"").toList())));
+  }
+
   /** The sample's nodeSelector, and with {@code node} set, not that node (by its hostname label). */
   static void selectCandidatesBut(String node) {
     // A merge patch of the spec alone: the operator writes the status meanwhile (an edit would conflict).
@@ -395,6 +466,21 @@ class FaultsE2E {
 
   /** Probes from {@code probe} through the fault and counts; asserts that nothing left with another source. */
   static Round measure(String fault, LabPod probe, Fault f) throws Exception {
+    return measure(fault, new Probing(List.of(probe), Set.of(EGRESS_IP), Map.of(probe, EGRESS_IP)), f);
+  }
+
+  /**
+   * What a round probes.
+   *
+   * @param pods    the pods that probe; the first every 10 ms, the others every 30 ms
+   * @param sources the sources they may leave with (the gateway's egress IPs); holders are counted for each
+   * @param after   the source each must be seen with when the fault is over
+   */
+  record Probing(List<LabPod> pods, Set<String> sources, Map<LabPod, String> after) {
+  }
+
+  /** Probes through the fault and counts; asserts that nothing left with a source other than the allowed ones. */
+  static Round measure(String fault, Probing probing, Fault f) throws Exception {
     lab.resetArrivals();
     AtomicInteger most = new AtomicInteger();
     AtomicLong overlapNanos = new AtomicLong();
@@ -404,7 +490,7 @@ class FaultsE2E {
       while (watching.get()) {
         int n;
         try {
-          n = lab.holders(EGRESS_IP).size();
+          n = lab.holders(probing.sources()).values().stream().mapToInt(Set::size).max().orElse(0);
         } catch (RuntimeException e) {
           continue; // a node namespace being changed: the next sample
         }
@@ -417,45 +503,54 @@ class FaultsE2E {
       }
     });
     watcher.start();
-    Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
+    Map<LabPod, Prober> probers = new LinkedHashMap<>();
+    probing.pods().forEach(p -> probers.put(p, lab.startProbing(p, Duration.ofMillis(probers.isEmpty() ? 10 : 30))));
     Thread.sleep(300);
     try {
       Instant injected = Instant.now();
       f.inject();
       System.out.printf("  %s injected at %s%n", fault, injected); // to line up with the agents' logs
-      await().atMost(SOON).until(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)));
+      probing.after().forEach((pod, source) -> await().atMost(SOON)
+          .until(() -> lab.seenSource(pod).equals(Optional.of(source))));
       Thread.sleep(500);
     } finally {
       watching.set(false);
       watcher.join();
     }
-    var probes = prober.stop();
-    long failed = probes.stream().filter(p -> p.source().isEmpty()).count();
-    long leaked = Prober.seenWithOtherSource(probes, EGRESS_IP) + lab.arrivals(probe).entrySet().stream()
-        .filter(e -> !e.getKey().equals(EGRESS_IP)).mapToLong(Map.Entry::getValue).sum();
-    long outage = longestOutage(probes);
+    long failed = 0;
+    long leaked = 0;
+    long outage = 0;
+    for (var e : probers.entrySet()) {
+      var probes = e.getValue().stop();
+      failed += probes.stream().filter(p -> p.source().isEmpty()).count();
+      leaked += probes.stream().filter(p -> p.source().isPresent() && !probing.sources().contains(p.source().get()))
+          .count() + lab.arrivals(e.getKey()).entrySet().stream()
+          .filter(a -> !probing.sources().contains(a.getKey())).mapToLong(Map.Entry::getValue).sum();
+      outage = Math.max(outage, longestOutage(probes, probing.sources()));
+      probes.stream().filter(p -> p.source().isEmpty()).map(Prober.Probe::at).reduce((x, y) -> y)
+          .ifPresent(last -> System.out.printf("  %s: failed probes from %s to %s%n", e.getKey().name(),
+              probes.stream().filter(p -> p.source().isEmpty()).findFirst().orElseThrow().at(), last));
+    }
     Round r = new Round(outage, failed, leaked, most.get(), overlapNanos.get() / 1_000_000);
     results.computeIfAbsent(fault, k -> new ArrayList<>()).add(r);
     System.out.printf("%s: %s (load %s)%n", fault, r, load());
-    probes.stream().filter(p -> p.source().isEmpty()).map(Prober.Probe::at).reduce((a, b) -> b)
-        .ifPresent(last -> System.out.printf("  failed probes from %s to %s%n", probes.stream()
-            .filter(p -> p.source().isEmpty()).findFirst().orElseThrow().at(), last));
     assertThat(leaked).as("packets that reached the external host with another source").isZero();
     return r;
   }
 
   /**
-   * The longest time from a probe that got no answer to the first answer with the egress IP after it: the longest
-   * a new connection could not be made (0 when every probe was answered; up to the last probe when none answered
-   * after it).
+   * The longest time from a probe that got no answer to the first answer with one of {@code sources} after it: the
+   * longest a new connection could not be made (0 when every probe was answered; up to the last probe when none
+   * answered after it).
    */
-  static long longestOutage(List<Prober.Probe> probes) {
+  static long longestOutage(List<Prober.Probe> probes, Set<String> sources) {
     long longest = 0;
     java.time.Instant end = probes.isEmpty() ? null : probes.get(probes.size() - 1).at();
     for (Prober.Probe p : probes) {
       if (p.source().isEmpty()) {
         // never answered again while probing: at least until the last probe (a bound the table can print)
-        long gap = Prober.firstAnswer(probes, p.at().plusNanos(1), EGRESS_IP)
+        long gap = sources.stream().flatMap(s -> Prober.firstAnswer(probes, p.at().plusNanos(1), s).stream())
+            .min(java.util.Comparator.naturalOrder())
             .map(answered -> Duration.between(p.at(), answered).toMillis())
             .orElse(Duration.between(p.at(), end).toMillis());
         longest = Math.max(longest, gap);

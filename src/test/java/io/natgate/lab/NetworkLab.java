@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HexFormat;
@@ -20,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -370,12 +373,21 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
    * milliseconds (a process per node took hundreds of them on a loaded machine: an overlap that short went unseen).
    */
   public Set<String> holders(String ip) {
+    return Set.copyOf(holders(List.of(ip)).get(ip));
+  }
+
+  /** The same for several IPs at once: by IP, the names of the nodes holding it (empty when none does). */
+  public Map<String, Set<String>> holders(Collection<String> ips) {
     var text = new StringBuilder();
     for (LabNode n : nodes) {
-      text.append("ip -n %s -4 -o address show dev %s | grep -qF ' %s/32 ' && echo %s%n".formatted(n.ns(), n.uplink(),
-          ip, n.name()));
+      text.append("a=$(ip -n %s -4 -o address show dev %s)%n".formatted(n.ns(), n.uplink()));
+      ips.forEach(ip -> text.append("[[ $a == *' %s/32 '* ]] && echo '%s %s'%n".formatted(ip, ip, n.name())));
     }
-    return Set.copyOf(command(List.of("bash", "-s"), text.append("true\n").toString()).lines().toList());
+    Map<String, Set<String>> byIP = new TreeMap<>();
+    ips.forEach(ip -> byIP.put(ip, new TreeSet<>()));
+    command(List.of("bash", "-s"), text.append("true\n").toString()).lines().map(l -> l.split(" "))
+        .forEach(f -> byIP.get(f[0]).add(f[1]));
+    return byIP;
   }
 
   public Optional<String> seenSource(LabPod pod) {
