@@ -18,14 +18,18 @@ import java.util.TreeSet;
  * <li>{@link #release}: {@code ip -batch} removing egress IPs this node must no longer hold (first: never two holders)
  * <li>{@link #ipBefore}: {@code ip -batch} creating the tunnel and adding policy rules and routes; then the kernel
  * settings ({@link #sysctls}) that differ from the plan's, one write each
- * <li>{@link #ipsetBefore}: {@code ipset -exist restore} creating and updating sets (new members, swaps)
+ * <li>{@link #ipsetBefore}: {@code ipset -exist restore} creating sets and adding their new members
  * <li>{@link #iptables}: {@code iptables-restore --noflush}, rewriting only our chains that differ and their jumps, in
  * up to three runs because each table commits on its own: nat gains new SNAT rules first (keeping the old ones),
  * then mangle and filter change, then nat loses what is no longer wanted. A packet that filter lets through always
  * finds its SNAT rule; none is ever left to the CNI's masquerade.
  * <li>{@link #hold}: {@code ip -batch} adding egress IPs, once the rules that SNAT to them are in place
- * <li>{@link #ipsetAfter} and {@link #ipAfter}: destroying what the rules no longer reference
+ * <li>{@link #ipsetAfter} and {@link #ipAfter}: removing the members sets no longer have, then destroying what the
+ * rules no longer reference
  * </ol>
+ * Members leave their sets only once the new rules are in: a pod that changes role on this node (its SNAT set here
+ * to a steer set, say, when another node takes the egress IP over) is in both sets meanwhile, never in neither
+ * (for as long as the rules that match the new set are not there yet, it would be the CNI's masquerade's).
  * An empty string means there is nothing to do in that step.
  */
 public record Changes(String release, String ipBefore, Map<String, String> sysctls, String ipsetBefore,
@@ -95,7 +99,7 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
     return out;
   }
 
-  /** New sets, members added and removed, and the held set recording each IP before it is added. */
+  /** New sets, members added (removed ones go in {@link #ipsetAfter}), and the held set recording each IP first. */
   static String ipsetBefore(Observed now, KernelPlan plan) {
     var out = new StringBuilder();
     for (IpSet set : plan.sets().values()) {
@@ -108,11 +112,6 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
         // Only the difference: a one-pod change costs one line, whatever the size of the set.
         set.members().stream().filter(m -> !current.contains(m))
             .forEach(m -> out.append("add ").append(set.name()).append(' ').append(m).append('\n'));
-        // A HashSet, not Set.copyOf: the immutable set probes linearly, and IP strings' hash codes are nearly
-        // consecutive, so its lookups walk long runs (tens of ms at 50,000 members instead of about one).
-        Set<String> wanted = new HashSet<>(set.members());
-        current.stream().filter(m -> !wanted.contains(m)).sorted()
-            .forEach(m -> out.append("del ").append(set.name()).append(' ').append(m).append('\n'));
       }
     }
     String heldSet = DataplaneSettings.HELD_SET;
@@ -135,9 +134,22 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
     return out.toString();
   }
 
-  /** Sets no rule references any more, and held-set records of IPs released. */
+  /**
+   * Members the kept sets no longer have (see the class comment: not before the rules change), sets no rule
+   * references any more, and held-set records of IPs released.
+   */
   static String ipsetAfter(Observed now, KernelPlan plan) {
     var out = new StringBuilder();
+    for (IpSet set : plan.sets().values()) {
+      Set<String> current = now.sets().get(set.name());
+      if (current != null && !set.dynamic()) {
+        // A HashSet, not Set.copyOf: the immutable set probes linearly, and IP strings' hash codes are nearly
+        // consecutive, so its lookups walk long runs (tens of ms at 50,000 members instead of about one).
+        Set<String> wanted = new HashSet<>(set.members());
+        current.stream().filter(m -> !wanted.contains(m)).sorted()
+            .forEach(m -> out.append("del ").append(set.name()).append(' ').append(m).append('\n'));
+      }
+    }
     String heldSet = DataplaneSettings.HELD_SET;
     new TreeSet<>(now.sets().keySet()).stream().filter(name -> !plan.sets().containsKey(name))
         .forEach(name -> out.append("destroy ").append(name).append('\n'));
