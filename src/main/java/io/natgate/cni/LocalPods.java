@@ -150,8 +150,23 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
         s.pod()).orTimeout(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS)));
   }
 
+  /**
+   * Answers the plugin, and logs each ADD and DEL with its outcome and how long the node took: the kubelet's events
+   * show a refusal, not when a pod that started was put into the node's sets.
+   */
   @Override
   public CniEndpoint.Answer handle(CniEndpoint.Request r) {
+    long start = System.nanoTime();
+    CniEndpoint.Answer answer = decide(r);
+    if (!r.command().equals("CHECK")) {
+      LOG.infof("natgate-cni %s %s/%s %s (container %.12s) in %d ms: %s", r.command(), r.namespace(), r.name(),
+          r.ip(), r.containerID(), (System.nanoTime() - start) / 1_000_000, answer.error() != null
+              ? "refused: " + answer.error() : "gateways " + answer.gateways());
+    }
+    return answer;
+  }
+
+  private CniEndpoint.Answer decide(CniEndpoint.Request r) {
     String key = r.namespace() + "/" + r.name();
     try {
       switch (r.command()) {

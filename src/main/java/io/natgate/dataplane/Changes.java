@@ -27,6 +27,9 @@ import java.util.TreeSet;
  * <li>{@link #ipsetAfter} and {@link #ipAfter}: removing members no longer wanted, destroying what the rules no
  * longer reference
  * </ol>
+ * Members leave their sets only once the new rules are in: a pod that changes role on this node (its SNAT set here
+ * to a steer set, say, when another node takes the egress IP over) is in both sets meanwhile, never in neither
+ * (for as long as the rules that match the new set are not there yet, it would be the CNI's masquerade's).
  * An empty string means there is nothing to do in that step.
  */
 public record Changes(String release, String ipBefore, Map<String, String> sysctls, String ipsetBefore,

@@ -100,6 +100,38 @@ class DataplaneGoldenTest {
   }
 
   /**
+   * payments' IP taken over by node-2, the standby of a group of three (the Kind scale-up's leak): this node keeps the
+   * standby SNAT the operator wrote (its sources are the operator's list) and steers its own pods to node-2. Its pod
+   * 198.19.1.15, which natgate-cni put into the SNAT set at ADD and the operator does not list yet, moves from that set
+   * to the steer set. It must stay in the SNAT set until the rules that steer it are in: removed in step 3, it was in
+   * neither set until step 4 (seconds on a loaded node) and left as the node, through the CNI's masquerade.
+   */
+  @Test
+  void aPodMovingFromTheSnatSetToASteerSetLeavesTheSnatSetOnlyOnceTheRulesThatSteerItAreIn() throws IOException {
+    var holding = node1();
+    holding.get("payments").snat.get(0).sources = List.of("198.19.1.11", "198.19.1.15", "198.19.2.11");
+    var standby = node1();
+    var payments = standby.get("payments");
+    payments.snat.clear();
+    payments.steer.add(new Steer("198.18.0.100", "node-2", "198.18.0.12", List.of("198.19.1.11", "198.19.1.15")));
+    payments.peers = new NodeGatewayState.Peers();
+    payments.peers.members = List.of(new NodeGatewayState.Member("node-1", "198.18.0.11"),
+        new NodeGatewayState.Member("node-2", "198.18.0.12"), new NodeGatewayState.Member("node-3", "198.18.0.13"));
+    payments.peers.successions = List.of(new NodeGatewayState.Succession("198.18.0.100", "node-2", List.of("node-1")));
+    payments.peers.standby = List.of(new Snat("198.18.0.100", true, List.of("198.19.1.11", "198.19.2.11")));
+    standby.put("payments", io.natgate.peers.HoldDecision.withHolding(payments, java.util.Set.of(), "node-1"));
+    Changes c = Changes.between(Observed.after(Renderer.render(holding, SETTINGS), 1500),
+        Renderer.render(standby, SETTINGS), SETTINGS);
+    golden("holder-to-standby.txt", c);
+    String snatSet = "natgate-s-" + Renderer.id("payments/198.18.0.100");
+    String steerSet = "natgate-d-" + Renderer.id("payments/198.18.0.100");
+    assertThat(c.ipsetBefore()).as("step 3").contains("add " + steerSet + " 198.19.1.15\n").doesNotContain("del ");
+    assertThat(c.iptables()).as("step 4").anySatisfy(run -> assertThat(run).contains("--match-set " + steerSet
+        + " src"));
+    assertThat(c.ipsetAfter()).as("step 6").contains("del " + snatSet + " 198.19.1.15\n");
+  }
+
+  /**
    * A planned move of payments' IP from node-2 to this node (node-1): while node-2 releases it, what arrives here for
    * the IP that no connection here knows goes to node-2; once the move is over, those rules go. node-2, the
    * releasing node, renders none.

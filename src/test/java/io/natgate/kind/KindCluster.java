@@ -52,7 +52,7 @@ final class KindCluster implements AutoCloseable {
   private Kubectl kubectl;
   private String kubeconfig;
   private int subnet = -1;
-  private Path overlay;
+  private final List<Path> overlays = new ArrayList<>();
 
   /** Why the cluster cannot be made here, or null. */
   static String whyUnavailable() {
@@ -149,8 +149,14 @@ final class KindCluster implements AutoCloseable {
    * set image} writes it), in a directory under target/ (kustomize takes no absolute path to a base).
    */
   Path withImages(String operator, String agent) throws IOException {
-    Path dir = Files.createDirectories(ControlPlane.repo().resolve("target").resolve(name));
-    var text = new StringBuilder("resources:\n  - ../../config/default\nimages:\n");
+    return withImages("config/default", operator, agent);
+  }
+
+  /** The same for another kustomization of config/ ({@code config/agent}, say). */
+  Path withImages(String base, String operator, String agent) throws IOException {
+    Path dir = Files.createDirectories(ControlPlane.repo().resolve("target").resolve(name + "-"
+        + base.replace('/', '-')));
+    var text = new StringBuilder("resources:\n  - ../../" + base + "\nimages:\n");
     Map.of(io.natgate.testing.Images.of("config/manager/manager.yaml"), operator,
         io.natgate.testing.Images.of("config/agent/daemonset.yaml"), agent).forEach((from, to) -> {
           int colon = to.lastIndexOf(':') > to.lastIndexOf('/') ? to.lastIndexOf(':') : to.length();
@@ -159,7 +165,7 @@ final class KindCluster implements AutoCloseable {
                   : "latest").append("\"\n");
         });
     Files.writeString(dir.resolve("kustomization.yaml"), text);
-    overlay = dir;
+    overlays.add(dir);
     return dir;
   }
 
@@ -230,7 +236,7 @@ final class KindCluster implements AutoCloseable {
 
   @Override
   public void close() throws Exception {
-    if (overlay != null) {
+    for (Path overlay : overlays) {
       Files.deleteIfExists(overlay.resolve("kustomization.yaml"));
       Files.deleteIfExists(overlay);
     }
