@@ -23,14 +23,15 @@ final class NodeStateWriter {
   /**
    * @param desired the state to hold, or null to delete it
    * @param current the state as observed, or null
+   * @return whether it wrote
    */
-  void ensure(EgressGateway gateway, EgressNodeStateSpec desired, EgressNodeState current) {
+  boolean ensure(EgressGateway gateway, EgressNodeStateSpec desired, EgressNodeState current) {
     if (Objects.equals(current == null ? null : current.getSpec(), desired)) {
-      return;
+      return false;
     }
     if (desired == null) {
       delete(current);
-      return;
+      return true;
     }
     if (LOG.isDebugEnabled()) {
       LOG.debugf("writing node state %s/%s: was %s, now %s", desired.gateway, desired.nodeName,
@@ -46,6 +47,7 @@ final class NodeStateWriter {
     applied.setSpec(desired);
     client.resources(EgressNodeState.class).resource(applied).fieldManager(EgressGatewayReconciler.FIELD_MANAGER)
         .forceConflicts().serverSideApply();
+    return true;
   }
 
   void delete(EgressNodeState state) {

@@ -161,7 +161,17 @@ public final class EndToEnd implements AutoCloseable {
     }
     operator = spawn(List.of(), List.of(java, "-XX:+UseSerialGC", "-Dquarkus.http.port=" + operatorPort,
         "-Dnatgate.leader-election.namespace=" + ControlPlane.OPERATOR_NAMESPACE, "-jar", jar.toString()),
-        Map.of("KUBECONFIG", operatorKubeconfig.toString()), "operator");
+        operatorEnv(), "operator");
+  }
+
+  /** -Dnatgate.e2e.operator-log=DEBUG: the operator logs io.natgate at that level (with natgate.e2e.keepLogs). */
+  private Map<String, String> operatorEnv() {
+    Map<String, String> env = new HashMap<>(Map.of("KUBECONFIG", operatorKubeconfig.toString()));
+    String level = System.getProperty("natgate.e2e.operator-log");
+    if (level != null) {
+      env.put("QUARKUS_LOG_CATEGORY__IO_NATGATE__LEVEL", level);
+    }
+    return env;
   }
 
   /** SIGKILL: nothing runs on the way out. */
