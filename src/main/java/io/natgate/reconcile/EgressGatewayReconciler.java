@@ -160,8 +160,10 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     Map<String, EgressNodeState> states = nodeStatesOf(name);
     GatewayPlan plan = GatewayPlanner.plan(gateway, cluster, PeerGroups.takeovers(states), states, now);
     var client = context.getClient();
-    if (settings.peerGroups() && !peerKeyEnsured) {
-      PeerKey.ensure(client, settings.heartbeatNamespace()); // before any state names a peer group
+    if (!peerKeyEnsured) {
+      // Before any state names a peer group; and whatever the groups: agents also sign natgate-cni's and the DNS
+      // path's messages with it (without it those never start).
+      PeerKey.ensure(client, settings.heartbeatNamespace());
       peerKeyEnsured = true;
     }
 

@@ -19,7 +19,6 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.Sources;
 import io.natgate.lab.CniChain;
-import io.natgate.peers.PeerKey;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -111,7 +110,6 @@ class CniLabIT {
       cluster.node(gatewayNode.name(), gatewayNode.ip(), Map.of("natgate.io/cni-lab", "egress"));
       cluster.node(worker.name(), worker.ip(), Map.of());
       cluster.namespace(NAMESPACE, Map.of("team", NAMESPACE));
-      PeerKey.ensure(admin, ControlPlane.OPERATOR_NAMESPACE); // the operator's part (this one runs without peer groups)
       Path socket1 = dir.resolve("agent-1/cni.sock");
       Path socket2 = dir.resolve("agent-2/cni.sock");
       var gatewayMetrics = new SimpleMeterRegistry();
