@@ -138,8 +138,8 @@ public final class FailoverBenchmark {
             long listedAt = Math.max(clock.listedAfter(gatewayNode, created), clock.listedAfter("node-2", created));
             stateListed.add(listedAt);
             stateApplied.add(Math.max(clock.appliedAfter(gatewayNode, created), clock.appliedAfter("node-2", created)));
-            System.out.printf("new pod %d: %d ms (gateway %s; node states list it after %d ms on the gateway, %d ms "
-                + "on node-2; applied after %d / %d ms)%n", i + 1, podToSnat.get(i), gatewayNode,
+            System.out.printf("new pod %d (IP written at %s): %d ms (gateway %s; node states list it after %d ms on "
+                + "the gateway, %d ms on node-2; applied after %d / %d ms)%n", i + 1, created, podToSnat.get(i), gatewayNode,
                 clock.listedAfter(gatewayNode, created), clock.listedAfter("node-2", created),
                 clock.appliedAfter(gatewayNode, created), clock.appliedAfter("node-2", created));
           }
