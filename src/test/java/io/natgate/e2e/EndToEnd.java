@@ -233,6 +233,10 @@ public final class EndToEnd implements AutoCloseable {
       env.put("NATGATE_AGENT_CNI_SOCKET", cniSocket(n).toString());
     }
     env.putAll(agentEnv);
+    String level = System.getProperty("natgate.e2e.agent-log"); // as natgate.e2e.operator-log, for the agents
+    if (level != null) {
+      env.put("QUARKUS_LOG_CATEGORY__IO_NATGATE__LEVEL", level);
+    }
     agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
         List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()), env, "agent-" + n.name()));
   }
