@@ -120,7 +120,7 @@ public final class FailoverBenchmark {
           }
 
           LabPod late = lab.pod(2, 2);
-          String gatewayNode = Objects.requireNonNull(holder(cp, lab)).name();
+          String holderName = Objects.requireNonNull(holder(cp, lab)).name();
           // Scheduled first, its IP written a moment later, as a kubelet does once the sandbox is up: the clock
           // starts at that write (the API change), and the operator's and agents' work on the creation is over.
           e2e.cluster().scheduledPod("payments", "late", "node-2", Map.of());
@@ -133,15 +133,15 @@ public final class FailoverBenchmark {
             podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
                 .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
             // Where the time goes: the operator (node states written), then the agents (applied and reported).
-            waitFor(() -> clock.appliedAfter(gatewayNode, created) >= 0 && clock.appliedAfter("node-2", created) >= 0,
+            waitFor(() -> clock.appliedAfter(holderName, created) >= 0 && clock.appliedAfter("node-2", created) >= 0,
                 Duration.ofSeconds(30));
-            long listedAt = Math.max(clock.listedAfter(gatewayNode, created), clock.listedAfter("node-2", created));
+            long listedAt = Math.max(clock.listedAfter(holderName, created), clock.listedAfter("node-2", created));
             stateListed.add(listedAt);
-            stateApplied.add(Math.max(clock.appliedAfter(gatewayNode, created), clock.appliedAfter("node-2", created)));
+            stateApplied.add(Math.max(clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created)));
             System.out.printf("new pod %d (IP written at %s): %d ms (gateway %s; node states list it after %d ms on "
-                + "the gateway, %d ms on node-2; applied after %d / %d ms)%n", i + 1, created, podToSnat.get(i), gatewayNode,
-                clock.listedAfter(gatewayNode, created), clock.listedAfter("node-2", created),
-                clock.appliedAfter(gatewayNode, created), clock.appliedAfter("node-2", created));
+                + "the gateway, %d ms on node-2; applied after %d / %d ms)%n", i + 1, created, podToSnat.get(i), holderName,
+                clock.listedAfter(holderName, created), clock.listedAfter("node-2", created),
+                clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created));
           }
           labelRound(e2e, lab, late, i, unselected, reselected, labelLeaks);
           if (noCni == null && failovers) {
