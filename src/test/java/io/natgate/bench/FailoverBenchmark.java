@@ -143,7 +143,7 @@ public final class FailoverBenchmark {
                 clock.listedAfter(holderName, created), clock.listedAfter("node-2", created),
                 clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created));
           }
-          labelRound(e2e, lab, late, i, unselected, reselected, labelLeaks);
+          labelRound(e2e, lab, late, "late", i, unselected, reselected, labelLeaks);
           if (noCni == null && failovers) {
             LabNode gatewayNode = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
             LabNode director = lab.nodes().stream().filter(n -> n != gatewayNode).findFirst().orElseThrow();
@@ -202,23 +202,23 @@ public final class FailoverBenchmark {
   }
 
   /**
-   * The running pod's label changed twice (selected -> unselected -> selected), probing every 10 ms: the time from each
+   * The running pod's ({@code name} in the API) label changed twice (selected -> unselected -> selected), probing every 10 ms: the time from each
    * change to the first answer with the address it should now leave with (its node's, then the egress IP). Counts
    * {@code leaks}: [0] probes still seen with the egress IP after the first with the node's IP, [1] probes seen with
    * another source after the first with the egress IP again, [2] probes seen with the node's IP between the
    * re-selection and the first answer with the egress IP (what a Drop gateway would want held).
    */
-  static void labelRound(EndToEnd e2e, NetworkLab lab, LabPod pod, int round, List<Long> unselected,
+  static void labelRound(EndToEnd e2e, NetworkLab lab, LabPod pod, String name, int round, List<Long> unselected,
       List<Long> reselected, long[] leaks) throws InterruptedException {
     String nodeIP = lab.node(pod.node()).ip();
     Prober prober = lab.startProbing(pod, Duration.ofMillis(10));
     Thread.sleep(200);
     Instant off = Instant.now();
-    e2e.cluster().labelPod("payments", pod.name(), OPT_OUT, "off");
+    e2e.cluster().labelPod("payments", name, OPT_OUT, "off");
     waitFor(() -> lab.seenSource(pod).equals(Optional.of(nodeIP)), Duration.ofSeconds(30));
     Thread.sleep(300);
     Instant on = Instant.now();
-    e2e.cluster().labelPod("payments", pod.name(), OPT_OUT, null);
+    e2e.cluster().labelPod("payments", name, OPT_OUT, null);
     waitFor(() -> lab.seenSource(pod).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
     Thread.sleep(300);
     List<Prober.Probe> probes = prober.stop();
