@@ -50,6 +50,9 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.jboss.logging.Logger;
 
@@ -77,6 +80,13 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
    */
   private final Map<String, EgressGatewayStatus> written = new ConcurrentHashMap<>();
   private volatile boolean peerKeyEnsured;
+  /** Node-state writes of one reconcile run side by side, up to 8 at once (threads end after 30 s idle). */
+  private final ThreadPoolExecutor stateWrites = new ThreadPoolExecutor(8, 8, 30, TimeUnit.SECONDS,
+      new LinkedBlockingQueue<>(), r -> {
+        Thread t = new Thread(r, "natgate-node-state-write");
+        t.setDaemon(true);
+        return t;
+      });
   private final OperatorMetrics metrics;
 
   /** With Micrometer's global registry (tests that run the reconciler in their JVM). */
@@ -88,6 +98,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
   public EgressGatewayReconciler(OperatorSettings settings, MeterRegistry registry) {
     this.settings = settings;
     this.metrics = new OperatorMetrics(registry);
+    stateWrites.allowCoreThreadTimeOut(true);
   }
 
   @Override
@@ -177,13 +188,7 @@ public class EgressGatewayReconciler implements Reconciler<EgressGateway>, Clean
     }
 
     long planned = System.nanoTime();
-    var writer = new NodeStateWriter(client);
-    Set<String> involved = new HashSet<>(plan.nodeStates().keySet());
-    involved.addAll(states.keySet());
-    int statesChanged = 0;
-    for (String node : involved) {
-      statesChanged += writer.ensure(gateway, plan.nodeStates().get(node), states.get(node)) ? 1 : 0;
-    }
+    int statesChanged = new NodeStateWriter(client).ensureAll(gateway, plan.nodeStates(), states, stateWrites);
     long statesWritten = System.nanoTime();
 
     EgressGatewayStatus status = StatusCalculator.compute(gateway, plan, states, now);
