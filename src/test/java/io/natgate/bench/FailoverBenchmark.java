@@ -26,9 +26,11 @@ import java.util.concurrent.Callable;
 /**
  * `make bench-failover`: the end-to-end set-up (operator and agents as processes, network lab), then N times each:
  * the active gateway's agent SIGKILLed (failover time, packets seen with another source), and a new selected pod
- * (pod IP in the API to its first connection with the egress IP), and, with natgate-cni, a pod started through the CNI
- * chain on the gateway node and on a director (ADD returned to its first connection answered with the egress IP,
- * probing every 10 ms). Prints p50/p95/max; asserts nothing on time.
+ * (its IP written into the API to its first connection with the egress IP, and when each node's state listed it and
+ * its agent applied that), its label changed twice (selected -> unselected -> selected: the time to the first
+ * connection with the new source, and connections with another source counted), and, with natgate-cni, a pod
+ * started through the CNI chain on the gateway node and on a director (ADD returned to its first connection answered
+ * with the egress IP, probing every 10 ms). Prints p50/p95/max; asserts nothing on time.
  */
 public final class FailoverBenchmark {
   static final String EGRESS_IP = "198.18.0.100";
