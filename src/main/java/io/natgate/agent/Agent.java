@@ -460,6 +460,8 @@ public final class Agent implements AutoCloseable {
       if (result.changed()) {
         LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", wanted.size(),
             nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
+      } else {
+        LOG.debugf("nothing to apply (%d ms)", nanos / 1_000_000);
       }
       outcome = Outcome.applied(states, holding);
       applied = true;

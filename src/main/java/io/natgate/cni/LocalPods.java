@@ -345,7 +345,8 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
   }
 
   /** Any change may change the merge: ask for an apply (coalesced by the agent). */
-  private <T> ResourceEventHandler<T> onChange(java.util.function.Consumer<T> onDelete) {
+  private <T extends io.fabric8.kubernetes.api.model.HasMetadata> ResourceEventHandler<T> onChange(
+      java.util.function.Consumer<T> onDelete) {
     return new ResourceEventHandler<>() {
       @Override
       public void onAdd(T obj) {
@@ -354,6 +355,7 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
 
       @Override
       public void onUpdate(T oldObj, T newObj) {
+        LOG.debugf("%s %s changed", newObj.getKind(), newObj.getMetadata().getName());
         changed.run();
       }
 

@@ -121,6 +121,7 @@ public final class SourceExchange implements AutoCloseable {
     }
     EarlySources.Verdict v = learned.receive(m, parts.apply(m.gateway()), System.currentTimeMillis());
     if (v == EarlySources.Verdict.ACCEPTED) {
+      LOG.debugf("natgate-cni source %s for %s from %s", m.pod(), m.egressIP(), m.sender());
       jobs.add(new Job(m, from));
     } else {
       refused.get(v).increment();

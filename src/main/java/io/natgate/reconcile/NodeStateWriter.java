@@ -8,7 +8,15 @@ import io.fabric8.kubernetes.client.utils.Serialization;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executor;
 import org.jboss.logging.Logger;
 
 /** Writes a gateway's EgressNodeStates: one per node it wants something on, only when it differs. */
@@ -20,17 +28,56 @@ final class NodeStateWriter {
     this.client = client;
   }
 
+  /** The nodes whose state is not as wanted: to write, or (wanted nowhere) to delete. */
+  static Set<String> differing(Map<String, EgressNodeStateSpec> desired, Map<String, EgressNodeState> current) {
+    Set<String> nodes = new TreeSet<>(desired.keySet());
+    nodes.addAll(current.keySet());
+    nodes.removeIf(n -> Objects.equals(current.get(n) == null ? null : current.get(n).getSpec(), desired.get(n)));
+    return nodes;
+  }
+
+  /**
+   * Brings every node state of the gateway to what is wanted, all at once: each is an object of its own, read by its
+   * node's agent alone, so no order between them matters, and a one-pod change waits for one round trip rather than
+   * one per node (the holder's SNAT and the standbys' are written together). Rethrows the first write that failed
+   * (the reconcile is retried).
+   *
+   * @return how many it wrote or deleted
+   */
+  int ensureAll(EgressGateway gateway, Map<String, EgressNodeStateSpec> desired, Map<String, EgressNodeState> current,
+      Executor executor) {
+    Set<String> nodes = differing(desired, current);
+    if (nodes.size() == 1) {
+      String node = nodes.iterator().next();
+      ensure(gateway, desired.get(node), current.get(node));
+      return 1;
+    }
+    List<CompletableFuture<Boolean>> writes = new ArrayList<>();
+    nodes.forEach(n -> writes.add(CompletableFuture.supplyAsync(() -> ensure(gateway, desired.get(n), current.get(n)),
+        executor)));
+    try {
+      CompletableFuture.allOf(writes.toArray(CompletableFuture[]::new)).join();
+    } catch (CompletionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r; // as a write made here would have thrown it (a 403 or 422 becomes the gateway's condition)
+      }
+      throw e;
+    }
+    return nodes.size();
+  }
+
   /**
    * @param desired the state to hold, or null to delete it
    * @param current the state as observed, or null
+   * @return whether it wrote
    */
-  void ensure(EgressGateway gateway, EgressNodeStateSpec desired, EgressNodeState current) {
+  boolean ensure(EgressGateway gateway, EgressNodeStateSpec desired, EgressNodeState current) {
     if (Objects.equals(current == null ? null : current.getSpec(), desired)) {
-      return;
+      return false;
     }
     if (desired == null) {
       delete(current);
-      return;
+      return true;
     }
     if (LOG.isDebugEnabled()) {
       LOG.debugf("writing node state %s/%s: was %s, now %s", desired.gateway, desired.nodeName,
@@ -46,6 +93,7 @@ final class NodeStateWriter {
     applied.setSpec(desired);
     client.resources(EgressNodeState.class).resource(applied).fieldManager(EgressGatewayReconciler.FIELD_MANAGER)
         .forceConflicts().serverSideApply();
+    return true;
   }
 
   void delete(EgressNodeState state) {

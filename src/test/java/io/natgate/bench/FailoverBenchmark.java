@@ -26,12 +26,16 @@ import java.util.concurrent.Callable;
 /**
  * `make bench-failover`: the end-to-end set-up (operator and agents as processes, network lab), then N times each:
  * the active gateway's agent SIGKILLed (failover time, packets seen with another source), and a new selected pod
- * (pod IP in the API to its first connection with the egress IP), and, with natgate-cni, a pod started through the CNI
- * chain on the gateway node and on a director (ADD returned to its first connection answered with the egress IP,
- * probing every 10 ms). Prints p50/p95/max; asserts nothing on time.
+ * (its IP written into the API to its first connection with the egress IP, and when each node's state listed it and
+ * its agent applied that), its label changed twice (selected -> unselected -> selected: the time to the first
+ * connection with the new source, and connections with another source counted), and, with natgate-cni, a pod
+ * started through the CNI chain on the gateway node and on a director (ADD returned to its first connection answered
+ * with the egress IP, probing every 10 ms). Prints p50/p95/max; asserts nothing on time.
  */
 public final class FailoverBenchmark {
   static final String EGRESS_IP = "198.18.0.100";
+  /** A pod labelled {@code OPT_OUT=off} is not selected. */
+  static final String OPT_OUT = "natgate.io/bench-egress";
   static final java.util.concurrent.atomic.AtomicInteger FAILED_ADDS = new java.util.concurrent.atomic.AtomicInteger();
 
   private FailoverBenchmark() {
@@ -49,6 +53,8 @@ public final class FailoverBenchmark {
 
   static void run() throws Exception {
     int rounds = Integer.getInteger("rounds", 10);
+    // -Dbench.api-only=true: only the API path's rounds (a new pod, label changes), for a quicker comparison.
+    boolean failovers = !Boolean.getBoolean("bench.api-only");
     String unavailable = NetworkLab.unavailableReason();
     if (unavailable != null) {
       System.err.println("bench-failover: " + unavailable);
@@ -61,6 +67,10 @@ public final class FailoverBenchmark {
     List<Long> cniDirector = new ArrayList<>();
     List<Long> cniUnheard = new ArrayList<>();
     List<Long> stateListed = new ArrayList<>();
+    List<Long> stateApplied = new ArrayList<>();
+    List<Long> unselected = new ArrayList<>();
+    List<Long> reselected = new ArrayList<>();
+    long[] labelLeaks = new long[3]; // see labelRound
     int[] firstAttempt = new int[2]; // director pods whose first connection attempt was answered: told, not heard
     Map<String, Long> cniSources = new java.util.TreeMap<>();
     try (NetworkLab lab = NetworkLab.withNodes(3).podsPerNode(2); ControlPlane cp = new ControlPlane()) {
@@ -77,47 +87,66 @@ public final class FailoverBenchmark {
         LabPod probe = lab.pod(3, 1);
         e2e.cluster().runningPod("payments", probe.name(), "node-3", probe.ip(), Map.of());
         try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
-          cp.admin().load(sample).create();
+          // The sample, with pods that opt out by a label (the label rounds).
+          EgressGateway g = cp.admin().resources(EgressGateway.class).load(sample).item();
+          g.getSpec().sources.podSelector = new io.fabric8.kubernetes.api.model.LabelSelectorBuilder()
+              .addNewMatchExpression().withKey(OPT_OUT).withOperator("NotIn").withValues("off").endMatchExpression()
+              .build();
+          cp.admin().resource(g).create();
         }
         waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(120));
 
         for (int i = 0; i < rounds; i++) {
-          // The data plane can be in place before the operator's status write that names the holder.
-          LabNode holder = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
-          Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
-          Thread.sleep(300);
-          Instant killed = Instant.now();
-          e2e.killAgent(holder);
-          waitFor(() -> !holder.equals(holder(cp, lab)), Duration.ofSeconds(30));
-          waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
-          Thread.sleep(300);
-          var probes = prober.stop();
-          failover.add(Prober.recovery(probes, killed, EGRESS_IP).map(Duration::toMillis).orElse(0L));
-          leaked.add(Prober.seenWithOtherSource(probes, EGRESS_IP));
-          e2e.startAgent(holder);
-          waitFor(() -> !lab.holds(holder, EGRESS_IP), Duration.ofSeconds(60));
-          // As the DaemonSet would have it by the next failure: the restarted agent applied its state and warmed up.
-          waitFor(() -> applied(cp, holder), Duration.ofSeconds(60));
-          Thread.sleep(Long.getLong("settle", 5000));
-          System.out.printf("failover %d: %d ms, %d connections seen with another source%n", i + 1,
-              failover.get(i), leaked.get(i));
+          if (failovers) {
+            // The data plane can be in place before the operator's status write that names the holder.
+            LabNode holder = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
+            Prober prober = lab.startProbing(probe, Duration.ofMillis(10));
+            Thread.sleep(300);
+            Instant killed = Instant.now();
+            e2e.killAgent(holder);
+            waitFor(() -> !holder.equals(holder(cp, lab)), Duration.ofSeconds(30));
+            waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
+            Thread.sleep(300);
+            var probes = prober.stop();
+            failover.add(Prober.recovery(probes, killed, EGRESS_IP).map(Duration::toMillis).orElse(0L));
+            leaked.add(Prober.seenWithOtherSource(probes, EGRESS_IP));
+            e2e.startAgent(holder);
+            waitFor(() -> !lab.holds(holder, EGRESS_IP), Duration.ofSeconds(60));
+            // As the DaemonSet would have it by the next failure: the restarted agent applied its state and warmed up.
+            waitFor(() -> applied(cp, holder), Duration.ofSeconds(60));
+            Thread.sleep(Long.getLong("settle", 5000));
+            System.out.printf("failover %d: %d ms, %d connections seen with another source%n", i + 1,
+                failover.get(i), leaked.get(i));
+          } else {
+            Thread.sleep(Long.getLong("settle", 5000));
+          }
 
           LabPod late = lab.pod(2, 2);
+          String holderName = Objects.requireNonNull(holder(cp, lab)).name();
+          // Scheduled first, its IP written a moment later, as a kubelet does once the sandbox is up: the clock
+          // starts at that write (the API change), and the operator's and agents' work on the creation is over.
+          e2e.cluster().scheduledPod("payments", "late", "node-2", Map.of());
+          Thread.sleep(500);
           Prober joining = lab.startProbing(late, Duration.ofMillis(10));
-          Instant created = Instant.now();
-          e2e.cluster().runningPod("payments", "late", "node-2", late.ip(), Map.of());
-          // Where the time goes: the operator (plan, node state written), then the agent (apply) and the probe.
-          var listed = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-            waitFor(() -> lists(cp, "node-2", late.ip()), Duration.ofSeconds(30));
-            return Duration.between(created, Instant.now()).toMillis();
-          });
-          waitFor(() -> lab.seenSource(late).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
-          podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
-              .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
-          stateListed.add(listed.join());
-          System.out.printf("new pod %d: %d ms (node state listed it after %d ms)%n", i + 1, podToSnat.get(i),
-              stateListed.get(i));
-          if (noCni == null) {
+          try (NodeStateClock clock = new NodeStateClock(cp.admin(), late.ip())) {
+            Instant created = Instant.now();
+            e2e.cluster().running("payments", "late", late.ip());
+            waitFor(() -> lab.seenSource(late).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
+            podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
+                .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
+            // Where the time goes: the operator (node states written), then the agents (applied and reported).
+            waitFor(() -> clock.appliedAfter(holderName, created) >= 0 && clock.appliedAfter("node-2", created) >= 0,
+                Duration.ofSeconds(30));
+            long listedAt = Math.max(clock.listedAfter(holderName, created), clock.listedAfter("node-2", created));
+            stateListed.add(listedAt);
+            stateApplied.add(Math.max(clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created)));
+            System.out.printf("new pod %d (IP written at %s): %d ms (gateway %s; node states list it after %d ms on "
+                + "the gateway, %d ms on node-2; applied after %d / %d ms)%n", i + 1, created, podToSnat.get(i), holderName,
+                clock.listedAfter(holderName, created), clock.listedAfter("node-2", created),
+                clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created));
+          }
+          labelRound(e2e, lab, late, "late", i, unselected, reselected, labelLeaks);
+          if (noCni == null && failovers) {
             LabNode gatewayNode = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
             LabNode director = lab.nodes().stream().filter(n -> n != gatewayNode).findFirst().orElseThrow();
             cniGateway.add(cniPodStart(cp, lab, chains.get(gatewayNode), gatewayNode, "cni-g" + i, cniSources).ms());
@@ -149,10 +178,19 @@ public final class FailoverBenchmark {
     System.out.println("peers: heartbeat every 50 ms, dead after 250 ms, standby takes over 150 ms later; Lease: renew"
         + " every 200 ms (operator timeout 900 ms, fence after 600 ms in groups too small for a quorum)");
     System.out.println("load average: " + java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim());
-    print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
-    print("connections seen with another source during a failover", leaked, "");
+    if (failovers) {
+      print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
+      print("connections seen with another source during a failover", leaked, "");
+    }
     print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
-    print("  of which: pod IP in the API -> the node state lists it", stateListed, "ms");
+    print("  the operator: pod IP in the API -> its node states list it", stateListed, "ms");
+    print("  the agents: pod IP in the API -> they report those states applied", stateApplied, "ms");
+    print("label change: selected -> unselected, first answer with the node's IP", unselected, "ms");
+    print("label change: unselected -> selected, first answer with the egress IP", reselected, "ms");
+    System.out.printf("label changes: after the first answer with the right source, %d probes seen with the egress IP "
+        + "once unselected and %d with another source once selected again; %d probes answered with the node's IP "
+        + "between a re-selection and its first answer with the egress IP%n", labelLeaks[0], labelLeaks[1],
+        labelLeaks[2]);
     if (!cniGateway.isEmpty()) {
       print("natgate-cni: ADD returned -> first answer with the egress IP, gateway node", cniGateway, "ms");
       print("natgate-cni: ADD returned -> first answer with the egress IP, director", cniDirector, "ms");
@@ -163,6 +201,43 @@ public final class FailoverBenchmark {
       System.out.printf("natgate-cni pods: packets at the external host by source %s (only %s expected); %d ADDs "
           + "failed and were retried%n", cniSources, EGRESS_IP, FAILED_ADDS.get());
     }
+  }
+
+  /**
+   * The running pod's ({@code name} in the API) label changed twice (selected -> unselected -> selected), probing every 10 ms: the time from each
+   * change to the first answer with the address it should now leave with (its node's, then the egress IP). Counts
+   * {@code leaks}: [0] probes still seen with the egress IP after the first with the node's IP, [1] probes seen with
+   * another source after the first with the egress IP again, [2] probes seen with the node's IP between the
+   * re-selection and the first answer with the egress IP (what a Drop gateway would want held).
+   */
+  static void labelRound(EndToEnd e2e, NetworkLab lab, LabPod pod, String name, int round, List<Long> unselected,
+      List<Long> reselected, long[] leaks) throws InterruptedException {
+    String nodeIP = lab.node(pod.node()).ip();
+    Prober prober = lab.startProbing(pod, Duration.ofMillis(10));
+    Thread.sleep(200);
+    Instant off = Instant.now();
+    e2e.cluster().labelPod("payments", name, OPT_OUT, "off");
+    waitFor(() -> lab.seenSource(pod).equals(Optional.of(nodeIP)), Duration.ofSeconds(30));
+    Thread.sleep(300);
+    Instant on = Instant.now();
+    e2e.cluster().labelPod("payments", name, OPT_OUT, null);
+    waitFor(() -> lab.seenSource(pod).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
+    Thread.sleep(300);
+    List<Prober.Probe> probes = prober.stop();
+    Instant offApplied = Prober.firstAnswer(probes, off, nodeIP).orElse(on);
+    Instant onApplied = Prober.firstAnswer(probes, on, EGRESS_IP).orElse(Instant.now());
+    unselected.add(Duration.between(off, offApplied).toMillis());
+    reselected.add(Duration.between(on, onApplied).toMillis());
+    // A probe counts where it started: once the change was applied, every new connection must have the new source.
+    leaks[0] += probes.stream().filter(p -> !p.at().isBefore(offApplied) && p.at().isBefore(on)
+        && p.source().equals(Optional.of(EGRESS_IP))).count();
+    leaks[1] += probes.stream().filter(p -> !p.at().isBefore(onApplied) && p.source().isPresent()
+        && !p.source().equals(Optional.of(EGRESS_IP))).count();
+    long window = probes.stream().filter(p -> !p.at().isBefore(on) && p.at().isBefore(onApplied)
+        && p.source().equals(Optional.of(nodeIP))).count();
+    leaks[2] += window;
+    System.out.printf("labels %d: unselected after %d ms, selected again after %d ms (%d probes with the node's IP "
+        + "meanwhile)%n", round + 1, unselected.get(round), reselected.get(round), window);
   }
 
   /**
@@ -219,13 +294,6 @@ public final class FailoverBenchmark {
 
   static long percentile(List<Long> sorted, int p) {
     return sorted.get(Math.min(sorted.size() - 1, (int) Math.ceil(p / 100.0 * sorted.size()) - 1));
-  }
-
-  /** Whether the node's state for the gateway lists the pod (steered or SNATed). */
-  static boolean lists(ControlPlane cp, String node, String podIP) {
-    return cp.admin().resources(EgressNodeState.class).withField("spec.nodeName", node).list().getItems().stream()
-        .anyMatch(s -> s.getSpec().steer.stream().anyMatch(st -> st.sources.contains(podIP))
-            || s.getSpec().snat.stream().anyMatch(sn -> sn.sources.contains(podIP)));
   }
 
   static boolean applied(ControlPlane cp, LabNode n) {

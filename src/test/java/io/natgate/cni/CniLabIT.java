@@ -19,9 +19,10 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.Sources;
 import io.natgate.lab.CniChain;
-import io.natgate.peers.PeerKey;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
+import io.natgate.lab.LabPod;
+import io.natgate.lab.Prober;
 import io.natgate.lab.NetworkLab;
 import io.natgate.testing.Cluster;
 import io.natgate.testing.ControlPlane;
@@ -32,6 +33,7 @@ import io.natgate.testing.TcpProxy;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -111,7 +113,6 @@ class CniLabIT {
       cluster.node(gatewayNode.name(), gatewayNode.ip(), Map.of("natgate.io/cni-lab", "egress"));
       cluster.node(worker.name(), worker.ip(), Map.of());
       cluster.namespace(NAMESPACE, Map.of("team", NAMESPACE));
-      PeerKey.ensure(admin, ControlPlane.OPERATOR_NAMESPACE); // the operator's part (this one runs without peer groups)
       Path socket1 = dir.resolve("agent-1/cni.sock");
       Path socket2 = dir.resolve("agent-2/cni.sock");
       var gatewayMetrics = new SimpleMeterRegistry();
@@ -228,24 +229,42 @@ class CniLabIT {
       agents.add(LabAgent.startWithCni(controlPlane, lab, worker, link2, socket2));
       await().atMost(Duration.ofSeconds(30)).until(agents.get(1)::ready);
 
-      // Labels change on running pods: unselected, they leave as their node; selected again, with the egress IP.
+      // Labels change on running pods: unselected, they leave as their node; selected again, with the egress IP. Each
+      // change is applied at the pod's first connection with its new source; from then on, once selected again, every
+      // new connection has it (probes every 10 ms, counted where they start).
       lab.resetArrivals();
       for (Started p : List.of(pods.get(0), pods.get(1))) {
         for (boolean selected : List.of(false, true)) {
-          long t0 = System.nanoTime();
-          admin.pods().inNamespace(NAMESPACE).withName(p.name()).edit(pod -> {
-            if (selected) {
-              pod.getMetadata().getLabels().remove(OPT_OUT);
-            } else {
-              pod.getMetadata().getLabels().put(OPT_OUT, "off");
-            }
-            return pod;
-          });
           String expected = selected ? EGRESS_IP : p.node().ip();
+          Prober prober = lab.startProbing(new LabPod(p.name(), p.sandbox(), p.ip(), p.node().index(), 0,
+              NetworkLab.ECHO_PORT, ""), Duration.ofMillis(10));
+          Instant changed = Instant.now();
+          cluster.labelPod(NAMESPACE, p.name(), OPT_OUT, selected ? null : "off");
           await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(10))
               .until(() -> lab.seenSource(p.sandbox(), NetworkLab.ECHO_PORT).equals(Optional.of(expected)));
-          System.out.printf("%s on %s %s: %d ms to the first connection seen as %s%n", p.name(), p.node().name(),
-              selected ? "selected again" : "unselected", (System.nanoTime() - t0) / 1_000_000, expected);
+          Thread.sleep(300);
+          List<Prober.Probe> probes = prober.stop();
+          Instant applied = Prober.firstAnswer(probes, changed, expected).orElseThrow();
+          String old = selected ? p.node().ip() : EGRESS_IP;
+          System.out.printf("%s on %s %s: %d ms to the first connection seen as %s, %d connections seen as %s "
+              + "meanwhile%n", p.name(), p.node().name(), selected ? "selected again" : "unselected",
+              Duration.between(changed, applied).toMillis(), expected,
+              probes.stream().filter(x -> x.at().isBefore(applied) && x.source().equals(Optional.of(old))).count(),
+              old);
+          List<String> after = probes.stream().filter(x -> !x.at().isBefore(applied) && x.source().isPresent())
+              .map(x -> x.source().get()).toList();
+          if (selected) {
+            // Selected again, under a Drop gateway: once it shows, no new connection may leave as the node.
+            assertThat(after).as("connections of %s started once selected again, by source", p.name())
+                .containsOnly(EGRESS_IP);
+          } else {
+            // Unselected: never anything but its node's address or the egress IP. (The bench once saw one more
+            // connection with the egress IP after the node's address had shown; printed, cause not found yet.)
+            assertThat(after).as("connections of %s started once unselected, by source", p.name())
+                .isSubsetOf(p.node().ip(), EGRESS_IP);
+            System.out.printf("%s unselected: %d of %d later connections still seen with the egress IP%n", p.name(),
+                after.stream().filter(EGRESS_IP::equals).count(), after.size());
+          }
         }
       }
       assertThat(lab.arrivals(NetworkLab.ECHO_PORT).keySet()).as("sources while labels changed")

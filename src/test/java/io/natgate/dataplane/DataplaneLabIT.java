@@ -142,17 +142,7 @@ class DataplaneLabIT {
   void aSteeredConnectionOfAPodNoLongerSelectedIsDroppedNotLeftUntranslated() throws Exception {
     LabPod pod = lab.pod(2, 1);
     payments();
-    // Connects, reads the echo, then sends a byte for each line on stdin: the same connection, later.
-    String client = """
-        import socket, sys
-        s = socket.create_connection(("%s", %d), timeout=2)
-        print(s.recv(64).decode().strip(), flush=True)
-        for line in sys.stdin:
-            s.send(b"x")
-        """.formatted(NetworkLab.EXTERNAL_IP, pod.probePort());
-    var command = new java.util.ArrayList<>(lab.nsCommandPrefix(pod.ns()));
-    command.addAll(List.of(lab.python(), "-c", client));
-    Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    Process p = connection(pod);
     try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
         var out = new java.io.PrintWriter(p.getOutputStream(), true)) {
       assertThat(in.readLine()).isEqualTo(EGRESS_IP);
@@ -183,6 +173,72 @@ class DataplaneLabIT {
     } finally {
       p.destroy();
       p.waitFor();
+    }
+  }
+
+  /**
+   * One connection of the pod's, kept open: it prints the source the echo server saw, then sends a byte for each line
+   * on its stdin (the same connection, later).
+   */
+  static Process connection(LabPod pod) throws java.io.IOException {
+    String client = """
+        import socket, sys
+        s = socket.create_connection(("%s", %d), timeout=2)
+        print(s.recv(64).decode().strip(), flush=True)
+        for line in sys.stdin:
+            s.send(b"x")
+        """.formatted(NetworkLab.EXTERNAL_IP, pod.probePort());
+    var command = new java.util.ArrayList<>(lab.nsCommandPrefix(pod.ns()));
+    command.addAll(List.of(lab.python(), "-c", client));
+    return new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+  }
+
+  /**
+   * Connections a pod opened while not selected, which it is then: none leaves its node with the node's address
+   * once the director steers it. On the gateway node the node's masquerade, decided at their first packet, stays
+   * theirs to the end; on a director their next packets take the tunnel and the gateway SNATs them (seen: one packet
+   * with the egress IP, a source the external host never saw for that connection, so it cannot go on). New
+   * connections leave with the egress IP.
+   */
+  @Test
+  void connectionsOpenedBeforeAPodIsSelectedNeverLeaveADirectorAsTheNode() throws Exception {
+    LabPod onGateway = lab.pod(1, 2);
+    LabPod onDirector = lab.pod(2, 2);
+    payments();
+    Process gatewayConnection = connection(onGateway);
+    Process directorConnection = connection(onDirector);
+    try (var gatewayIn = new java.io.BufferedReader(new java.io.InputStreamReader(gatewayConnection.getInputStream()));
+        var gatewayOut = new java.io.PrintWriter(gatewayConnection.getOutputStream(), true);
+        var directorIn = new java.io.BufferedReader(new java.io.InputStreamReader(directorConnection.getInputStream()));
+        var directorOut = new java.io.PrintWriter(directorConnection.getOutputStream(), true)) {
+      assertThat(gatewayIn.readLine()).isEqualTo(lab.node(1).ip());
+      assertThat(directorIn.readLine()).isEqualTo(lab.node(2).ip());
+      // Both selected now.
+      apply(1, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+          List.of(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip(), onGateway.ip(), lab.pod(2, 1).ip(),
+              onDirector.ip()))), List.of())));
+      apply(2, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
+          List.of(), List.of(new Steer(EGRESS_IP, lab.node(1).name(), lab.node(1).ip(),
+              List.of(lab.pod(2, 1).ip(), onDirector.ip()))))));
+      lab.resetArrivals();
+      for (int i = 0; i < 3; i++) {
+        gatewayOut.println("again");
+        directorOut.println("again");
+        Thread.sleep(100);
+      }
+      Thread.sleep(300);
+      assertThat(lab.arrivals(onGateway)).as("the gateway node's old connection, by source")
+          .containsOnlyKeys(lab.node(1).ip());
+      assertThat(lab.arrivals(onDirector)).as("the director's old connection, by source")
+          .doesNotContainKeys(lab.node(2).ip(), onDirector.ip());
+      assertThat(lab.seenSource(onGateway)).contains(EGRESS_IP);
+      assertThat(lab.seenSource(onDirector)).contains(EGRESS_IP);
+      lab.resetArrivals();
+    } finally {
+      for (Process p : List.of(gatewayConnection, directorConnection)) {
+        p.destroy();
+        p.waitFor();
+      }
     }
   }
 

@@ -161,7 +161,17 @@ public final class EndToEnd implements AutoCloseable {
     }
     operator = spawn(List.of(), List.of(java, "-XX:+UseSerialGC", "-Dquarkus.http.port=" + operatorPort,
         "-Dnatgate.leader-election.namespace=" + ControlPlane.OPERATOR_NAMESPACE, "-jar", jar.toString()),
-        Map.of("KUBECONFIG", operatorKubeconfig.toString()), "operator");
+        operatorEnv(), "operator");
+  }
+
+  /** -Dnatgate.e2e.operator-log=DEBUG: the operator logs io.natgate at that level (with natgate.e2e.keepLogs). */
+  private Map<String, String> operatorEnv() {
+    Map<String, String> env = new HashMap<>(Map.of("KUBECONFIG", operatorKubeconfig.toString()));
+    String level = System.getProperty("natgate.e2e.operator-log");
+    if (level != null) {
+      env.put("QUARKUS_LOG_CATEGORY__IO_NATGATE__LEVEL", level);
+    }
+    return env;
   }
 
   /** SIGKILL: nothing runs on the way out. */
@@ -223,6 +233,10 @@ public final class EndToEnd implements AutoCloseable {
       env.put("NATGATE_AGENT_CNI_SOCKET", cniSocket(n).toString());
     }
     env.putAll(agentEnv);
+    String level = System.getProperty("natgate.e2e.agent-log"); // as natgate.e2e.operator-log, for the agents
+    if (level != null) {
+      env.put("QUARKUS_LOG_CATEGORY__IO_NATGATE__LEVEL", level);
+    }
     agents.put(n.name(), spawn(lab.nsCommandPrefix(n.ns()),
         List.of(java, "-XX:+UseSerialGC", "-Xmx256m", "-jar", jar.toString()), env, "agent-" + n.name()));
   }

@@ -103,14 +103,39 @@ public final class Cluster implements AutoCloseable {
 
   /** A scheduled, running pod with an IP, as the kubelet would report it. */
   public Pod runningPod(String namespace, String name, String node, String podIP, Map<String, String> labels) {
-    admin.pods().inNamespace(namespace).resource(new PodBuilder().withNewMetadata().withName(name)
+    scheduledPod(namespace, name, node, labels);
+    return running(namespace, name, podIP);
+  }
+
+  /** A pod bound to its node, before the kubelet has written its IP (its sandbox is being set up). */
+  public Pod scheduledPod(String namespace, String name, String node, Map<String, String> labels) {
+    return admin.pods().inNamespace(namespace).resource(new PodBuilder().withNewMetadata().withName(name)
         .withNamespace(namespace).withLabels(labels).endMetadata()
         .withNewSpec().withNodeName(node).addNewContainer().withName("app").withImage("example.invalid/app:1")
         .endContainer().endSpec().build()).create();
+  }
+
+  /** What the kubelet writes once the pod's sandbox is up: Running, with its IP. */
+  public Pod running(String namespace, String name, String podIP) {
     Pod pod = admin.pods().inNamespace(namespace).withName(name).get();
     pod.setStatus(new io.fabric8.kubernetes.api.model.PodStatusBuilder().withPhase("Running").withPodIP(podIP)
         .addNewPodIP(podIP).build());
     return admin.pods().inNamespace(namespace).resource(pod).updateStatus();
+  }
+
+  /** Sets the pod's label {@code key} to {@code value}, or removes it when null. */
+  public Pod labelPod(String namespace, String name, String key, String value) {
+    return admin.pods().inNamespace(namespace).withName(name).edit(p -> {
+      var labels = new java.util.HashMap<>(java.util.Objects.requireNonNullElse(p.getMetadata().getLabels(),
+          Map.<String, String>of()));
+      if (value == null) {
+        labels.remove(key);
+      } else {
+        labels.put(key, value);
+      }
+      p.getMetadata().setLabels(labels);
+      return p;
+    });
   }
 
   public void deletePod(String namespace, String name) {
