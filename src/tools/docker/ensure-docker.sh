@@ -51,7 +51,9 @@ if [ ! -f "$config" ]; then
 fi
 
 echo "docker: starting dockerd (log: $log)"
-nohup dockerd >>"$log" 2>&1 &
+# A session of its own: dockerd must outlive the job that started it (a runner that ends a job kills its whole
+# process group, and a dockerd killed that way took a running Kind cluster with it).
+setsid nohup dockerd >>"$log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && break
   sleep 1
