@@ -26,7 +26,8 @@ import java.util.concurrent.TimeUnit;
  * and config/agent), against a real kube-apiserver, idle with one gateway on one node. Prints, never asserts: image
  * sizes, operator start to ready, agent start to its node's state applied, and each one's RSS after an idle minute's
  * part ({@code bench.idle-seconds}, default 20). Images compared side by side, rounds alternating
- * ({@code bench.images}: operator=agent pairs separated by commas; {@code bench.rounds}, default 2).
+ * ({@code bench.images}: operator=agent pairs separated by commas; {@code bench.rounds}, default 2). With
+ * {@code bench.logs} (a directory), each container's output is kept there (e.g. of an image that logs class loading).
  * The operator runs on the host network (the API server listens on every address); the agent in a Docker network of
  * its own (its kernel changes stay in its container's network namespace), privileged there so that it can write its
  * namespace's /proc/sys as it writes the node's in a DaemonSet.
@@ -42,6 +43,8 @@ public final class FootprintBenchmark {
   private final KubernetesClient admin;
   private final HttpClient http = HttpClient.newHttpClient();
   private final int idleSeconds = Integer.getInteger("bench.idle-seconds", 20);
+  private final String logs = System.getProperty("bench.logs");
+  private int rounds;
 
   FootprintBenchmark(ControlPlane cp) {
     this.cp = cp;
@@ -138,11 +141,23 @@ public final class FootprintBenchmark {
       long[] result = {operatorReady, rssMiB(operator), agentApplied, rssMiB(agent)};
       System.out.printf("operator ready %d ms, RSS %d MiB; agent applied %d ms, RSS %d MiB%n", result[0], result[1],
           result[2], result[3]);
+      System.out.printf("  RSS MiB by mapping, operator %s; agent %s%n", rssParts(operator), rssParts(agent));
       // Deleted while the operator runs, so that its finalizer is honoured.
       admin.resources(EgressGateway.class).withName("payments").delete();
       await("gateway deleted", () -> admin.resources(EgressGateway.class).list().getItems().isEmpty());
       return result;
     } finally {
+      rounds++;
+      if (logs != null) {
+        Files.createDirectories(Path.of(logs));
+        for (String container : List.of(operator, agent)) {
+          try {
+            Files.writeString(Path.of(logs, container + "-" + rounds + ".log"), docker("logs", container));
+          } catch (IOException e) {
+            System.out.println("no log of " + container + ": " + e.getMessage()); // it did not start
+          }
+        }
+      }
       docker("rm", "-f", operator, agent);
       admin.resources(EgressGateway.class).withName("payments").withGracePeriod(0).delete();
       admin.nodes().withName(NODE).delete();
@@ -192,6 +207,32 @@ public final class FootprintBenchmark {
       }
     }
     throw new IllegalStateException("no VmRSS for " + container);
+  }
+
+  /**
+   * Where the RSS is, from /proc/PID/smaps: anonymous memory (heap, metaspace, code, stacks, malloc), the class-data
+   * archives or AOT cache (*.jsa, *.aot: resident as a whole once mapped, relocated or not), other files (libjvm...).
+   */
+  private static String rssParts(String container) throws IOException {
+    String pid = docker("inspect", "-f", "{{.State.Pid}}", container).trim();
+    Map<String, Long> kib = new LinkedHashMap<>();
+    for (String p : List.of("anonymous", "archives", "other files")) {
+      kib.put(p, 0L);
+    }
+    String part = "anonymous";
+    for (String line : Files.readAllLines(Path.of("/proc", pid, "smaps"))) {
+      String[] f = line.trim().split("\\s+");
+      if (line.matches("^[0-9a-f]+-[0-9a-f]+ .*")) {
+        String file = f.length > 5 ? f[5] : "";
+        part = file.endsWith(".jsa") || file.endsWith(".aot") ? "archives"
+            : file.startsWith("/") ? "other files" : "anonymous";
+      } else if (f[0].equals("Rss:")) {
+        kib.merge(part, Long.parseLong(f[1]), Long::sum);
+      }
+    }
+    StringBuilder out = new StringBuilder();
+    kib.forEach((k, v) -> out.append(out.isEmpty() ? "" : ", ").append(k).append(' ').append(v / 1024));
+    return out.toString();
   }
 
   private static String size(String image) throws IOException {
