@@ -124,7 +124,7 @@ public final class Agent implements AutoCloseable {
   private Path cniSocket;
   private List<String> clusterCidrs = List.of();
   private volatile LocalPods localPods;
-  private volatile boolean uninstalled;
+  private volatile boolean stopped; // uninstalled or leaving: nothing is applied any more
   private CniEndpoint cniEndpoint;
   private ConnectionLog.Settings connectionLogSettings; // null: no connection log
   private ConnectionLog connectionLog;
@@ -379,12 +379,13 @@ public final class Agent implements AutoCloseable {
 
   /**
    * The agent is being uninstalled: removes everything natgate put into this node's kernel and applies nothing
-   * after. (A restart keeps the kernel state: traffic flows on while the next agent starts.)
+   * after. (A restart keeps the kernel state, but for the egress IPs {@link #leave} hands over: traffic flows on while
+   * the next agent starts.)
    */
   public void uninstall() {
     try {
       CompletableFuture.runAsync(() -> {
-        uninstalled = true;
+        stopped = true;
         dataplane.removeAll();
       }, worker).get(30, TimeUnit.SECONDS);
       LOG.info("uninstalled: natgate's kernel state removed");
@@ -427,22 +428,18 @@ public final class Agent implements AutoCloseable {
 
   private boolean applyCurrent() {
     applyPending.set(false);
-    if (uninstalled) {
+    if (stopped) {
       return false;
     }
     if (informer == null) {
       return false; // events of the initial list, before inform() returned: connect() applies right after
     }
-    List<EgressNodeState> states = informer.getStore().list().stream()
-        .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
+    List<EgressNodeState> states = ownStates();
     Set<String> holding = holding();
-    Map<String, NodeGatewayState> byGateway = new TreeMap<>();
-    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding,
-        settings.nodeName())));
     Timer.Sample sample = Timer.start(metrics);
     boolean applied;
     try {
-      Map<String, ? extends NodeGatewayState> wanted = localPods == null ? byGateway : localPods.withLocalPods(byGateway);
+      Map<String, ? extends NodeGatewayState> wanted = wanted(states, holding);
       if (connectionLog != null) {
         connectionLog.update(wanted); // listening before the connections are marked
       }
@@ -476,6 +473,53 @@ public final class Agent implements AutoCloseable {
     }
     reportLater();
     return applied;
+  }
+
+  private List<EgressNodeState> ownStates() {
+    return informer.getStore().list().stream()
+        .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
+  }
+
+  /** What to render, by gateway: the operator's states as held now, with natgate-cni's pods. */
+  private Map<String, ? extends NodeGatewayState> wanted(List<EgressNodeState> states, Set<String> holding) {
+    Map<String, NodeGatewayState> byGateway = new TreeMap<>();
+    states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding,
+        settings.nodeName())));
+    return localPods == null ? byGateway : localPods.withLocalPods(byGateway);
+  }
+
+  /**
+   * The agent stops for a restart (not an uninstall): releases the egress IPs of its peer groups with their pods
+   * steered into the tunnel toward them ({@link HoldDecision#leaving}), then tells its peers, so that a standby takes
+   * them over at once and this node's own pods are answered through it meanwhile; applies nothing after. Everything
+   * else stays in the kernel for the next agent.
+   */
+  public void leave() {
+    try {
+      CompletableFuture.runAsync(() -> {
+        stopped = true; // no apply after this one
+        if (informer == null || peers == null) {
+          return;
+        }
+        List<EgressNodeState> states = ownStates();
+        Map<String, NodeGatewayState> leaving = new TreeMap<>();
+        wanted(states, holding()).forEach((gateway, part) -> leaving.put(gateway,
+            HoldDecision.leaving(part, settings.nodeName())));
+        KernelPlan plan = withDns(Renderer.render(leaving, dataplane().settings(), nameSets), states);
+        dataplane.apply(plan);
+        inKernel.set(Set.copyOf(plan.held()));
+        LOG.infof("stopping for a restart: egress IPs of peer groups released, their pods steered after them; "
+            + "holding %s", plan.held());
+      }, worker).get(10, TimeUnit.SECONDS);
+      if (peers != null) {
+        peers.leave();
+      }
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      LOG.errorf("could not hand the egress IPs over before stopping (a standby takes them after the peer timeout): %s",
+          e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /**

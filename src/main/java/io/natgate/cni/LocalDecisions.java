@@ -51,7 +51,7 @@ public final class LocalDecisions {
 
   /**
    * The operator's states for this node plus the selected local pods they do not mention yet: in the SNAT set of
-   * their egress IP when this node holds it, else steered to its holder, else (no holder, failurePolicy Drop) in
+   * their egress IP when this node holds it (assigned, or taken over as a standby), else steered to its holder, else (no holder, failurePolicy Drop) in
    * the drop set. A gateway with no state here gets one from its spec, excluding {@code clusterCidrs}.
    *
    * @param states the operator's states for this node, by gateway (not modified)
@@ -101,7 +101,7 @@ public final class LocalDecisions {
   private static void add(String node, NodeGatewayState state, EgressGateway g, String egressIP, LocalPod pod) {
     String podIP = pod.ip();
     String holder = holder(g, egressIP);
-    if (node.equals(holder)) {
+    if (node.equals(holder) || tookOver(state, egressIP)) {
       for (NodeGatewayState.Snat snat : state.snat) {
         if (snat.egressIP.equals(egressIP)) {
           snat.sources.add(podIP);
@@ -126,6 +126,17 @@ public final class LocalDecisions {
       }
     }
     state.steer.add(new NodeGatewayState.Steer(egressIP, holder, null, new ArrayList<>(List.of(podIP))));
+  }
+
+  /**
+   * Whether this node holds {@code egressIP} as a standby that took it over (the part as rendered by
+   * {@code HoldDecision.withHolding}: its standby SNAT, with the address): the status still names the old holder
+   * until the operator adopts this node, but a pod steered there would be tunnelled to this node's own address.
+   */
+  private static boolean tookOver(NodeGatewayState state, String egressIP) {
+    return egressIP != null && state.peers != null
+        && state.peers.standby.stream().anyMatch(s -> egressIP.equals(s.egressIP))
+        && state.snat.stream().anyMatch(s -> egressIP.equals(s.egressIP) && s.holdAddress);
   }
 
   /**

@@ -104,8 +104,11 @@ public class ModeLauncher implements HealthCheck {
           cniInstallation.uninstall(); // first: no new pod waits for an agent that is going away
         }
         agent.uninstall();
-      } else if (cniInstallation != null) {
-        cniInstallation.close(); // stays chained: pods starting meanwhile wait for the next agent
+      } else {
+        if (cniInstallation != null) {
+          cniInstallation.close(); // stays chained: pods starting meanwhile wait for the next agent
+        }
+        agent.leave(); // a standby takes the egress IPs over at once; this node's pods go through it meanwhile
       }
       agent.close(); // otherwise the kernel state stays: traffic keeps flowing while a new agent starts
     } else {

@@ -170,6 +170,46 @@ public final class HoldDecision {
     return r;
   }
 
+  /**
+   * The part a node renders as it stops for a restart (pure), from the part it renders now: in a peer group, every
+   * egress IP it holds is released and the IP's sources (its own pods among them) are steered into the tunnel toward
+   * the IP, which follows it to the next node of its succession; the SNAT stays, without the address, as a standby's
+   * does. Kept SNATed here, its own pods would leave with the IP while their replies went to the node that took it
+   * over. The other sources' packets reach this node only through the tunnel, to the address it releases. A part
+   * without a peer group, or an IP nobody else may take, is left as it is.
+   */
+  public static NodeGatewayState leaving(NodeGatewayState rendered, String self) {
+    if (!peerRule(rendered)) {
+      return rendered;
+    }
+    NodeGatewayState r = new NodeGatewayState(rendered);
+    r.snat = new ArrayList<>();
+    r.steer = new ArrayList<>(rendered.steer);
+    for (NodeGatewayState.Snat s : rendered.snat) {
+      String next = s.holdAddress ? next(rendered.peers, s.egressIP, self) : null;
+      if (next == null) {
+        r.snat.add(s);
+        continue;
+      }
+      r.snat.add(new NodeGatewayState.Snat(s.egressIP, false, s.sources));
+      Set<String> sources = new TreeSet<>(s.sources);
+      r.steer.stream().filter(st -> s.egressIP.equals(st.egressIP)).forEach(st -> sources.addAll(st.sources));
+      r.steer.removeIf(st -> s.egressIP.equals(st.egressIP));
+      String nextIP = rendered.peers.members.stream().filter(m -> next.equals(m.name)).map(m -> m.ip).findFirst()
+          .orElse(null);
+      r.steer.add(new NodeGatewayState.Steer(s.egressIP, next, nextIP, new ArrayList<>(sources)));
+    }
+    return r;
+  }
+
+  /** The first node of the IP's succession other than {@code self}: the one that takes it over (null: none). */
+  private static String next(NodeGatewayState.Peers peers, String egressIP, String self) {
+    return peers.successions.stream().filter(x -> egressIP.equals(x.egressIP)).findFirst()
+        .flatMap(x -> java.util.stream.Stream.concat(java.util.stream.Stream.of(x.holder), x.standbys.stream())
+            .filter(n -> n != null && !n.equals(self)).findFirst())
+        .orElse(null);
+  }
+
   /** The egress IPs a node may hold for this part: assigned or standby. */
   public static Set<String> egressIPs(NodeGatewayState part) {
     Set<String> ips = new TreeSet<>();

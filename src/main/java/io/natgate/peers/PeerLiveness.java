@@ -38,6 +38,8 @@ public final class PeerLiveness implements AutoCloseable {
    * loaded node) first catches up on the heartbeats that arrived meanwhile. Part of the takeover margin.
    */
   static final Duration CONFIRM_RELEASE = Duration.ofMillis(30);
+  /** Copies of the last heartbeat of a node that stops. */
+  static final int FAREWELLS = 3;
 
   /**
    * @param port           UDP port on the node IP
@@ -180,20 +182,24 @@ public final class PeerLiveness implements AutoCloseable {
       receivePending(); // whom this node hears is told as of now, even when the deciding thread runs late
       Set<String> claims = new TreeSet<>(holding);
       claims.addAll(inKernel.get());
-      byte[] data = encoder.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), claims,
-          view.hears(System.nanoTime())));
-      to.forEach((name, ip) -> {
-        if (!name.equals(self)) {
-          try {
-            channel.send(ByteBuffer.wrap(data), new InetSocketAddress(ip, settings.port()));
-          } catch (IOException e) {
-            LOG.debugf("peer heartbeat to %s (%s) not sent: %s", name, ip, e.getMessage());
-          }
-        }
-      });
+      sendTo(to, encoder.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), claims,
+          view.hears(System.nanoTime()))));
     } catch (RuntimeException e) {
       LOG.errorf(e, "sending peer heartbeats failed"); // an exception would end the schedule
     }
+  }
+
+  /** One datagram to every member but this node; one that cannot be sent is only logged (the next one may). */
+  private void sendTo(Map<String, String> to, byte[] data) {
+    to.forEach((name, ip) -> {
+      if (!name.equals(self)) {
+        try {
+          channel.send(ByteBuffer.wrap(data), new InetSocketAddress(ip, settings.port()));
+        } catch (IOException e) {
+          LOG.debugf("peer heartbeat to %s (%s) not sent: %s", name, ip, e.getMessage());
+        }
+      }
+    });
   }
 
   private void decide() {
@@ -232,6 +238,31 @@ public final class PeerLiveness implements AutoCloseable {
     } catch (RuntimeException e) {
       LOG.errorf(e, "deciding which egress IPs to hold failed");
     }
+  }
+
+  /**
+   * Stops deciding and sending, then tells the peers that this node holds nothing and hears nobody (call once its
+   * kernel has released the IPs): the next node of each succession takes the IPs over at once rather than after the
+   * takeover time. Sent a few times, datagrams being datagrams.
+   */
+  public void leave() {
+    timer.shutdownNow();
+    try {
+      if (!timer.awaitTermination(1, TimeUnit.SECONDS) || channel == null || key == null) {
+        return;
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
+    }
+    holding = Set.of();
+    PeerCodec codec = new PeerCodec(key);
+    for (int i = 0; i < FAREWELLS; i++) {
+      sendTo(members, codec.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), Set.of(),
+          Map.of())));
+    }
+    LOG.infof("stopping: told %d peer(s) that this node holds nothing",
+        members.size() - (members.containsKey(self) ? 1 : 0));
   }
 
   @Override

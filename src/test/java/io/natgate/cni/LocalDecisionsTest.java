@@ -15,10 +15,12 @@ import io.natgate.plan.ClusterSnapshot;
 import io.natgate.plan.Fixtures;
 import io.natgate.plan.GatewayPlan;
 import io.natgate.plan.GatewayPlanner;
+import io.natgate.peers.HoldDecision;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
@@ -168,6 +170,41 @@ class LocalDecisionsTest {
       }
     }
     assertThat(operatorsChoice.values().stream().collect(Collectors.toSet())).hasSize(2);
+  }
+
+  /**
+   * A standby that took the IP over by quorum (the status still names the old holder): its new pods are SNATed with
+   * its other pods, not steered back to the address it holds itself, where they would get no answer until the
+   * operator adopts it.
+   */
+  @Test
+  void aStandbyThatTookTheIpOverSnatsItsNewPodsInsteadOfSteeringThem() {
+    EgressGateway g = plannedGateway(NODES, FailurePolicy.Drop, "198.18.0.100");
+    String ip = "198.18.0.100";
+    String holder = g.getStatus().assignments.get(0).node;
+    String standby = holder.equals("egress-1") ? "egress-2" : "egress-1";
+    var labels = Fixtures.cluster(NODES, List.of(), List.of(g)).namespaceLabels();
+    NodeGatewayState state = GatewayPlanner.plan(g, Fixtures.cluster(NODES, List.of(), List.of(g)), NOW)
+        .nodeStates().get(standby);
+    assertThat(state.peers.standby).extracting(s -> s.egressIP).containsExactly(ip);
+    var ownPods = local(pods(), standby).stream().filter(p -> p.namespace().equals("pay"))
+        .map(LocalDecisions.LocalPod::ip).toList();
+
+    var waiting = LocalDecisions.merge(standby, Map.of("gw", HoldDecision.withHolding(state, Set.of(), standby)),
+        local(pods(), standby), List.of(g), labels, List.of()).get("gw");
+    assertThat(waiting.steer).as("not holding: steered to the holder").singleElement().satisfies(st -> {
+      assertThat(st.gatewayNode).isEqualTo(holder);
+      assertThat(st.sources).containsExactlyInAnyOrderElementsOf(ownPods);
+    });
+
+    var holding = LocalDecisions.merge(standby, Map.of("gw", HoldDecision.withHolding(state, Set.of(ip), standby)),
+        local(pods(), standby), List.of(g), labels, List.of()).get("gw");
+    assertThat(holding.steer).as("holding: nothing steered").isEmpty();
+    assertThat(holding.snat).singleElement().satisfies(sn -> {
+      assertThat(sn.egressIP).isEqualTo(ip);
+      assertThat(sn.holdAddress).isTrue();
+      assertThat(sn.sources).containsExactlyInAnyOrderElementsOf(ownPods);
+    });
   }
 
   @Test

@@ -146,6 +146,28 @@ class DataplaneGoldenTest {
         .as("the releasing node forwards nothing").noneMatch(r -> r.contains("TEE") || r.contains("-d 198.18.0.100"));
   }
 
+  /**
+   * node-1's agent stops for a restart while it holds payments' IP in a group of three: it releases the IP first, then
+   * steers the IP's sources (its own pod 198.19.1.11 among them) into the tunnel toward it; the SNAT set stays, as a
+   * standby's. Its pod is never in neither set, and the tunnel follows the IP to node-3 once node-3 takes it.
+   */
+  @Test
+  void aHolderStoppingForARestartReleasesItsIpAndSteersItsPodsAfterIt() throws IOException {
+    Map<String, NodeGatewayState> holding = plannedMove("node-1", null);
+    Map<String, NodeGatewayState> leaving = new TreeMap<>();
+    holding.forEach((gateway, part) -> leaving.put(gateway, io.natgate.peers.HoldDecision.leaving(part, "node-1")));
+    Changes c = Changes.between(Observed.after(Renderer.render(holding, SETTINGS), 1500),
+        Renderer.render(leaving, SETTINGS), SETTINGS);
+    golden("holder-leaving.txt", c);
+    String snatSet = "natgate-s-" + Renderer.id("payments/198.18.0.100");
+    String steerSet = "natgate-d-" + Renderer.id("payments/198.18.0.100");
+    assertThat(c.ipsetBefore()).contains("add " + steerSet + " 198.19.1.11\n").doesNotContain(snatSet);
+    assertThat(c.release()).as("step 1").contains("address del 198.18.0.100/32");
+    assertThat(c.ipsetAfter()).doesNotContain(snatSet);
+    assertThat(Renderer.render(leaving, SETTINGS).held()).isEmpty();
+    assertThat(leaving.get("partners")).as("other gateways as they were").isEqualTo(holding.get("partners"));
+  }
+
   /** node-1's state, payments in a group of three (node-1 holds its IP), as rendered on node {@code self}. */
   static Map<String, NodeGatewayState> plannedMove(String self, String releasing) {
     var spec = node1();

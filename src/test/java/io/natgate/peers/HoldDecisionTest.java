@@ -213,6 +213,50 @@ class HoldDecisionTest {
         .containsExactly(new NodeGatewayState.Snat(IP, true, List.of("198.19.2.5", "198.19.3.2")));
   }
 
+  /**
+   * An agent restarting: it releases the IP with its sources steered toward it, and its farewell (holding nothing,
+   * hearing nobody) lets the first standby take the IP at once, not after the takeover time.
+   */
+  @Test
+  void aHolderThatStopsReleasesItsIpSteersItsSourcesAfterItAndIsPassedOverAtOnce() {
+    NodeGatewayState leaving = HoldDecision.leaving(HoldDecision.withHolding(state("a"), Set.of(IP), "a"), "a");
+    assertThat(leaving.snat).as("the SNAT kept without the address, as a standby's")
+        .containsExactly(new NodeGatewayState.Snat(IP, false, List.of("198.19.3.2")));
+    assertThat(leaving.steer).containsExactly(new NodeGatewayState.Steer(IP, "b", "198.18.0.12", List.of("198.19.3.2")));
+    assertThat(leaving.peers).isEqualTo(state("a").peers);
+
+    Map<String, PeerView.Peer> farewell = everyoneHearsEveryone("b", Set.of(), "a");
+    assertThat(decide("b", farewell, Set.of(), true)).as("before the farewell").isEmpty();
+    farewell.put("a", new PeerView.Peer(true, false, Set.of(), 5, Set.of()));
+    assertThat(decide("b", farewell, Set.of(), true)).as("after it, at once").containsExactly(IP);
+  }
+
+  @Test
+  void aStandbyThatTookTheIpOverAndStopsSteersItsOwnPodsAndTheOthersInOneEntry() {
+    var standby = state("b");
+    standby.peers.standby = List.of(new NodeGatewayState.Snat(IP, true, List.of("198.19.2.5", "198.19.3.2")));
+    standby.steer.add(new NodeGatewayState.Steer(IP, "a", "198.18.0.11", List.of("198.19.2.5")));
+    NodeGatewayState leaving = HoldDecision.leaving(HoldDecision.withHolding(standby, Set.of(IP), "b"), "b");
+    assertThat(leaving.snat).containsExactly(new NodeGatewayState.Snat(IP, false, List.of("198.19.2.5", "198.19.3.2")));
+    assertThat(leaving.steer).containsExactly(new NodeGatewayState.Steer(IP, "a", "198.18.0.11",
+        List.of("198.19.2.5", "198.19.3.2")));
+    // A part that steers some pods to the IP it holds (not rendered so today): one entry, one set, all of them.
+    NodeGatewayState both = HoldDecision.withHolding(standby, Set.of(IP), "b");
+    both.steer = List.of(new NodeGatewayState.Steer(IP, "a", "198.18.0.11", List.of("198.19.2.6")));
+    assertThat(HoldDecision.leaving(both, "b").steer).containsExactly(new NodeGatewayState.Steer(IP, "a",
+        "198.18.0.11", List.of("198.19.2.5", "198.19.2.6", "198.19.3.2")));
+  }
+
+  @Test
+  void aNodeThatStopsHoldingNothingOrOutsideAPeerGroupRendersWhatItRendered() {
+    NodeGatewayState standby = HoldDecision.withHolding(state("b"), Set.of(), "b");
+    assertThat(HoldDecision.leaving(standby, "b")).isEqualTo(standby);
+    NodeGatewayState small = state("a");
+    small.peers = null;
+    NodeGatewayState held = HoldDecision.withHolding(small, Set.of(IP), "a");
+    assertThat(HoldDecision.leaving(held, "a")).as("Lease rule: nobody takes it over at once").isSameAs(held);
+  }
+
   @Test
   void theRenderedStateKeepsEveryFieldButTheAddressesAsTheOperatorWroteThem() {
     var holder = state("a");
