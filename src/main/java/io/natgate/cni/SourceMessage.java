@@ -6,7 +6,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
-import java.net.InetAddress;
 import java.util.Optional;
 
 /**
@@ -73,16 +72,10 @@ public record SourceMessage(Kind kind, String sender, long seq, long acked, bool
         return Optional.empty();
       }
       var m = new SourceMessage(Kind.values()[kind], in.readUTF(), in.readLong(), in.readLong(), in.readBoolean(),
-          in.readUTF(), address(in), address(in));
+          in.readUTF(), IpAddresses.fromLong(in.readInt()), IpAddresses.fromLong(in.readInt()));
       return in.available() == 0 ? Optional.of(m) : Optional.empty();
     } catch (IOException e) {
       return Optional.empty();
     }
-  }
-
-  private static String address(DataInputStream in) throws IOException {
-    byte[] a = new byte[4];
-    in.readFully(a);
-    return InetAddress.getByAddress(a).getHostAddress();
   }
 }

@@ -6,8 +6,6 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import io.natgate.peers.Signed;
 import io.natgate.plan.IpAddresses;
-import java.net.InetAddress;
-import java.net.UnknownHostException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -82,7 +80,7 @@ public final class PairCodec {
         }
         List<PairMessage.Pair> pairs = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-          pairs.add(new PairMessage.Pair(address(in), address(in), Integer.toUnsignedLong(in.readInt())));
+          pairs.add(new PairMessage.Pair(IpAddresses.fromLong(in.readInt()), IpAddresses.fromLong(in.readInt()), Integer.toUnsignedLong(in.readInt())));
         }
         m = new PairMessage.Pairs(sender, seq, relayed, gateway, fqdn, List.copyOf(pairs));
       } else {
@@ -91,16 +89,6 @@ public final class PairCodec {
       return in.available() == 0 ? Optional.of(m) : Optional.empty();
     } catch (IOException e) {
       return Optional.empty();
-    }
-  }
-
-  private static String address(DataInputStream in) throws IOException {
-    byte[] a = new byte[4];
-    in.readFully(a);
-    try {
-      return InetAddress.getByAddress(a).getHostAddress();
-    } catch (UnknownHostException e) {
-      throw new IOException(e);
     }
   }
 }

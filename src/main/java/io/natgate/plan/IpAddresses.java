@@ -20,6 +20,11 @@ public final class IpAddresses {
     return v;
   }
 
+  /** The dotted IPv4 address of {@link #toLong}'s number (its low 32 bits). */
+  public static String fromLong(long v) {
+    return ((v >>> 24) & 0xff) + "." + ((v >>> 16) & 0xff) + "." + ((v >>> 8) & 0xff) + "." + (v & 0xff);
+  }
+
   /** Whether the IPv4 address lies in the IPv4 CIDR (a.b.c.d/n; a bare address is a /32). */
   public static boolean inCidr(String ip, String cidr) {
     int slash = cidr.indexOf('/');

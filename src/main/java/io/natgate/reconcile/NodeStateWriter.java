@@ -49,11 +49,11 @@ final class NodeStateWriter {
     Set<String> nodes = differing(desired, current);
     if (nodes.size() == 1) {
       String node = nodes.iterator().next();
-      ensure(gateway, desired.get(node), current.get(node));
+      write(gateway, desired.get(node), current.get(node));
       return 1;
     }
-    List<CompletableFuture<Boolean>> writes = new ArrayList<>();
-    nodes.forEach(n -> writes.add(CompletableFuture.supplyAsync(() -> ensure(gateway, desired.get(n), current.get(n)),
+    List<CompletableFuture<Void>> writes = new ArrayList<>();
+    nodes.forEach(n -> writes.add(CompletableFuture.runAsync(() -> write(gateway, desired.get(n), current.get(n)),
         executor)));
     try {
       CompletableFuture.allOf(writes.toArray(CompletableFuture[]::new)).join();
@@ -67,17 +67,15 @@ final class NodeStateWriter {
   }
 
   /**
+   * One node's state, which {@link #differing} found not as wanted.
+   *
    * @param desired the state to hold, or null to delete it
    * @param current the state as observed, or null
-   * @return whether it wrote
    */
-  boolean ensure(EgressGateway gateway, EgressNodeStateSpec desired, EgressNodeState current) {
-    if (Objects.equals(current == null ? null : current.getSpec(), desired)) {
-      return false;
-    }
+  private void write(EgressGateway gateway, EgressNodeStateSpec desired, EgressNodeState current) {
     if (desired == null) {
       delete(current);
-      return true;
+      return;
     }
     if (LOG.isDebugEnabled()) {
       LOG.debugf("writing node state %s/%s: was %s, now %s", desired.gateway, desired.nodeName,
@@ -93,7 +91,6 @@ final class NodeStateWriter {
     applied.setSpec(desired);
     client.resources(EgressNodeState.class).resource(applied).fieldManager(EgressGatewayReconciler.FIELD_MANAGER)
         .forceConflicts().serverSideApply();
-    return true;
   }
 
   void delete(EgressNodeState state) {
