@@ -252,7 +252,7 @@ public final class Agent implements AutoCloseable {
     synced = true;
     peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
         () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get).start();
-    applyLater(); // also when there is no state: whatever an earlier run left behind is removed
+    applyLater(); // also when there is no state: the base goes in, and what an earlier run left beyond it goes
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
     long count = Defaults.NAME_COUNT_INTERVAL_S;
@@ -378,9 +378,9 @@ public final class Agent implements AutoCloseable {
   }
 
   /**
-   * The agent is being uninstalled: removes everything natgate put into this node's kernel and applies nothing
-   * after. (A restart keeps the kernel state, but for the egress IPs {@link #leave} hands over: traffic flows on while
-   * the next agent starts.)
+   * The agent is being uninstalled: removes everything natgate put into this node's kernel, the base
+   * ({@link Renderer#base}) too, and applies nothing after. (A restart keeps the kernel state, but for the egress
+   * IPs {@link #leave} hands over: traffic flows on while the next agent starts.)
    */
   public void uninstall() {
     try {

@@ -28,7 +28,18 @@ public final class Renderer {
   private Renderer() {
   }
 
-  /** @param gateways this node's part in each gateway, by gateway name */
+  /**
+   * What the agent keeps on its node while it runs, whatever its gateways (what {@link #render} gives for none): the
+   * tunnel device and its settings, natgate's chains with their jumps, the held set, and the rules that are the same
+   * in every plan, each of which matches only packets that natgate marked or tunnelled (none here without a
+   * gateway), so the node forwards and NATs as it would without natgate. A director's first gateway then adds only
+   * its own sets, rules and routes. Removed only when the agent is uninstalled ({@link KernelPlan#EMPTY}).
+   */
+  public static KernelPlan base(DataplaneSettings s) {
+    return render(Map.of(), s);
+  }
+
+  /** @param gateways this node's part in each gateway, by gateway name (none: the {@link #base}) */
   public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s) {
     return render(gateways, s, DestinationSets.TYPE);
   }
@@ -40,9 +51,6 @@ public final class Renderer {
    */
   public static KernelPlan render(Map<String, ? extends NodeGatewayState> gateways, DataplaneSettings s,
       String nameSets) {
-    if (gateways.isEmpty()) {
-      return KernelPlan.EMPTY;
-    }
     List<String> tunnelled = tunnelled(gateways, s);
     Map<String, Integer> slots = slots(tunnelled, s.dropSlot() - 1);
     var parts = new Parts(s, slots, nameSets);
@@ -88,7 +96,6 @@ public final class Renderer {
     private final List<String> tunnelAccept = new ArrayList<>();
     private final List<String> allowJumps = new ArrayList<>();
     private final List<String> allowRules = new ArrayList<>();
-    private boolean steering;
 
     Parts(DataplaneSettings s, Map<String, Integer> slots, String nameSets) {
       this.s = s;
@@ -195,35 +202,35 @@ public final class Renderer {
       sets.put(sources, new IpSet(sources, "hash:ip", List.copyOf(st.sources)));
       mangle.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m set --match-set " + sources + " src" + destinations
           + " -j MARK --set-xmark " + s.mark(slot));
-      steering = true;
     }
 
+    /**
+     * The gateways' rules in natgate's chains, around the rules that are the same in every plan (the base's, see
+     * {@link Renderer#base}): each of those matches only packets natgate marked (or whose connection it marked), or
+     * that use its tunnel, so that they change nothing on a node with no gateway, and a director's first steered pod
+     * adds only its mark rule (no nat run at all).
+     */
     Map<Hook, List<String>> chains() {
       String tun = s.tunnelDevice();
       var marks = new ArrayList<>(strays);
       marks.addAll(mangle);
-      if (steering) {
-        // Remember in the connection that it was steered (see the drop of unmarked ones below).
-        marks.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m mark ! --mark " + s.mark(0)
-            + " -j CONNMARK --save-mark --nfmask 0x" + Integer.toHexString(s.markMask()) + " --ctmask 0x"
-            + Integer.toHexString(s.markMask()));
-      }
+      // Remember in the connection that it was steered (see the drop of unmarked ones below).
+      marks.add("-A " + Hook.MANGLE_PREROUTING.chain + " -m mark ! --mark " + s.mark(0)
+          + " -j CONNMARK --save-mark --nfmask 0x" + Integer.toHexString(s.markMask()) + " --ctmask 0x"
+          + Integer.toHexString(s.markMask()));
       var nat = new ArrayList<String>();
-      if (steering) {
-        // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's
-        // masquerade.
-        nat.add("-A " + Hook.NAT_POSTROUTING.chain + " -m mark ! --mark " + s.mark(0) + " -j ACCEPT");
-      }
+      // Steered packets leave through the tunnel un-NATed: the gateway SNATs them. Keep them from the CNI's
+      // masquerade.
+      nat.add("-A " + Hook.NAT_POSTROUTING.chain + " -m mark ! --mark " + s.mark(0) + " -j ACCEPT");
       nat.addAll(snat);
       var filter = new ArrayList<String>();
-      if (steering) {
-        // Fail closed, one constant rule: whatever carries a natgate mark and does not leave through the tunnel (no
-        // gateway: the drop mark has no route; or a mark whose route is not in place yet) is dropped. Being
-        // constant, it never leaves a window while marks and routes change.
-        filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
-      }
-      // A connection that was steered and whose packets are not any more (its pod no longer selected, or this node
-      // now its gateway) was set up without NAT for the tunnel: the rest of it would leave with the pod's own address.
+      // Fail closed, one constant rule: whatever carries a natgate mark and does not leave through the tunnel (no
+      // gateway: the drop mark has no route; or a mark whose route is not in place yet) is dropped. Being
+      // constant, it never leaves a window while marks and routes change.
+      filter.add("-A " + Hook.FILTER_FORWARD.chain + " ! -o " + tun + " -m mark ! --mark " + s.mark(0) + " -j DROP");
+      // A connection that was steered and whose packets are not any more (its pod no longer selected, this node now
+      // its gateway, or its gateway gone) was set up without NAT for the tunnel: the rest of it would leave with the
+      // pod's own address.
       filter.add("-A " + Hook.FILTER_FORWARD.chain + " -o " + s.uplink() + " -m conntrack --ctdir ORIGINAL"
           + " -m connmark ! --mark " + s.mark(0) + " -m mark --mark " + s.mark(0) + " -j DROP");
       filter.addAll(invalid);

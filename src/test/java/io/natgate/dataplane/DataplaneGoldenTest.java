@@ -208,10 +208,67 @@ class DataplaneGoldenTest {
     golden("allow-list-off.txt", Changes.between(Observed.after(allowed, 1500), before, SETTINGS));
   }
 
+  /** Uninstall: everything goes, the base too. */
   @Test
-  void removingTheStateRemovesEverything() throws IOException {
+  void uninstallingRemovesEverything() throws IOException {
     KernelPlan plan = Renderer.render(node1(), SETTINGS);
     golden("remove-all.txt", Changes.between(Observed.after(plan, 1500), KernelPlan.EMPTY, SETTINGS));
+    golden("uninstall-base.txt", Changes.between(Observed.after(Renderer.base(SETTINGS), 1500), KernelPlan.EMPTY,
+        SETTINGS));
+  }
+
+  /**
+   * The base an agent with no gateway keeps: the tunnel, the chains and their jumps, and only rules that match what
+   * natgate marked (or whose connection it marked) or tunnelled: none of it matches a packet on a node with no
+   * gateway, whose masquerade decides as without natgate (DataplaneLabIT counts the packets).
+   */
+  @Test
+  void aNodeWithNoGatewayKeepsTheBaseWhoseRulesMatchOnlyWhatNatgateMarkedOrTunnelled() throws IOException {
+    KernelPlan base = Renderer.base(SETTINGS);
+    golden("base.txt", Changes.between(NOTHING, base, SETTINGS));
+    assertThat(Renderer.render(Map.of(), SETTINGS)).isEqualTo(base);
+    assertThat(base.tunnel()).isTrue();
+    assertThat(base.sets()).isEmpty();
+    assertThat(base.held()).isEmpty();
+    assertThat(base.routes()).isEmpty();
+    assertThat(base.markRules()).isEmpty();
+    assertThat(base.rules()).containsOnlyKeys(Hook.MANGLE_PREROUTING, Hook.MANGLE_FORWARD, Hook.NAT_POSTROUTING,
+        Hook.FILTER_FORWARD);
+    assertThat(base.rules().get(Hook.MANGLE_PREROUTING)).as("nothing marked").noneMatch(r -> r.contains("-j MARK"));
+    assertThat(base.rules().values().stream().flatMap(List::stream)).as("each only for what natgate marked or tunnelled")
+        .allSatisfy(rule -> assertThat(rule).containsAnyOf("-o natgate0 ", "-i natgate0 ",
+            "-m mark ! --mark 0x0/0xff00000", "-m connmark ! --mark 0x0/0xff00000"));
+    assertThat(Changes.between(Observed.after(base, 1500), base, SETTINGS).isEmpty()).isTrue();
+  }
+
+  /** The last gateway gone (its node state deleted) while the agent runs: all of it goes but the base. */
+  @Test
+  void theLastGatewayGoneLeavesTheBase() throws IOException {
+    KernelPlan plan = Renderer.render(node1(), SETTINGS);
+    Changes c = Changes.between(Observed.after(plan, 1500), Renderer.render(Map.of(), SETTINGS), SETTINGS);
+    golden("last-gateway-gone.txt", c);
+    assertThat(c.ipAfter()).doesNotContain("link del");
+    assertThat(c.ipsetAfter()).doesNotContain("destroy " + DataplaneSettings.HELD_SET);
+    assertThat(String.join("", c.iptables())).doesNotContain("-X ").doesNotContain("-D ");
+  }
+
+  /**
+   * A director's first steered pod on a node with the base: its set, its mark rule and route, and its rules; no
+   * tunnel, no kernel setting, no jump. From nothing it is all of those too (full-apply.txt shows the whole).
+   */
+  @Test
+  void aDirectorsFirstSteeredPodOnTheBaseAddsOnlyWhatItsGatewayNeeds() throws IOException {
+    var spec = new TreeMap<String, NodeGatewayState>();
+    spec.put("partners", node1().get("partners"));
+    KernelPlan first = Renderer.render(spec, SETTINGS);
+    Changes fromBase = Changes.between(Observed.after(Renderer.base(SETTINGS), 1500), first, SETTINGS);
+    golden("first-steered-pod.txt", fromBase);
+    Changes fromNothing = Changes.between(NOTHING, first, SETTINGS);
+    assertThat(fromBase.ipBefore()).doesNotContain("link add").contains("rule add", "route replace");
+    assertThat(fromBase.sysctls()).isEmpty();
+    assertThat(fromNothing.sysctls()).isNotEmpty();
+    assertThat(fromBase.iptables()).as("one run: no jump, nat unchanged").hasSize(1);
+    assertThat(fromBase.iptables().get(0)).doesNotContain("-I ", "*nat");
   }
 
   @Test
