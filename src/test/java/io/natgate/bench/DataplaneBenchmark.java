@@ -10,10 +10,12 @@ import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.api.v1alpha1.NodeGatewayState.Snat;
 import io.natgate.api.v1alpha1.NodeGatewayState.Steer;
 import io.natgate.connlog.ConnectionLog;
+import io.natgate.dataplane.Changes;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
 import io.natgate.dataplane.NodeDataplane;
+import io.natgate.dataplane.Observed;
 import io.natgate.dataplane.Renderer;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
@@ -47,7 +49,8 @@ import java.util.regex.Pattern;
 /**
  * {@code make bench-dataplane}: the data path's throughput and the agent's programming time, in the network lab
  * (two nodes, one pod each). Prints tables; asserts only that traffic took the path it is measured for.
- * Arguments: {@code throughput} and/or {@code programming} (default both); system properties
+ * Arguments: {@code throughput}, {@code programming}, {@code first-steer}, {@code connections}, {@code allow},
+ * {@code dns} (default all but first-steer); system properties
  * {@code bench.runs} (throughput runs, default 7), {@code bench.seconds} (per iperf3 run, 5),
  * {@code bench.repeats} (programming-time repeats, 5), {@code bench.warmup-seconds} (an unmeasured first phase of each
  * connections configuration, 5; 0 for none), {@code bench.time-wait-seconds} (conntrack's TIME_WAIT on the gateway
@@ -106,6 +109,9 @@ public final class DataplaneBenchmark {
       }
       if (parts.contains("programming")) {
         bench.programming();
+      }
+      if (parts.contains("first-steer")) {
+        bench.firstSteer();
       }
       if (parts.contains("connections")) {
         bench.connections();
@@ -355,6 +361,64 @@ public final class DataplaneBenchmark {
           stats(restart));
     }
     dataplane(gateway).apply(KernelPlan.EMPTY);
+  }
+
+  /**
+   * A director's first steered pod (issue 15): the apply of a node whose agent runs with no gateway, from nothing (as
+   * before the base) and from the base ({@link Renderer#base}), alternating within each repeat and which goes first,
+   * with the same running {@link NodeDataplane} (it trusts what it applied last, as a running agent does).
+   */
+  void firstSteer() {
+    LabNode gateway = lab.node(1);
+    LabNode directorNode = lab.node(2);
+    LabPod pod = lab.pod(2, 1);
+    int rounds = Math.max(repeats, 10);
+    NodeDataplane gw = dataplane(gateway);
+    NodeDataplane director = dataplane(directorNode);
+    gw.apply(Renderer.render(spec(new Snat(EGRESS_IP, true, List.of(pod.ip())), null), gw.settings()));
+    KernelPlan steered = Renderer.render(spec(null, new Steer(EGRESS_IP, gateway.name(), gateway.ip(),
+        List.of(pod.ip()))), director.settings());
+    Map<String, KernelPlan> starts = new LinkedHashMap<>();
+    starts.put("from nothing", KernelPlan.EMPTY);
+    starts.put("from the base", Renderer.base(director.settings()));
+    Map<String, List<Double>> times = new LinkedHashMap<>();
+    starts.keySet().forEach(name -> times.put(name, new ArrayList<>()));
+    for (int r = 0; r < rounds + 2; r++) { // the first two warm up (both orders), unmeasured
+      List<String> order = new ArrayList<>(starts.keySet());
+      if (r % 2 == 1) {
+        java.util.Collections.reverse(order);
+      }
+      for (String name : order) {
+        director.apply(starts.get(name));
+        long t0 = System.nanoTime();
+        director.apply(steered);
+        if (r >= 2) {
+          times.get(name).add(ms(System.nanoTime() - t0));
+        }
+        if (r == 2 && !lab.seenSource(pod).equals(Optional.of(EGRESS_IP))) {
+          throw new IllegalStateException(name + ": the steered pod does not leave with " + EGRESS_IP);
+        }
+      }
+    }
+    System.out.printf("%na director's first steered pod (one gateway, one egress IP), %d repeats alternating, %s%n",
+        rounds, loadAverage());
+    System.out.printf("%n| start | processes | apply ms: median / p95 / max |%n|---|---:|---:|%n");
+    starts.forEach((name, start) -> System.out.printf("| %s | %d | %s |%n", name,
+        processes(Changes.between(Observed.after(start, 1500), steered, director.settings())),
+        stats(times.get(name))));
+    System.out.printf("%n| ratio | of medians | median per repeat |%n|---|---:|---:|%n");
+    ratio("from the base / from nothing", times.get("from the base"), times.get("from nothing"));
+    director.apply(KernelPlan.EMPTY);
+    gw.apply(KernelPlan.EMPTY);
+  }
+
+  /** How many processes an apply of {@code c} starts (each step that has something to do is one). */
+  static int processes(Changes c) {
+    int n = c.sysctls().size() + c.iptables().size();
+    for (String batch : List.of(c.release(), c.ipBefore(), c.ipsetBefore(), c.hold(), c.ipsetAfter(), c.ipAfter())) {
+      n += batch.isEmpty() ? 0 : 1;
+    }
+    return n;
   }
 
   private void warmUp(LabNode node, LabPod pod) {

@@ -44,7 +44,7 @@ class DataplaneLabIT {
     baseline = lab.kernelStates();
   }
 
-  /** Every test leaves the lab as it found it: remove all states, then compare with the baseline. */
+  /** Every test leaves the lab as it found it: uninstall (nothing, not even the base), then compare. */
   @AfterEach
   void removeEverything() {
     for (LabNode n : lab.nodes()) {
@@ -246,12 +246,56 @@ class DataplaneLabIT {
     }
   }
 
+  /**
+   * The base an agent keeps with no gateway (Renderer.base): every pod's connections, to the external host and to a
+   * pod on another node, go as without natgate (the node's address, all answered), not one packet is counted by a
+   * natgate rule, and a repair finds nothing to change but puts back what someone removed. A director's first steered
+   * pod on it leaves with the egress IP; removing the gateways leaves the base (and @AfterEach, the uninstall,
+   * nothing).
+   */
+  @Test
+  void aNodeWithNoGatewayKeepsTheBaseAndForwardsAndNatsAsWithoutNatgate() {
+    for (LabNode n : lab.nodes()) {
+      agent(n.index()).apply(Renderer.base(agent(n.index()).settings()));
+    }
+    Map<String, KernelState> withBase = lab.kernelStates();
+    assertThat(withBase).isNotEqualTo(baseline);
+    lab.resetArrivals();
+    for (LabPod pod : lab.pods()) {
+      String node = lab.node(pod.node()).ip();
+      assertThat(lab.seenSource(pod)).as("%s", pod).contains(node);
+      assertThat(lab.arrivals(pod)).as("every packet with its node's address").containsOnlyKeys(node);
+    }
+    assertThat(lab.seenSource(lab.pod(1, 1), lab.pod(2, 1))).as("pod to pod, unNATed").contains(lab.pod(1, 1).ip());
+    for (LabNode n : lab.nodes()) {
+      List<String> counted = lab.exec(n.ns(), "iptables-nft-save", "-c").lines()
+          .filter(l -> l.contains(" -A NATGATE-") && !l.startsWith("[0:0] ")).toList();
+      assertThat(counted).as("natgate's rules that matched a packet on %s", n.name()).isEmpty();
+      assertThat(agent(n.index()).repair().changed()).as("the base as observed is the base").isFalse();
+    }
+
+    String director = lab.node(2).ns();
+    lab.exec(director, "ip", "link", "del", "natgate0");
+    lab.exec(director, "iptables", "-t", "mangle", "-D", "PREROUTING", "-j", "NATGATE-PREROUTING");
+    assertThat(agent(2).repair().changed()).isTrue();
+    assertThat(lab.kernelStates()).isEqualTo(withBase);
+
+    payments(); // the director's first steered pod, on the base
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
+    assertThat(lab.seenSource(lab.pod(2, 2))).contains(lab.node(2).ip());
+    for (LabNode n : lab.nodes()) {
+      apply(n.index(), Map.of()); // the gateway deleted while the agents run
+    }
+    assertThat(lab.kernelStates()).as("only the base left").isEqualTo(withBase);
+    assertThat(lab.seenSource(lab.pod(2, 1))).contains(lab.node(2).ip());
+  }
+
   @Test
   void removingTheStateLeavesNothingBehind() {
     payments();
     assertThat(lab.seenSource(lab.pod(2, 1))).contains(EGRESS_IP);
     assertThat(lab.kernelStates()).isNotEqualTo(baseline);
-    // @AfterEach applies the empty state on every node and compares iptables-save, ipset, ip addr/rule/route/link.
+    // @AfterEach uninstalls (KernelPlan.EMPTY) on every node and compares iptables-save, ipset, ip addr/rule/route/link.
   }
 
   @Test
