@@ -9,6 +9,7 @@ import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
+import io.natgate.dataplane.IptablesBackend;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -54,13 +55,16 @@ class AgentLabIT {
   }
 
   @Test
-  void appliesReportsFencesWhenCutOffAndRemovesEverythingWithItsState() throws Exception {
+  void appliesReportsFencesWhenCutOffAndRemovesAllButTheBaseWithItsStateAndTheBaseOnUninstall() throws Exception {
     LabNode node = lab.node(1);
     Map<String, KernelState> baseline = lab.kernelStates();
     KubernetesClient admin = controlPlane.admin();
     URI api = URI.create(admin.getConfiguration().getMasterUrl());
     try (TcpProxy link = new TcpProxy(api.getHost(), api.getPort());
         Agent agent = LabAgent.start(controlPlane, lab, node, link)) {
+      LabAgent.awaitBase(lab, node, IptablesBackend.NFT); // no state yet: the base, kept while the agent runs
+      Map<String, KernelState> withBase = lab.kernelStates();
+      assertThat(withBase).isNotEqualTo(baseline);
 
       var gw = new NodeGatewayState();
       gw.failurePolicy = FailurePolicy.Drop;
@@ -109,9 +113,12 @@ class AgentLabIT {
       await().atMost(Duration.ofSeconds(5)).until(() -> lab.seenSource(lab.pod(1, 1)).isPresent());
       assertThat(lab.seenSource(lab.pod(1, 1))).contains(EGRESS_IP);
 
-      // The state is deleted: everything the agent added goes.
+      // The state is deleted: everything the agent added for it goes, the base stays while the agent runs.
       admin.resource(created).delete();
-      await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(baseline));
+      await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(withBase));
+      // Uninstalled: nothing is left.
+      agent.uninstall();
+      assertThat(lab.kernelStates()).isEqualTo(baseline);
     } finally {
       admin.leases().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(Heartbeat.leaseName(node.name())).delete();
     }

@@ -30,8 +30,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 /**
  * The agent on a node whose rules are in iptables-legacy, and on one whose rules are in iptables-nft: it finds the
  * node's backend from kubelet's chains, programs only that one (a pod leaves with the egress IP, every packet), takes
- * out natgate chains that an earlier run left in the other backend (here SNATing to a wrong address), and leaves
- * nothing in either backend when it is done.
+ * out natgate chains that an earlier run left in the other backend (here SNATing to a wrong address), keeps only its
+ * base (Renderer.base) in the node's backend once the state is deleted, and leaves nothing in either once uninstalled.
  */
 @ExtendWith(ControlPlaneExtension.class)
 class IptablesBackendLabIT {
@@ -50,7 +50,7 @@ class IptablesBackendLabIT {
   }
 
   @Test
-  void aLegacyNodeGetsLegacyRulesAndTheStateDeletedLeavesNothingInEither() throws Exception {
+  void aLegacyNodeGetsLegacyRulesAndTheStateDeletedLeavesTheBaseThenUninstallNothingInEither() throws Exception {
     run(IptablesBackend.LEGACY, false);
   }
 
@@ -74,6 +74,9 @@ class IptablesBackendLabIT {
       try (TcpProxy link = new TcpProxy(api.getHost(), api.getPort());
           Agent agent = LabAgent.start(controlPlane, lab, node, link)) {
         assertThat(agent.dataplane().iptables()).isEqualTo(nodes);
+        LabAgent.awaitBase(lab, node, nodes);
+        await().atMost(Duration.ofSeconds(20)).until(() -> !save(node, nodes.other()).contains("NATGATE"));
+        Map<String, KernelState> withBase = lab.kernelStates(); // the stale chains gone, the base in
         EgressNodeState created = admin.resource(state).create();
         await().atMost(Duration.ofSeconds(20))
             .until(() -> lab.seenSource(pod).equals(Optional.of(EGRESS_IP)));
@@ -90,12 +93,14 @@ class IptablesBackendLabIT {
         assertThat(arrivals.keySet()).as("sources seen at the external host").containsExactly(EGRESS_IP);
         assertThat(arrivals.get(EGRESS_IP)).isGreaterThanOrEqualTo(CONNECTIONS);
 
-        if (uninstall) {
-          agent.uninstall();
-        } else {
+        if (!uninstall) {
+          // The state deleted: the base stays (in the node's backend only) while the agent runs; uninstalled below.
           admin.resource(created).delete();
+          await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(withBase));
+          assertThat(save(node, nodes.other())).as("the other backend").doesNotContain("NATGATE");
         }
-        await().atMost(Duration.ofSeconds(20)).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(baseline));
+        agent.uninstall();
+        assertThat(lab.kernelStates()).isEqualTo(baseline);
         for (IptablesBackend b : IptablesBackend.values()) {
           assertThat(save(node, b)).as("%s after", b).doesNotContain("NATGATE");
         }

@@ -284,6 +284,24 @@ public final class EndToEnd implements AutoCloseable {
     }
   }
 
+  /**
+   * Uninstalls the agents as README says: the DaemonSet deleted first, then each agent stopped (SIGTERM); each finds
+   * its DaemonSet gone and removes natgate's kernel state.
+   */
+  public void uninstallAgents() throws InterruptedException {
+    cp.admin().apps().daemonSets().inNamespace(ControlPlane.OPERATOR_NAMESPACE).withName(DAEMON_SET).delete();
+    for (LabNode n : lab.nodes()) {
+      Process p = agents.remove(n.name());
+      if (p == null) {
+        continue;
+      }
+      p.destroy();
+      if (!p.waitFor(60, TimeUnit.SECONDS)) {
+        throw new IllegalStateException("the agent of " + n.name() + " did not stop within 60 s of SIGTERM");
+      }
+    }
+  }
+
   /** SIGKILL, as a crashed or OOM-killed agent: its kernel state stays behind. */
   public void killAgent(LabNode n) throws InterruptedException {
     kill(agents.remove(n.name()));

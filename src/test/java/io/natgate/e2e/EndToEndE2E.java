@@ -7,6 +7,7 @@ import io.fabric8.kubernetes.api.model.Condition;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.dataplane.IptablesBackend;
 import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
@@ -15,6 +16,7 @@ import io.natgate.lab.Prober;
 import io.natgate.plan.NodeLabels;
 import io.natgate.testing.ControlPlane;
 import io.natgate.testing.ControlPlaneExtension;
+import io.natgate.testing.LabAgent;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.time.Duration;
@@ -50,6 +52,8 @@ class EndToEndE2E {
   static EndToEnd e2e;
   static KubernetesClient admin;
   static Map<String, KernelState> baseline;
+  /** The nodes' kernels with the agents running and no gateway: the base each agent keeps while it runs. */
+  static Map<String, KernelState> withBase;
   /** Selected pods, one per node; payments/late (pod 2 of node 2) joins in scenario 2; shop/web is not selected. */
   static List<LabPod> selected;
 
@@ -62,6 +66,9 @@ class EndToEndE2E {
     baseline = lab.kernelStates();
     admin = cp.admin();
     e2e = new EndToEnd(lab, cp).start();
+    // With no gateway yet each agent puts in the base (Renderer.base).
+    lab.nodes().forEach(n -> LabAgent.awaitBase(lab, n, IptablesBackend.NFT));
+    withBase = lab.kernelStates();
     e2e.cluster().namespace("payments", Map.of("team", "payments"));
     e2e.cluster().namespace("shop", Map.of());
     for (LabPod p : selected) {
@@ -186,13 +193,21 @@ class EndToEndE2E {
 
   @Test
   @Order(6)
-  void deletingTheGatewayRemovesLabelsStatesAndEveryKernelObject() {
+  void deletingTheGatewayRemovesLabelsStatesAndEveryKernelObjectButTheBase() {
     admin.resources(EgressGateway.class).withName("payments").delete();
     await().atMost(SOON).until(() -> admin.resources(EgressGateway.class).withName("payments").get() == null);
     await().atMost(SOON).until(() -> admin.resources(EgressNodeState.class).list().getItems().isEmpty());
     assertThat(lab.nodes()).allSatisfy(n -> assertThat(NodeLabels.currentGateway(admin.nodes().withName(n.name())
         .get())).isNull());
-    await().atMost(SOON).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(baseline));
+    await().atMost(SOON).untilAsserted(() -> assertThat(lab.kernelStates()).isEqualTo(withBase));
+    assertThat(withBase).isNotEqualTo(baseline);
+  }
+
+  @Test
+  @Order(7)
+  void uninstallingTheAgentsLeavesNothing() throws Exception {
+    e2e.uninstallAgents();
+    assertThat(lab.kernelStates()).isEqualTo(baseline);
   }
 
   /**

@@ -12,6 +12,8 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.dataplane.DataplaneSettings;
+import io.natgate.dataplane.Renderer;
 import io.natgate.testing.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -518,19 +520,25 @@ class KindE2E {
 
   @Test
   @Order(9)
-  void deletingTheGatewayLeavesNothingInAnyNode() {
+  void deletingTheGatewayLeavesOnlyTheBaseInAnyNode() {
     kind.stage(SCENARIO, () -> {
       installGateway();
       // Whichever worker has the IP: on a loaded machine a standby may have taken it over by quorum a moment ago and
       // the status not name it yet (a run at load 67 looked at the status's node and found no IP there).
       String holder = await().atMost(SLOW).until(this::holders, nodes -> nodes.size() == 1).get(0);
-      assertThat(kind.exec(holder, "iptables-save")).as("the holder's rules before").contains("NATGATE");
+      assertThat(kind.exec(holder, "iptables-save")).as("the holder's rules before").contains("--to-source " + egressIp);
       kind.kubectl("delete", "egressgateway", "payments", "--wait=true");
       await().atMost(SLOW).until(() -> client.resources(EgressNodeState.class).list().getItems().isEmpty());
+      // While the agents run, each node keeps the base (Renderer.base): natgate's chains with only its rules, the
+      // tunnel and the held set (the egress IP on no node). The agents' uninstall removes it (test 10 checks).
+      List<String> base = Renderer.base(DataplaneSettings.defaults("eth0")).rules().values().stream()
+          .flatMap(List::stream).toList();
       for (String node : kind.nodes()) {
         await().atMost(SLOW).untilAsserted(() -> {
-          assertThat(kind.exec(node, "iptables-save")).as("%s iptables", node).doesNotContain("NATGATE");
-          assertThat(kind.exec(node, "ipset", "list", "-n")).as("%s ipset", node).doesNotContain("natgate");
+          assertThat(kind.exec(node, "iptables-save").lines().filter(l -> l.startsWith("-A NATGATE-")))
+              .as("%s natgate's rules", node).containsExactlyInAnyOrderElementsOf(base);
+          assertThat(kind.exec(node, "ipset", "list", "-n").lines().filter(l -> l.contains("natgate")))
+              .as("%s ipset", node).containsExactly(DataplaneSettings.HELD_SET);
           assertThat(kind.exec(node, "ip", "-4", "addr")).as("%s addresses", node).doesNotContain(egressIp);
           assertThat(kind.exec(node, "ip", "rule")).as("%s rules", node).doesNotContain("natgate");
         });
@@ -557,6 +565,11 @@ class KindE2E {
           "--wait=true", "--timeout=180s");
       // The agents remove their kernel state and natgate-cni as they stop (their DaemonSet is gone): let them finish.
       await().atMost(SLOW).until(() -> client.pods().inNamespace("natgate-system").list().getItems().isEmpty());
+      for (String node : kind.nodes()) { // uninstalled: not even the base is left
+        assertThat(kind.exec(node, "iptables-save")).as("%s iptables", node).doesNotContain("NATGATE");
+        assertThat(kind.exec(node, "ipset", "list", "-n")).as("%s ipset", node).doesNotContain("natgate");
+        assertThat(kind.exec(node, "ip", "-o", "link")).as("%s links", node).doesNotContain("natgate0");
+      }
       kind.kubectl("delete", "-k", "config/rbac", "--wait=true", "--timeout=120s");
       Path manifests = Files.createTempFile("natgate-bundle", ".yaml");
       try {

@@ -8,6 +8,7 @@ import io.natgate.Defaults;
 import io.natgate.agent.Agent;
 import io.natgate.agent.Heartbeat;
 import io.natgate.connlog.ConnectionLog;
+import io.natgate.dataplane.IptablesBackend;
 import io.natgate.dataplane.Kernel;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
@@ -24,6 +25,16 @@ public final class LabAgent {
   public static final Duration FENCE_AFTER = Defaults.fenceAfter();
 
   private LabAgent() {
+  }
+
+  /**
+   * Waits until the node's agent has put in the base it keeps with no gateway (Renderer.base) into {@code backend}:
+   * natgate's filter chain, the base's last step. Then a snapshot of the node is the base's.
+   */
+  public static void awaitBase(NetworkLab lab, LabNode n, IptablesBackend backend) {
+    org.awaitility.Awaitility.await("the base on " + n.name()).atMost(Duration.ofSeconds(30))
+        .pollInterval(Duration.ofMillis(50)).until(() -> lab.exec(n.ns(), backend.save(), "-t", "filter")
+            .contains("-A NATGATE-FORWARD -i " + Defaults.TUNNEL_DEVICE + " -j DROP"));
   }
 
   public static Agent start(ControlPlane cp, NetworkLab lab, LabNode n, TcpProxy link) {
