@@ -57,10 +57,18 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
     var out = new StringBuilder();
     for (String ip : new TreeSet<>(previouslyHeld(now))) {
       if (!plan.held().contains(ip) && now.uplinkAddresses().contains(ip)) {
-        out.append("address del ").append(ip).append("/32 dev ").append(s.uplink()).append('\n');
+        out.append(releaseAddress(ip, s));
       }
     }
     return out.toString();
+  }
+
+  /**
+   * Removes an egress IP from the uplink whether or not it is still there: a fence runs beside an apply and may have
+   * removed it first ({@code address del} would fail the apply with "Cannot assign requested address").
+   */
+  static String releaseAddress(String ip, DataplaneSettings s) {
+    return "address flush dev " + s.uplink() + " to " + ip + "/32\n";
   }
 
   /** The tunnel device when it is missing, then missing policy rules and routes (replacing a changed route). */
@@ -128,10 +136,14 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
     return out.toString();
   }
 
-  /** The egress IPs to add to the uplink (those not there yet). */
+  /**
+   * The egress IPs to add to the uplink (those not there yet as last seen). {@code replace} also succeeds when the
+   * address is there after all (put back since, by a lifetime renewal that raced a fence), where {@code add} would
+   * fail the apply with "Address already assigned".
+   */
   static String hold(List<String> ips, DataplaneSettings s) {
     var out = new StringBuilder();
-    ips.forEach(ip -> out.append("address add ").append(ip).append("/32").append(s.addressOptions()).append('\n'));
+    ips.forEach(ip -> out.append("address replace ").append(ip).append("/32").append(s.addressOptions()).append('\n'));
     return out.toString();
   }
 

@@ -67,7 +67,7 @@ public record DataplaneSettings(String uplink, String tunnelDevice, int tunnelPo
     return "0x" + Integer.toHexString(LOG_CTMARK) + "/0x" + Integer.toHexString(LOG_CTMARK);
   }
 
-  /** What follows an egress IP's address in {@code ip address add/change}. */
+  /** What follows an egress IP's address in {@code ip address replace/change}. */
   String addressOptions() {
     return " dev " + uplink + (addressLifetimeSeconds == 0 ? ""
         : " valid_lft " + addressLifetimeSeconds + " preferred_lft " + addressLifetimeSeconds);

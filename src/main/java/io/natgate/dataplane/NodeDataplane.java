@@ -1,7 +1,5 @@
 package io.natgate.dataplane;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -21,7 +19,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class NodeDataplane {
   /** Releasing is one short command; a kernel that cannot answer in this time has failed (reported as an error). */
   public static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(1);
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Kernel kernel;
   private final DataplaneSettings settings;
@@ -93,14 +90,10 @@ public final class NodeDataplane {
       if (candidates.isEmpty()) {
         return;
       }
-      Set<String> present = uplinkAddresses();
+      // One command, whatever is there: the release never fails for an address an apply removed meanwhile.
       var script = new StringBuilder();
-      candidates.stream().filter(present::contains)
-          .forEach(ip -> script.append("address del ").append(ip).append("/32 dev ").append(settings.uplink())
-              .append('\n'));
-      if (!script.isEmpty()) {
-        kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
-      }
+      candidates.forEach(ip -> script.append(Changes.releaseAddress(ip, settings)));
+      kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
       mayHold.clear();
     }
   }
@@ -241,24 +234,6 @@ public final class NodeDataplane {
       }
       return true;
     }
-  }
-
-  /** The uplink's /32 addresses, read directly (not from what an apply trusts). */
-  private Set<String> uplinkAddresses() {
-    Set<String> addresses = new TreeSet<>();
-    try {
-      for (JsonNode link : JSON.readTree(kernel.runWithin(RELEASE_TIMEOUT, null, "ip", "-j", "-4", "address", "show",
-          "dev", settings.uplink()))) {
-        for (JsonNode a : link.path("addr_info")) {
-          if (a.path("prefixlen").asInt() == 32) {
-            addresses.add(a.path("local").asText());
-          }
-        }
-      }
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-      throw new Kernel.KernelException("ip -j address show: " + e.getMessage());
-    }
-    return addresses;
   }
 
   private static KernelPlan withoutHeld(KernelPlan plan) {

@@ -55,6 +55,8 @@ public final class FailoverBenchmark {
     int rounds = Integer.getInteger("rounds", 10);
     // -Dbench.api-only=true: only the API path's rounds (a new pod, label changes), for a quicker comparison.
     boolean failovers = !Boolean.getBoolean("bench.api-only");
+    // -Dbench.failover-only=true: only the failover rounds (agent SIGKILL), for a quicker comparison.
+    boolean apiRounds = !Boolean.getBoolean("bench.failover-only");
     String unavailable = NetworkLab.unavailableReason();
     if (unavailable != null) {
       System.err.println("bench-failover: " + unavailable);
@@ -62,6 +64,9 @@ public final class FailoverBenchmark {
     }
     List<Long> failover = new ArrayList<>();
     List<Long> leaked = new ArrayList<>();
+    List<Long> takeover = new ArrayList<>();
+    List<Long> failedProbes = new ArrayList<>();
+    List<Long> outage = new ArrayList<>();
     List<Long> podToSnat = new ArrayList<>();
     List<Long> cniGateway = new ArrayList<>();
     List<Long> cniDirector = new ArrayList<>();
@@ -104,21 +109,35 @@ public final class FailoverBenchmark {
             Thread.sleep(300);
             Instant killed = Instant.now();
             e2e.killAgent(holder);
+            // The standby's kernel holding the address, sampled (all nodes read by one process, a few ms each).
+            long takenAt = -1;
+            while (takenAt < 0 && Duration.between(killed, Instant.now()).toSeconds() < 30) {
+              if (lab.holders(EGRESS_IP).stream().anyMatch(n -> !n.equals(holder.name()))) {
+                takenAt = Duration.between(killed, Instant.now()).toMillis();
+              }
+            }
+            takeover.add(takenAt);
             waitFor(() -> !holder.equals(holder(cp, lab)), Duration.ofSeconds(30));
             waitFor(() -> lab.seenSource(probe).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
             Thread.sleep(300);
             var probes = prober.stop();
             failover.add(Prober.recovery(probes, killed, EGRESS_IP).map(Duration::toMillis).orElse(0L));
             leaked.add(Prober.seenWithOtherSource(probes, EGRESS_IP));
+            failedProbes.add(probes.stream().filter(p -> !p.at().isBefore(killed) && p.source().isEmpty()).count());
+            outage.add(Prober.longestOutage(probes, java.util.Set.of(EGRESS_IP)));
             e2e.startAgent(holder);
             waitFor(() -> !lab.holds(holder, EGRESS_IP), Duration.ofSeconds(60));
             // As the DaemonSet would have it by the next failure: the restarted agent applied its state and warmed up.
             waitFor(() -> applied(cp, holder), Duration.ofSeconds(60));
             Thread.sleep(Long.getLong("settle", 5000));
-            System.out.printf("failover %d: %d ms, %d connections seen with another source%n", i + 1,
-                failover.get(i), leaked.get(i));
+            System.out.printf("failover %d: %d ms, standby's kernel has the address after %d ms, outage %d ms, %d "
+                + "connections seen with another source (killed %s; %s)%n", i + 1, failover.get(i), takeover.get(i),
+                outage.get(i), leaked.get(i), killed, unanswered(probes, killed));
           } else {
             Thread.sleep(Long.getLong("settle", 5000));
+          }
+          if (!apiRounds) {
+            continue;
           }
 
           LabPod late = lab.pod(2, 2);
@@ -180,7 +199,13 @@ public final class FailoverBenchmark {
     System.out.println("load average: " + java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim());
     if (failovers) {
       print("failover (agent SIGKILL -> first echo with the egress IP)", failover, "ms");
+      print("  agent SIGKILL -> the standby's kernel has the egress IP (sampled)", takeover, "ms");
+      print("  outage: longest from a failed probe's start to an answer", outage, "ms");
+      print("  failed probes (one TCP connection each, every 10 ms)", failedProbes, "");
       print("connections seen with another source during a failover", leaked, "");
+    }
+    if (!apiRounds) {
+      return;
     }
     print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
     print("  the operator: pod IP in the API -> its node states list it", stateListed, "ms");
@@ -284,6 +309,22 @@ public final class FailoverBenchmark {
     chain.del(sandbox, "payments", name);
     admin.pods().inNamespace("payments").withName(name).withGracePeriod(0).delete();
     return new CniStart(ms, firstAttempt);
+  }
+
+  /** Where a failover's gap lies, for reading it against the agents' logs: its failed probes' first and last start. */
+  static String unanswered(List<Prober.Probe> probes, Instant killed) {
+    List<Instant> failed = probes.stream().filter(p -> !p.at().isBefore(killed) && p.source().isEmpty())
+        .map(Prober.Probe::at).sorted().toList();
+    if (failed.isEmpty()) {
+      return "no probe failed";
+    }
+    StringBuilder around = new StringBuilder();
+    probes.stream().filter(p -> !p.at().isBefore(failed.get(0).minusMillis(40))
+        && p.at().isBefore(failed.get(failed.size() - 1).plusMillis(150)))
+        .forEach(p -> around.append(String.format(" %d+%d%s", Duration.between(killed, p.at()).toMillis(),
+            p.took().toMillis(), p.source().isEmpty() ? "!" : "")));
+    return failed.size() + " probes failed, started " + failed.get(0) + " .. " + failed.get(failed.size() - 1)
+        + "; probes (start after the kill + took, ! failed):" + around;
   }
 
   static void print(String what, List<Long> values, String unit) {

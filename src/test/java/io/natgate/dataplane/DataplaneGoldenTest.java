@@ -162,7 +162,7 @@ class DataplaneGoldenTest {
     String snatSet = "natgate-s-" + Renderer.id("payments/198.18.0.100");
     String steerSet = "natgate-d-" + Renderer.id("payments/198.18.0.100");
     assertThat(c.ipsetBefore()).contains("add " + steerSet + " 198.19.1.11\n").doesNotContain(snatSet);
-    assertThat(c.release()).as("step 1").contains("address del 198.18.0.100/32");
+    assertThat(c.release()).as("step 1").contains("address flush dev eth0 to 198.18.0.100/32");
     assertThat(c.ipsetAfter()).doesNotContain(snatSet);
     assertThat(Renderer.render(leaving, SETTINGS).held()).isEmpty();
     assertThat(leaving.get("partners")).as("other gateways as they were").isEqualTo(holding.get("partners"));

@@ -71,7 +71,7 @@ class FaultsE2E {
   /**
    * One round of a fault.
    *
-   * @param outageMs    the longest time new connections failed (see {@link #longestOutage}; 0: none)
+   * @param outageMs    the longest time new connections failed (see {@link Prober#longestOutage}; 0: none)
    * @param failed      probes that got no answer
    * @param leaked      packets the external host saw from the pod with another source
    * @param mostHolders most node namespaces holding the egress IP at once
@@ -526,7 +526,7 @@ class FaultsE2E {
       leaked += probes.stream().filter(p -> p.source().isPresent() && !probing.sources().contains(p.source().get()))
           .count() + lab.arrivals(e.getKey()).entrySet().stream()
           .filter(a -> !probing.sources().contains(a.getKey())).mapToLong(Map.Entry::getValue).sum();
-      outage = Math.max(outage, longestOutage(probes, probing.sources()));
+      outage = Math.max(outage, Prober.longestOutage(probes, probing.sources()));
       probes.stream().filter(p -> p.source().isEmpty()).map(Prober.Probe::at).reduce((x, y) -> y)
           .ifPresent(last -> System.out.printf("  %s: failed probes from %s to %s%n", e.getKey().name(),
               probes.stream().filter(p -> p.source().isEmpty()).findFirst().orElseThrow().at(), last));
@@ -536,27 +536,6 @@ class FaultsE2E {
     System.out.printf("%s: %s (load %s)%n", fault, r, load());
     assertThat(leaked).as("packets that reached the external host with another source").isZero();
     return r;
-  }
-
-  /**
-   * The longest time from a probe that got no answer to the first answer with one of {@code sources} after it: the
-   * longest a new connection could not be made (0 when every probe was answered; up to the last probe when none
-   * answered after it).
-   */
-  static long longestOutage(List<Prober.Probe> probes, Set<String> sources) {
-    long longest = 0;
-    java.time.Instant end = probes.isEmpty() ? null : probes.get(probes.size() - 1).at();
-    for (Prober.Probe p : probes) {
-      if (p.source().isEmpty()) {
-        // never answered again while probing: at least until the last probe (a bound the table can print)
-        long gap = sources.stream().flatMap(s -> Prober.firstAnswer(probes, p.at().plusNanos(1), s).stream())
-            .min(java.util.Comparator.naturalOrder())
-            .map(answered -> Duration.between(p.at(), answered).toMillis())
-            .orElse(Duration.between(p.at(), end).toMillis());
-        longest = Math.max(longest, gap);
-      }
-    }
-    return longest;
   }
 
   static void printTable() {

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -36,6 +37,27 @@ public final class Prober {
     return probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).findFirst()
         .flatMap(failed -> firstAnswer(probes, failed.at().plusNanos(1), source))
         .map(answered -> Duration.between(cut, answered));
+  }
+
+  /**
+   * The longest time from a probe that got no answer to the first answer with one of {@code sources} after it: the
+   * longest a new connection could not be made (0 when every probe was answered; up to the last probe when none
+   * answered after it).
+   */
+  public static long longestOutage(List<Probe> probes, Set<String> sources) {
+    long longest = 0;
+    java.time.Instant end = probes.isEmpty() ? null : probes.get(probes.size() - 1).at();
+    for (Probe p : probes) {
+      if (p.source().isEmpty()) {
+        // never answered again while probing: at least until the last probe (a bound the table can print)
+        long gap = sources.stream().flatMap(s -> firstAnswer(probes, p.at().plusNanos(1), s).stream())
+            .min(java.util.Comparator.naturalOrder())
+            .map(answered -> Duration.between(p.at(), answered).toMillis())
+            .orElse(Duration.between(p.at(), end).toMillis());
+        longest = Math.max(longest, gap);
+      }
+    }
+    return longest;
   }
 
   /**

@@ -81,9 +81,13 @@ public final class FakeKernel extends Kernel {
     if (joined.equals("ip -batch -") || joined.equals("ip -force -batch -")) {
       for (String l : stdin.split("\n")) {
         List<String> f = List.of(l.trim().split("\\s+"));
-        if (f.size() >= 3 && f.get(0).equals("address") && f.contains(uplink)) {
+        if (f.size() >= 5 && f.get(0).equals("address") && f.get(1).equals("flush") && f.contains(uplink)) {
+          addresses.remove(f.get(f.indexOf("to") + 1).replace("/32", "")); // whether there or not, as the kernel's
+        } else if (f.size() >= 3 && f.get(0).equals("address") && f.contains(uplink)) {
           String ip = f.get(2).replace("/32", "");
-          if (f.get(1).equals("add") || f.get(1).equals("change")) { // IPv4 "change" adds a missing address
+          if (f.get(1).equals("add") && !addresses.add(ip)) {
+            throw new KernelException("ip address add " + ip + ": Address already assigned");
+          } else if (f.get(1).equals("replace") || f.get(1).equals("change")) { // IPv4 "change" adds a missing one
             addresses.add(ip);
           } else if (f.get(1).equals("del")) {
             if (!addresses.remove(ip)) {
