@@ -17,5 +17,5 @@ node=$(src/tools/kindnode/build.sh) # a failure stops here (eval would hide it)
 eval "$node"
 echo "kind: stage image build took $(($(date +%s) - t0)) s (operator and agent images $((t1 - t0)) s, node image" \
   "$(($(date +%s) - t1)) s)" >&2
-echo "-Dnatgate.kind.cli=$KIND -Dnatgate.kind.node-image=$NODE_IMAGE -Dnatgate.kind.etcd-tag=$ETCD_TAG" \
-  "-Dnatgate.kind.test-image=$TEST_IMAGE -Dnatgate.kind.operator-image=$1 -Dnatgate.kind.agent-image=$2"
+echo "-Dnatgate.kind.cli=$KIND -Dnatgate.kind.node-image=$NODE_IMAGE -Dnatgate.kind.legacy-node-image=$LEGACY_NODE_IMAGE" \
+  "-Dnatgate.kind.etcd-tag=$ETCD_TAG -Dnatgate.kind.test-image=$TEST_IMAGE -Dnatgate.kind.operator-image=$1 -Dnatgate.kind.agent-image=$2"

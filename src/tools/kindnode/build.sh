@@ -6,8 +6,10 @@
 #  - containerd, runc and the CNI plugins from Debian, on the Debian base of ../docker/debian-base.sh;
 #  - kind's node files (entrypoint, systemd units) from the sigs.k8s.io/kind module.
 # The image tag is keyed by the Kubernetes version and a hash of every input, so a second run builds nothing.
-# Prints NODE_IMAGE=<tag>, KIND=<path of the kind CLI>, ETCD_TAG=<tag> and TEST_IMAGE=<tag> (test pods and the
-# external host: Debian with the network tools and socat) on stdout, for eval; progress on stderr.
+# Also builds the same node on iptables-legacy (its own entrypoint first: legacy-node-entrypoint.sh), for a cluster
+# with nodes of both backends.
+# Prints NODE_IMAGE=<tag>, LEGACY_NODE_IMAGE=<tag>, KIND=<path of the kind CLI>, ETCD_TAG=<tag> and TEST_IMAGE=<tag>
+# (test pods and the external host: Debian with the network tools and socat) on stdout, for eval; progress on stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tools=$(dirname "$here")
@@ -27,10 +29,13 @@ base=$("$tools/docker/debian-base.sh")
 stamp=$( (cd "$here" && find . -type f | LC_ALL=C sort | xargs cat; cat "$tools/docker/runc-no-sys-resource.sh" \
   "$tools/controlplane/kube-ldflags.sh"; echo "$base") | sha256sum | cut -c1-12)
 tag="natgate.local/kind-node:v$version-$stamp"
+legacy="$tag-legacy"
 netbase="natgate.local/netbase:$stamp"
-report() { echo "NODE_IMAGE=$tag"; echo "KIND=$kind_bin"; echo "ETCD_TAG=$etcd_tag"; echo "TEST_IMAGE=$netbase"; }
-if docker image inspect "$tag" >/dev/null 2>&1 && docker image inspect "$netbase" >/dev/null 2>&1 \
-   && [ -x "$kind_bin" ]; then
+report() {
+  echo "NODE_IMAGE=$tag"; echo "LEGACY_NODE_IMAGE=$legacy"; echo "KIND=$kind_bin"; echo "ETCD_TAG=$etcd_tag"
+  echo "TEST_IMAGE=$netbase"
+}
+if docker image inspect "$tag" "$legacy" "$netbase" >/dev/null 2>&1 && [ -x "$kind_bin" ]; then
   echo "kind node: $tag cached" >&2
   report
   exit 0
@@ -67,9 +72,16 @@ image() { # $1: tag, $2: base image, $3: the binary (its entrypoint)
   printf 'FROM %s\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCOPY bin/%s /usr/local/bin/%s\nENTRYPOINT ["/usr/local/bin/%s"]\n' "$2" "$3" "$3" "$3" \
     | quiet docker build -q --force-rm -t "$1" -f - "$work"
 }
-# kube-proxy and flanneld drive iptables: a Debian base with the tools (one layer for both, and the tests').
-printf 'FROM %s\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends %s && rm -rf /var/lib/apt/lists/*\n' \
-  "$base" "iptables nftables ipset conntrack iproute2 kmod socat" | quiet docker build -q --force-rm -t "$netbase" -
+# kube-proxy and flanneld drive iptables: a Debian base with the tools (one layer for both, and the tests'), and
+# the wrapper that runs the node's backend.
+mkdir -p "$work/netbase"
+cp "$here/iptables-wrapper.sh" "$work/netbase/"
+wrapped="iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore"
+printf '%s\n' "FROM $base" \
+  "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables nftables ipset conntrack iproute2 kmod socat && rm -rf /var/lib/apt/lists/*" \
+  "COPY iptables-wrapper.sh /usr/local/sbin/iptables-wrapper" \
+  "RUN for n in $wrapped; do ln -s iptables-wrapper /usr/local/sbin/\$n; done" \
+  | quiet docker build -q --force-rm -t "$netbase" -f - "$work/netbase"
 images=()
 for c in kube-apiserver kube-controller-manager kube-scheduler; do
   image "registry.k8s.io/$c:v$version" scratch "$c"; images+=("registry.k8s.io/$c:v$version")
@@ -92,9 +104,14 @@ cp "$here/Dockerfile.node" "$here/containerd.toml" "$here/containerd-oom.conf" "
 cp "$tools/docker/runc-no-sys-resource.sh" "$work/"
 quiet docker build -q --force-rm --build-arg BASE_IMAGE="$base" --build-arg KUBE_VERSION="$version" -t "$tag" \
   -f "$work/Dockerfile.node" "$work"
+mkdir -p "$work/legacy"
+cp "$here/legacy-node-entrypoint.sh" "$work/legacy/"
+printf '%s\n' "FROM $tag" "COPY legacy-node-entrypoint.sh /usr/local/bin/legacy-node-entrypoint" \
+  'ENTRYPOINT ["/usr/local/bin/legacy-node-entrypoint", "/usr/local/bin/entrypoint", "/sbin/init"]' \
+  | quiet docker build -q --force-rm -t "$legacy" -f - "$work/legacy"
 install -m 0755 "$work/bin/kind" "$kind_bin"
 # Earlier builds' node images are 1.5 GB each: keep only this one.
 docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^natgate.local/(kind-node|netbase):' \
-  | grep -v -x -e "$tag" -e "$netbase" | xargs -r docker rmi >/dev/null || true
+  | grep -v -x -e "$tag" -e "$legacy" -e "$netbase" | xargs -r docker rmi >/dev/null || true
 step "built $tag, $(docker image inspect -f '{{.Size}}' "$tag" | numfmt --to=si)B"
 report

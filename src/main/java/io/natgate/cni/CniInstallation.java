@@ -160,7 +160,10 @@ public final class CniInstallation implements AutoCloseable {
     return list;
   }
 
-  /** The network plugin's file: the one libcni would load (first .conf, .conflist or .json by name) but natgate's. */
+  /**
+   * The network plugin's file: the one libcni would load (first .conf, .conflist or .json by name) but natgate's.
+   * Dot-files count: libcni (1.3) filters on the extension alone, so a runtime loads {@code .10-x.conflist} too.
+   */
   static Optional<Path> primary(Path confDir) throws IOException {
     if (!Files.isDirectory(confDir)) {
       return Optional.empty();

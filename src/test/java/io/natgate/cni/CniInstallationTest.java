@@ -123,6 +123,17 @@ class CniInstallationTest {
     assertThat(multus).hasContent("{\"cniVersion\":\"0.3.1\",\"name\":\"multus\",\"type\":\"multus\"}");
   }
 
+  /** As libcni: the extension decides, so a dot-file is a configuration and a temporary name is not. */
+  @Test
+  void takesTheNetworkPluginsFileAsLibcniListsIt(@TempDir Path dir) throws Exception {
+    Path conf = Files.createDirectories(dir.resolve("net.d"));
+    Files.writeString(conf.resolve("10-calico.conflist"), CALICO);
+    Files.writeString(conf.resolve("05-calico.conflist.tmp"), CALICO);
+    assertThat(CniInstallation.primary(conf)).contains(conf.resolve("10-calico.conflist"));
+    Files.writeString(conf.resolve(".10-calico.conflist"), CALICO);
+    assertThat(CniInstallation.primary(conf)).contains(conf.resolve(".10-calico.conflist"));
+  }
+
   @Test
   void waitsForTheNetworkPluginsConfiguration(@TempDir Path dir) throws Exception {
     Path plugin = Files.writeString(dir.resolve("natgate-cni"), "binary");

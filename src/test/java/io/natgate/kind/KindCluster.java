@@ -15,9 +15,10 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A Kind cluster of one control plane and two workers, from the node image and kind CLI that
- * src/tools/kindnode/build.sh builds (make kind-images passes them as system properties), on a Docker network of
- * its own inside the reserved test range. Every step belongs to a {@link Stage}: a failure names it, with the
+ * A Kind cluster of one control plane and two workers, from the node images and kind CLI that
+ * src/tools/kindnode/build.sh builds (make kind-test passes them as system properties), on a Docker network of
+ * its own inside the reserved test range. The second worker boots from the iptables-legacy node image, the other
+ * nodes from the iptables-nft one: one cluster runs every scenario across nodes of both backends. Every step belongs to a {@link Stage}: a failure names it, with the
  * nodes' logs attached, and each stage's time is printed. {@link #close()} removes the nodes and the network even
  * after a failure.
  */
@@ -47,6 +48,7 @@ final class KindCluster implements AutoCloseable {
   final String network = name;
   private final String kind = System.getProperty("natgate.kind.cli");
   private final String nodeImage = System.getProperty("natgate.kind.node-image");
+  private final String legacyNodeImage = System.getProperty("natgate.kind.legacy-node-image");
   private final String etcdTag = System.getProperty("natgate.kind.etcd-tag");
   private final Path work;
   private Kubectl kubectl;
@@ -57,10 +59,12 @@ final class KindCluster implements AutoCloseable {
   /** Why the cluster cannot be made here, or null. */
   static String whyUnavailable() {
     if (System.getProperty("natgate.kind.cli", "").isEmpty() || System.getProperty("natgate.kind.node-image", "")
-        .isEmpty()) {
-      return "no kind node image given: make kind-test builds it (root, Docker) and passes natgate.kind.cli/node-image";
+        .isEmpty() || System.getProperty("natgate.kind.legacy-node-image", "").isEmpty()) {
+      return "no kind node images given: make kind-test builds them (root, Docker) and passes "
+          + "natgate.kind.cli/node-image/legacy-node-image";
     }
-    return io.natgate.testing.Images.whyUnavailable(System.getProperty("natgate.kind.node-image"));
+    return io.natgate.testing.Images.whyUnavailable(System.getProperty("natgate.kind.node-image"),
+        System.getProperty("natgate.kind.legacy-node-image"));
   }
 
   KindCluster() throws IOException {
@@ -117,18 +121,21 @@ final class KindCluster implements AutoCloseable {
           serviceSubnet: %s
         nodes:
           - role: control-plane
+            image: %s
           - role: worker
+            image: %s
           - role: worker
+            image: %s
         kubeadmConfigPatches:
           - |
             kind: ClusterConfiguration
             etcd:
               local:
                 imageTag: %s
-        """.formatted(POD_SUBNET, SERVICE_SUBNET, etcdTag));
+        """.formatted(POD_SUBNET, SERVICE_SUBNET, nodeImage, nodeImage, legacyNodeImage, etcdTag));
     Path kubeconfigFile = work.resolve("kubeconfig");
     run(Duration.ofMinutes(10), Map.of("KIND_EXPERIMENTAL_DOCKER_NETWORK", network), kind, "create", "cluster",
-        "--name", name, "--image", nodeImage, "--config", config.toString(), "--kubeconfig",
+        "--name", name, "--config", config.toString(), "--kubeconfig",
         kubeconfigFile.toString(), "--retain");
     kubeconfig = Files.readString(kubeconfigFile);
     kubectl = new Kubectl(kubeconfig);
@@ -174,6 +181,11 @@ final class KindCluster implements AutoCloseable {
     List<String> argv = new ArrayList<>(List.of(kind, "load", "docker-image", "--name", name));
     argv.addAll(List.of(images));
     run(Duration.ofMinutes(10), argv.toArray(String[]::new));
+  }
+
+  /** The worker on iptables-legacy (kind names the second worker so); the other nodes are on iptables-nft. */
+  String legacyWorker() {
+    return name + "-worker2";
   }
 
   List<String> nodes() throws Exception {

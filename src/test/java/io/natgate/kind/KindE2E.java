@@ -518,6 +518,66 @@ class KindE2E {
     return holder;
   }
 
+  /**
+   * Item 5 of issue 12: the first worker on iptables-nft, the second on iptables-legacy ({@link KindCluster}). On each,
+   * the node's iptables, the agent's choice, and kube-proxy's, flannel's and natgate's chains are in that node's backend
+   * and none in the other; and a selected pod on each worker leaves with the egress IP whichever worker holds it (the
+   * IP moved by taking the egress label off its holder).
+   */
+  @Test
+  @Order(7)
+  void onAnNftAndALegacyWorkerTheRulesAreInTheNodesBackendAndBothPodsLeaveWithTheEgressIpWhicheverHoldsIt() {
+    kind.stage(SCENARIO, () -> {
+      String first = installGateway();
+      for (String worker : workers) {
+        String backend = worker.equals(kind.legacyWorker()) ? "legacy" : "nft";
+        String other = backend.equals("legacy") ? "nft" : "legacy";
+        assertThat(kind.exec(worker, "iptables", "-V")).as("%s: its iptables", worker)
+            .contains(backend.equals("legacy") ? "(legacy)" : "(nf_tables)");
+        assertThat(agentLog(worker)).as("%s: its agent's choice", worker)
+            .contains("iptables backend iptables-" + backend + ": kubelet's chains are in iptables-" + backend);
+        await().atMost(SLOW).untilAsserted(() -> {
+          assertThat(kind.exec(worker, "iptables-" + backend + "-save")).as("%s: iptables-%s", worker, backend)
+              .contains(":NATGATE", ":KUBE-SERVICES", ":FLANNEL-POSTRTG", ":KUBE-IPTABLES-HINT");
+          assertThat(kind.exec(worker, "iptables-" + other + "-save")).as("%s: iptables-%s", worker, other)
+              .doesNotContain("NATGATE").doesNotContain("KUBE-").doesNotContain("FLANNEL");
+        });
+      }
+      bothPodsLeaveWithTheEgressIp(first);
+      String second = workers.get(1 - workers.indexOf(first));
+      kind.kubectl("label", "node", first, "node-role.kubernetes.io/egress-");
+      try {
+        await().atMost(SLOW).untilAsserted(() -> {
+          assertThat(currentHolder()).as("holder once %s is no candidate", first).isEqualTo(second);
+          assertThat(holders()).as("nodes with %s", egressIp).containsExactly(second);
+        });
+        bothPodsLeaveWithTheEgressIp(second);
+      } finally {
+        kind.kubectl("label", "node", first, "node-role.kubernetes.io/egress=", "--overwrite");
+      }
+    });
+  }
+
+  private void bothPodsLeaveWithTheEgressIp(String holder) throws Exception {
+    for (int i = 0; i < workers.size(); i++) {
+      String pod = "payments-" + i;
+      answeredWithTheEgressIp(pod);
+      for (int round = 0; round < 5; round++) {
+        assertThat(probe("payments", pod)).as("%s on %s, %s holding the IP, round %d", pod, workers.get(i), holder,
+            round).isEqualTo(egressIp);
+      }
+    }
+    System.out.printf("kind: %s (iptables-%s) holds the IP: the pods on %s and %s left with it%n", holder,
+        holder.equals(kind.legacyWorker()) ? "legacy" : "nft", workers.get(0), workers.get(1));
+  }
+
+  /** The log of the agent pod on this node. */
+  private String agentLog(String node) {
+    var pod = client.pods().inNamespace("natgate-system").withLabel("app.kubernetes.io/component", "agent").list()
+        .getItems().stream().filter(p -> node.equals(p.getSpec().getNodeName())).findFirst().orElseThrow();
+    return client.pods().inNamespace("natgate-system").withName(pod.getMetadata().getName()).getLog();
+  }
+
   @Test
   @Order(9)
   void deletingTheGatewayLeavesOnlyTheBaseInAnyNode() {
@@ -535,8 +595,10 @@ class KindE2E {
           .flatMap(List::stream).toList();
       for (String node : kind.nodes()) {
         await().atMost(SLOW).untilAsserted(() -> {
-          assertThat(kind.exec(node, "iptables-save").lines().filter(l -> l.startsWith("-A NATGATE-")))
-              .as("%s natgate's rules", node).containsExactlyInAnyOrderElementsOf(base);
+          // Each node's rules are in its own backend (one worker is on iptables-legacy), none in the other.
+          String saved = kind.exec(node, "iptables-nft-save") + kind.exec(node, "iptables-legacy-save");
+          assertThat(saved.lines().filter(l -> l.startsWith("-A NATGATE-"))).as("%s natgate's rules in either backend",
+              node).containsExactlyInAnyOrderElementsOf(base);
           assertThat(kind.exec(node, "ipset", "list", "-n").lines().filter(l -> l.contains("natgate")))
               .as("%s ipset", node).containsExactly(DataplaneSettings.HELD_SET);
           assertThat(kind.exec(node, "ip", "-4", "addr")).as("%s addresses", node).doesNotContain(egressIp);
@@ -566,7 +628,9 @@ class KindE2E {
       // The agents remove their kernel state and natgate-cni as they stop (their DaemonSet is gone): let them finish.
       await().atMost(SLOW).until(() -> client.pods().inNamespace("natgate-system").list().getItems().isEmpty());
       for (String node : kind.nodes()) { // uninstalled: not even the base is left
-        assertThat(kind.exec(node, "iptables-save")).as("%s iptables", node).doesNotContain("NATGATE");
+        for (String save : List.of("iptables-nft-save", "iptables-legacy-save")) {
+          assertThat(kind.exec(node, save)).as("%s %s", node, save).doesNotContain("NATGATE");
+        }
         assertThat(kind.exec(node, "ipset", "list", "-n")).as("%s ipset", node).doesNotContain("natgate");
         assertThat(kind.exec(node, "ip", "-o", "link")).as("%s links", node).doesNotContain("natgate0");
       }
