@@ -515,6 +515,10 @@ class FaultsE2E {
       probing.after().forEach((pod, source) -> await().atMost(SOON)
           .until(() -> lab.seenSource(pod).equals(Optional.of(source))));
       Thread.sleep(500);
+      String listed = timeline.statusChanges(injected);
+      if (!listed.isEmpty()) {
+        System.out.printf("  status.sourceIPs after the fault:%n%s%n", listed);
+      }
     } catch (Exception | AssertionError e) {
       System.out.printf("  %s did not settle; the gateway's node states and status meanwhile:%n%s%n", fault,
           timeline.around(Instant.now(), Duration.ofMinutes(10)));

@@ -116,6 +116,13 @@ final class StateTimeline implements AutoCloseable {
         .collect(Collectors.joining("\n"));
   }
 
+  /** The status.sourceIPs changes seen, each with its offset from {@code from} in ms. */
+  String statusChanges(Instant from) {
+    return entries.stream().filter(e -> e.what().startsWith("status."))
+        .map(e -> String.format("  %+6d ms %s", Duration.between(from, e.at()).toMillis(), e.what()))
+        .collect(Collectors.joining("\n"));
+  }
+
   @Override
   public void close() {
     gatewayWatch.close();
