@@ -36,7 +36,7 @@ public final class StatusCalculator {
     List<String> draining = draining(plan, nodeStates, gateway.getStatus());
     status.sourceIPs = Stream.concat(plan.sourceIPs().stream(), draining.stream())
         .sorted(IpAddresses.ORDER).toList();
-    status.drainingSourceIPs = draining.isEmpty() ? null : draining;
+    status.drainingSourceIPs = draining;
     status.assignments = plan.assignments().stream().filter(a -> a.node != null).toList();
     status.selectedPods = plan.selectedPods().size();
     status.observedGeneration = gateway.getMetadata().getGeneration();

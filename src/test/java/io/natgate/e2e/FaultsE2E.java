@@ -359,6 +359,11 @@ class FaultsE2E {
           await().atMost(SOON).pollInterval(Duration.ofMillis(20)).until(() -> lab.holders(added).isEmpty());
         });
         assertMovedNoIP(out, holder);
+        await().atMost(SOON).untilAsserted(() -> assertThat(admin.resources(EgressGateway.class).withName("payments")
+            .get().getStatus()).satisfies(st -> {
+              assertThat(st.sourceIPs).as("drained: no node SNATs with it any more").containsExactly(EGRESS_IP);
+              assertThat(st.drainingSourceIPs).isEmpty();
+            }));
       } finally {
         setEgressIPs(EGRESS_IP);
       }

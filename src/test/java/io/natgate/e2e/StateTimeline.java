@@ -40,13 +40,20 @@ final class StateTimeline implements AutoCloseable {
     EgressGateway now = client.resources(EgressGateway.class).withName(gateway).get();
     listings.add(new Listing(Instant.now(), sourceIPs(now)));
     gatewayWatch = client.resources(EgressGateway.class).withName(gateway).watch(new Watcher<>() {
+      private String lastSaid;
+
       @Override
       public void eventReceived(Action action, EgressGateway g) {
         Instant at = Instant.now();
         List<String> ips = sourceIPs(g);
         if (!ips.equals(listings.get(listings.size() - 1).sourceIPs())) {
           listings.add(new Listing(at, ips));
-          entries.add(new Entry(at, "status.sourceIPs " + ips + " draining " + g.getStatus().drainingSourceIPs));
+        }
+        String said = "status.sourceIPs " + ips + " draining " + (g.getStatus() == null ? null
+            : g.getStatus().drainingSourceIPs);
+        if (!said.equals(lastSaid)) {
+          lastSaid = said;
+          entries.add(new Entry(at, said));
         }
       }
 

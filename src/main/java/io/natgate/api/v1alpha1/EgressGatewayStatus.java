@@ -14,8 +14,9 @@ public class EgressGatewayStatus {
   public List<String> sourceIPs = new ArrayList<>();
 
   @JsonPropertyDescription("The sourceIPs listed only because a node may still SNAT with them (an egress IP removed "
-      + "from the spec while its pods move away): keep them allowlisted until they leave this list; absent when none.")
-  public List<String> drainingSourceIPs;
+      + "from the spec while its pods move away): keep them allowlisted until they leave this list.")
+  // Empty rather than null when none: the status is written as a JSON merge patch, where a field left out stays.
+  public List<String> drainingSourceIPs = new ArrayList<>();
 
   @JsonPropertyDescription("Which node holds each egress IP now, and since when.")
   public List<Assignment> assignments = new ArrayList<>();
