@@ -1,5 +1,6 @@
 package io.natgate.plan;
 
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
@@ -126,6 +127,7 @@ public final class Handovers {
     });
     mine.snat.removeIf(s -> snat.egressIP.equals(s.egressIP));
     mine.snat.add(new NodeGatewayState.Snat(snat.egressIP, true, snat.sources));
+    mine.connectionLog = ConnectionLogState.keeping(mine.connectionLog, snat.sources, was.connectionLog);
     boolean named = false;
     for (EgressNodeStateSpec s : desired.values()) {
       if (s.peers != null) {

@@ -1,5 +1,6 @@
 package io.natgate.plan;
 
+import io.natgate.api.v1alpha1.ConnectionLogState;
 import io.natgate.api.v1alpha1.EgressNodeState;
 import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.NodeGatewayState;
@@ -40,7 +41,7 @@ public final class PodMoves {
       return planned;
     }
     Map<String, EgressNodeStateSpec> desired = new TreeMap<>();
-    planned.forEach((node, spec) -> desired.put(node, held.applyTo(spec)));
+    planned.forEach((node, spec) -> desired.put(node, held.applyTo(spec, observed.get(node))));
     return desired;
   }
 
@@ -76,13 +77,20 @@ public final class PodMoves {
       return steers.isEmpty() && snats.isEmpty();
     }
 
-    /** A copy of the spec with the held-back moves (its own lists; the spec is left alone). */
-    EgressNodeStateSpec applyTo(EgressNodeStateSpec spec) {
+    /**
+     * A copy of the spec with the held-back moves (its own lists; the spec is left alone), naming the pods kept in
+     * its SNAT as {@code was} (the node's state as observed) did.
+     */
+    EgressNodeStateSpec applyTo(EgressNodeStateSpec spec, EgressNodeState was) {
       EgressNodeStateSpec c = new EgressNodeStateSpec(spec.nodeName, spec.gateway, spec);
       c.allow = spec.allow;
       Map<String, Set<String>> kept = snats.getOrDefault(spec.nodeName, Map.of());
       c.snat = spec.snat.stream().map(s -> !s.holdAddress || !kept.containsKey(s.egressIP) ? s
           : new NodeGatewayState.Snat(s.egressIP, true, union(s.sources, kept.get(s.egressIP)))).toList();
+      if (was != null && was.getSpec() != null) {
+        c.connectionLog = ConnectionLogState.keeping(spec.connectionLog,
+            kept.values().stream().flatMap(Set::stream).toList(), was.getSpec().connectionLog);
+      }
       Map<String, NodeGatewayState.Steer> asWritten = steers.getOrDefault(spec.nodeName, Map.of());
       if (!asWritten.isEmpty()) {
         c.steer = steerAsWritten(spec.steer, asWritten);

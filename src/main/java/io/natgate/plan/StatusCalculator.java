@@ -10,10 +10,13 @@ import io.natgate.api.v1alpha1.NodeStatus;
 import io.natgate.api.v1alpha1.ResolvedName;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 /** Status as a pure function of the plan and the agents' reports. */
 public final class StatusCalculator {
@@ -30,7 +33,10 @@ public final class StatusCalculator {
   public static EgressGatewayStatus compute(EgressGateway gateway, GatewayPlan plan,
       Map<String, EgressNodeState> nodeStates, Instant now) {
     EgressGatewayStatus status = new EgressGatewayStatus();
-    status.sourceIPs = plan.sourceIPs();
+    List<String> draining = draining(plan, nodeStates, gateway.getStatus());
+    status.sourceIPs = Stream.concat(plan.sourceIPs().stream(), draining.stream())
+        .sorted(IpAddresses.ORDER).toList();
+    status.drainingSourceIPs = draining;
     status.assignments = plan.assignments().stream().filter(a -> a.node != null).toList();
     status.selectedPods = plan.selectedPods().size();
     status.observedGeneration = gateway.getMetadata().getGeneration();
@@ -61,6 +67,37 @@ public final class StatusCalculator {
         condition(DEGRADED, degraded(plan), previous, generation, now),
         condition(SNAT_PORT_PRESSURE, snatPortPressure(plan, nodeStates), previous, generation, now));
     return status;
+  }
+
+  /**
+   * The source IPs the plan no longer uses that a node may still SNAT with, sorted: firewalls allowlist what the status
+   * lists, so an IP stays listed while a node state SNATs to it, as observed (its agent may be applying it) or as about
+   * to be written (a pod move held back), or its agent last reported holding it. While a node state is not applied
+   * (or failed), its agent may still run an older spec: what the status listed before stays listed. So a node whose
+   * agent stopped applying keeps them listed until its node state is gone.
+   *
+   * @param nodeStates this gateway's observed EgressNodeStates, by node name
+   */
+  static List<String> draining(GatewayPlan plan, Map<String, EgressNodeState> nodeStates,
+      EgressGatewayStatus previous) {
+    Set<String> used = new HashSet<>();
+    plan.nodeStates().values().forEach(spec -> spec.snat.forEach(s -> used.add(s.egressIP)));
+    nodeStates.values().forEach(st -> {
+      if (st.getSpec() != null) {
+        st.getSpec().snat.forEach(s -> used.add(s.egressIP));
+      }
+      if (st.getStatus() != null && st.getStatus().held != null) {
+        used.addAll(st.getStatus().held);
+      }
+    });
+    boolean unapplied = nodeStates.values().stream()
+        .anyMatch(st -> ProgrammedState.of(st.getSpec(), st) != ProgrammedState.PROGRAMMED);
+    if (unapplied && previous != null && previous.sourceIPs != null) {
+      used.addAll(previous.sourceIPs);
+    }
+    used.removeAll(plan.sourceIPs());
+    used.remove(null);
+    return used.stream().sorted(IpAddresses.ORDER).toList();
   }
 
   /**
@@ -95,6 +132,7 @@ public final class StatusCalculator {
     List<Condition> previous = List.of();
     if (last != null) {
       status.sourceIPs = last.sourceIPs;
+      status.drainingSourceIPs = last.drainingSourceIPs;
       status.assignments = last.assignments;
       status.nodes = last.nodes;
       status.selectedPods = last.selectedPods;

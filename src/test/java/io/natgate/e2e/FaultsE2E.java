@@ -74,10 +74,11 @@ class FaultsE2E {
    * @param outageMs    the longest time new connections failed (see {@link Prober#longestOutage}; 0: none)
    * @param failed      probes that got no answer
    * @param leaked      packets the external host saw from the pod with another source
+   * @param unlisted    answered probes whose source was not in the gateway's status.sourceIPs at that moment
    * @param mostHolders most node namespaces holding the egress IP at once
    * @param overlapMs   how long two or more held it (as sampled)
    */
-  record Round(long outageMs, long failed, long leaked, int mostHolders, long overlapMs) {
+  record Round(long outageMs, long failed, long leaked, long unlisted, int mostHolders, long overlapMs) {
   }
 
   @BeforeAll
@@ -358,6 +359,11 @@ class FaultsE2E {
           await().atMost(SOON).pollInterval(Duration.ofMillis(20)).until(() -> lab.holders(added).isEmpty());
         });
         assertMovedNoIP(out, holder);
+        await().atMost(SOON).untilAsserted(() -> assertThat(admin.resources(EgressGateway.class).withName("payments")
+            .get().getStatus()).satisfies(st -> {
+              assertThat(st.sourceIPs).as("drained: no node SNATs with it any more").containsExactly(EGRESS_IP);
+              assertThat(st.drainingSourceIPs).isEmpty();
+            }));
       } finally {
         setEgressIPs(EGRESS_IP);
       }
@@ -504,6 +510,7 @@ class FaultsE2E {
     });
     watcher.start();
     Map<LabPod, Prober> probers = new LinkedHashMap<>();
+    StateTimeline timeline = new StateTimeline(admin, "payments");
     probing.pods().forEach(p -> probers.put(p, lab.startProbing(p, Duration.ofMillis(probers.isEmpty() ? 10 : 30))));
     Thread.sleep(300);
     try {
@@ -513,16 +520,33 @@ class FaultsE2E {
       probing.after().forEach((pod, source) -> await().atMost(SOON)
           .until(() -> lab.seenSource(pod).equals(Optional.of(source))));
       Thread.sleep(500);
+      String listed = timeline.statusChanges(injected);
+      if (!listed.isEmpty()) {
+        System.out.printf("  status.sourceIPs after the fault:%n%s%n", listed);
+      }
+    } catch (Exception | AssertionError e) {
+      System.out.printf("  %s did not settle; the gateway's node states and status meanwhile:%n%s%n", fault,
+          timeline.around(Instant.now(), Duration.ofMinutes(10)));
+      throw e;
     } finally {
       watching.set(false);
       watcher.join();
+      timeline.close();
     }
     long failed = 0;
     long leaked = 0;
+    long unlisted = 0;
     long outage = 0;
     for (var e : probers.entrySet()) {
       var probes = e.getValue().stop();
       failed += probes.stream().filter(p -> p.source().isEmpty()).count();
+      List<Prober.Probe> notListed = probes.stream().filter(p -> p.source().isPresent()
+          && !timeline.listedDuring(p.source().get(), p.at(), p.at().plus(p.took()))).toList();
+      unlisted += notListed.size();
+      notListed.stream().limit(3).forEach(p -> System.out.printf("  %s: answered from %s at %s, not in "
+          + "status.sourceIPs then:%n%s%n", e.getKey().name(), p.source().get(), p.at(),
+          timeline.around(p.at(), Duration.ofMillis(1500))));
+      printFailed(e.getKey(), probes, timeline);
       leaked += probes.stream().filter(p -> p.source().isPresent() && !probing.sources().contains(p.source().get()))
           .count() + lab.arrivals(e.getKey()).entrySet().stream()
           .filter(a -> !probing.sources().contains(a.getKey())).mapToLong(Map.Entry::getValue).sum();
@@ -531,21 +555,40 @@ class FaultsE2E {
           .ifPresent(last -> System.out.printf("  %s: failed probes from %s to %s%n", e.getKey().name(),
               probes.stream().filter(p -> p.source().isEmpty()).findFirst().orElseThrow().at(), last));
     }
-    Round r = new Round(outage, failed, leaked, most.get(), overlapNanos.get() / 1_000_000);
+    Round r = new Round(outage, failed, leaked, unlisted, most.get(), overlapNanos.get() / 1_000_000);
     results.computeIfAbsent(fault, k -> new ArrayList<>()).add(r);
     System.out.printf("%s: %s (load %s)%n", fault, r, load());
     assertThat(leaked).as("packets that reached the external host with another source").isZero();
+    assertThat(unlisted).as("answered probes whose source the gateway's status.sourceIPs did not list then").isZero();
     return r;
   }
 
+  /**
+   * For the first failed probe of each run of them (at most three runs a pod): when, from which pod and node, and
+   * what the gateway's node states and status did around it (writes, applies, times relative to the probe).
+   */
+  static void printFailed(LabPod pod, List<Prober.Probe> probes, StateTimeline timeline) {
+    int runs = 0;
+    boolean inRun = false;
+    for (Prober.Probe p : probes) {
+      boolean failed = p.source().isEmpty();
+      if (failed && !inRun && runs++ < 3) {
+        System.out.printf("  failed probe from %s on node-%d sent at %s (gave up after %d ms); around it:%n%s%n",
+            pod.name(), pod.node(), p.at(), p.took().toMillis(), timeline.around(p.at(), Duration.ofSeconds(3)));
+      }
+      inRun = failed;
+    }
+  }
+
   static void printTable() {
-    System.out.printf("%n%-44s %6s %8s %8s %8s %7s %7s %8s %8s%n", "fault", "rounds", "out p50", "out p95",
-        "out max", "failed", "leaked", "holders", "overlap");
+    System.out.printf("%n%-44s %6s %8s %8s %8s %7s %7s %8s %8s %8s%n", "fault", "rounds", "out p50", "out p95",
+        "out max", "failed", "leaked", "unlisted", "holders", "overlap");
     results.forEach((fault, rounds) -> {
       List<Long> outages = rounds.stream().map(Round::outageMs).sorted().toList();
-      System.out.printf("%-44s %6d %6dms %6dms %6dms %7d %7d %8d %6dms%n", fault, rounds.size(),
+      System.out.printf("%-44s %6d %6dms %6dms %6dms %7d %7d %8d %8d %6dms%n", fault, rounds.size(),
           percentile(outages, 50), percentile(outages, 95), outages.get(outages.size() - 1),
           rounds.stream().mapToLong(Round::failed).sum(), rounds.stream().mapToLong(Round::leaked).sum(),
+          rounds.stream().mapToLong(Round::unlisted).sum(),
           rounds.stream().mapToInt(Round::mostHolders).max().orElse(0),
           rounds.stream().mapToLong(Round::overlapMs).max().orElse(0));
     });

@@ -55,6 +55,9 @@ class HandoversTest {
     var c = cluster(nodes, pods, List.of(gw));
     var snapshot = new ClusterSnapshot(c.nodes(), c.pods(), c.namespaceLabels(), c.gateways(), c.clusterCidrs(), live);
     GatewayPlan plan = GatewayPlanner.plan(gw, snapshot, PeerGroups.takeovers(observed), observed, NOW);
+    plan.nodeStates().values().forEach(spec -> spec.snat.forEach(sn -> assertThat(sn.sources).as("%s SNATs them to "
+        + "%s: its connection log names them", spec.nodeName, sn.egressIP).allSatisfy(ip -> assertThat(
+            spec.connectionLog == null ? Map.<String, String>of() : spec.connectionLog.pods).containsKey(ip))));
     plan.nodeStates().forEach((node, spec) -> {
       EgressNodeState st = observed.get(node);
       if (st == null || !spec.equals(st.getSpec())) {

@@ -15,7 +15,9 @@ import io.natgate.api.v1alpha1.PortRange;
 import io.natgate.api.v1alpha1.ResolvedName;
 import io.natgate.api.v1alpha1.EgressGatewayStatus;
 import io.natgate.api.v1alpha1.EgressNodeState;
+import io.natgate.api.v1alpha1.EgressNodeStateSpec;
 import io.natgate.api.v1alpha1.EgressNodeStateStatus;
+import io.natgate.api.v1alpha1.NodeGatewayState;
 import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
@@ -172,6 +174,61 @@ class StatusCalculatorTest {
       assertThat(e.warning()).isFalse();
       assertThat(e.reason()).isEqualTo("SNATPortPressureCleared");
     });
+  }
+
+  @Test
+  void aRemovedEgressIPStaysListedAsDrainingUntilNoNodeStateSnatsToItOrHoldsIt() {
+    EgressGateway gw = gateway("pay", CREATED, "198.18.0.100", "198.18.0.101");
+    List<Node> nodes = List.of(egressNode("e1", "198.18.0.11", true), egressNode("e2", "198.18.0.12", true));
+    gw.setStatus(compute(gw, nodes, Map.of()));
+    assertThat(gw.getStatus().sourceIPs).containsExactly("198.18.0.100", "198.18.0.101");
+    assertThat(gw.getStatus().drainingSourceIPs).isEmpty();
+    gw.getSpec().egressIPs = new java.util.ArrayList<>(List.of("198.18.0.100"));
+    // e2 holds .101 and SNATs a pod to it, applied: the pod still leaves with .101.
+    EgressNodeState e2 = state("e2", 2L, 2L, List.of(new NodeGatewayState.Snat("198.18.0.101", true,
+        List.of("198.19.1.5"))), List.of("198.18.0.101"));
+    assertDraining(gw, nodes, e2, "198.18.0.101");
+
+    // The spec without .101 is written; the agent has not applied it and last reported holding .101.
+    e2 = state("e2", 3L, 2L, List.of(), List.of("198.18.0.101"));
+    assertDraining(gw, nodes, e2, "198.18.0.101");
+    // Not applied yet, held no longer reported (a status written for the new spec): what was listed stays listed.
+    e2 = state("e2", 3L, 2L, List.of(), null);
+    assertDraining(gw, nodes, e2, "198.18.0.101");
+    // Failed: its agent may still run the spec with .101.
+    e2.getStatus().error = "ip addr del: Cannot assign requested address";
+    assertDraining(gw, nodes, e2, "198.18.0.101");
+
+    e2 = state("e2", 3L, 3L, List.of(), null);
+    EgressGatewayStatus drained = compute(gw, nodes, Map.of("e2", e2));
+    assertThat(drained.sourceIPs).as("applied, released: no node SNATs with it").containsExactly("198.18.0.100");
+    assertThat(drained.drainingSourceIPs).as("empty, not left out: a merge patch would keep the last list")
+        .isEmpty();
+    gw.setStatus(drained);
+    e2 = state("e2", 4L, 3L, List.of(), null);
+    assertThat(compute(gw, nodes, Map.of("e2", e2)).sourceIPs).as("once unlisted, a pending state does not bring it "
+        + "back").containsExactly("198.18.0.100");
+  }
+
+  /** Listed in sourceIPs (in address order) and as draining, written as the last status. */
+  private static void assertDraining(EgressGateway gw, List<Node> nodes, EgressNodeState e2, String ip) {
+    EgressGatewayStatus status = compute(gw, nodes, Map.of("e2", e2));
+    assertThat(status.sourceIPs).containsExactly("198.18.0.100", ip);
+    assertThat(status.drainingSourceIPs).containsExactly(ip);
+    gw.setStatus(status);
+  }
+
+  private static EgressNodeState state(String node, long generation, long applied, List<NodeGatewayState.Snat> snat,
+      List<String> held) {
+    EgressNodeState state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("pay", node)).withGeneration(generation)
+        .build());
+    state.setSpec(new EgressNodeStateSpec(node, "pay", new NodeGatewayState()));
+    state.getSpec().snat = snat;
+    state.setStatus(new EgressNodeStateStatus());
+    state.getStatus().appliedGeneration = applied;
+    state.getStatus().held = held;
+    return state;
   }
 
   /** Gateway pay's state for node e1 as planned, at {@code generation}, its agent having applied {@code applied}. */

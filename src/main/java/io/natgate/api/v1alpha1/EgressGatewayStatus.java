@@ -13,6 +13,11 @@ public class EgressGatewayStatus {
   @JsonPropertyDescription("The source IPs that selected traffic leaves with: what external firewalls allowlist.")
   public List<String> sourceIPs = new ArrayList<>();
 
+  @JsonPropertyDescription("The sourceIPs listed only because a node may still SNAT with them (an egress IP removed "
+      + "from the spec while its pods move away): keep them allowlisted until they leave this list.")
+  // Empty rather than null when none: the status is written as a JSON merge patch, where a field left out stays.
+  public List<String> drainingSourceIPs = new ArrayList<>();
+
   @JsonPropertyDescription("Which node holds each egress IP now, and since when.")
   public List<Assignment> assignments = new ArrayList<>();
 
@@ -35,6 +40,7 @@ public class EgressGatewayStatus {
   @Override
   public boolean equals(Object o) {
     return o instanceof EgressGatewayStatus s && Objects.equals(sourceIPs, s.sourceIPs)
+        && Objects.equals(drainingSourceIPs, s.drainingSourceIPs)
         && Objects.equals(assignments, s.assignments) && Objects.equals(nodes, s.nodes)
         && selectedPods == s.selectedPods && Objects.equals(observedGeneration, s.observedGeneration)
         && Objects.equals(resolvedNames, s.resolvedNames) && Objects.equals(conditions, s.conditions);
@@ -42,6 +48,6 @@ public class EgressGatewayStatus {
 
   @Override
   public int hashCode() {
-    return Objects.hash(sourceIPs, assignments, nodes, selectedPods, observedGeneration, resolvedNames, conditions);
+    return Objects.hash(sourceIPs, drainingSourceIPs, assignments, nodes, selectedPods, observedGeneration, resolvedNames, conditions);
   }
 }
