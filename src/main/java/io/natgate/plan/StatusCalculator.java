@@ -102,12 +102,12 @@ public final class StatusCalculator {
 
   /**
    * Each DNS name of the allow list, in its order, with the largest count a gateway node reports (the holder and its
-   * standbys each keep the sets) and the latest time one changed; null without such names.
+   * standbys each keep the sets) and the latest time one changed; empty without such names.
    */
   static List<ResolvedName> resolvedNames(EgressGateway gateway, Map<String, EgressNodeState> nodeStates) {
     List<AllowEntry> allow = gateway.getSpec().destinations().allow;
     if (allow == null || allow.stream().noneMatch(e -> e.fqdn != null)) {
-      return null;
+      return List.of();
     }
     List<ResolvedName> reported = nodeStates.values().stream()
         .filter(st -> st.getStatus() != null && st.getStatus().resolvedNames != null)

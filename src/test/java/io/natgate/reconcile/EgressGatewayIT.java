@@ -8,6 +8,8 @@ import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.dsl.base.PatchContext;
+import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import io.natgate.api.v1alpha1.AllowEntry;
 import io.natgate.api.v1alpha1.EgressGateway;
 import io.natgate.api.v1alpha1.PortRange;
@@ -159,6 +161,12 @@ class EgressGatewayIT {
     admin.resource(s).updateStatus();
     await().atMost(TIMEOUT).untilAsserted(() -> assertThat(get("gw").getStatus().resolvedNames)
         .containsExactly(new ResolvedName("api.payments.example", 3, "2026-11-30T01:52:05Z")));
+
+    // The name taken out of the allow list: its count leaves the status (a merge patch keeps a field it leaves out).
+    admin.resources(EgressGateway.class).withName(name("gw")).patch(PatchContext.of(PatchType.JSON_MERGE),
+        admin.getKubernetesSerialization().asJson(Map.of("spec", Map.of("destinations",
+            Map.of("allow", List.of(allow.get(0)))))));
+    await().atMost(TIMEOUT).untilAsserted(() -> assertThat(get("gw").getStatus().resolvedNames).isEmpty());
   }
 
   @Test

@@ -31,8 +31,9 @@ public class EgressGatewayStatus {
   public Long observedGeneration;
 
   @JsonPropertyDescription("With an allow list naming DNS names: what each resolves to now on the gateway nodes (the "
-      + "largest count a node reports, and its latest change).")
-  public List<ResolvedName> resolvedNames;
+      + "largest count a node reports, and its latest change); empty without such names.")
+  // Empty rather than null, as drainingSourceIPs: a merge patch that leaves the field out keeps the old names.
+  public List<ResolvedName> resolvedNames = new ArrayList<>();
 
   @JsonPropertyDescription("Ready, Programmed and Degraded, each with a CamelCase reason and a one-line message.")
   public List<Condition> conditions = new ArrayList<>();
