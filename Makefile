@@ -60,10 +60,10 @@ bench-controlplane: controlplane build ## The packaged operator with 100 gateway
 
 ##@ Test
 .PHONY: test
-# KindE2E in make test: auto runs it when a Docker engine answers (building its images first; the node image is
-# cached), off (the default until it has passed on a cold machine without a single leak: README, Tests) reports each
-# of its tests skipped with the reason "KIND_TESTS=off".
-KIND_TESTS ?= off
+# KindE2E in make test: auto (the default) runs it when a Docker engine answers (building its images first; the node
+# image is cached) and reports it skipped with the reason when none does; off reports each of its tests skipped with
+# the reason "KIND_TESTS=off".
+KIND_TESTS ?= auto
 test: setup controlplane bundle-validate kube-score cni-test cni promtool ## Unit tests (*Test), real-API-server tests (*IT), OLM's checks of bundle/, KindE2E with KIND_TESTS=auto [KIND_TESTS=off|auto]
 	props=$$($(KIND_PROPS)) && $(MVN) verify -Dnatgate.kube.version=$(KUBE_VERSION) $$props
 	@# A class that cannot run reports each test skipped with the reason; one that reports no test at all vanished.
