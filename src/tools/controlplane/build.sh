@@ -17,7 +17,7 @@ fi
 
 ldflags=$("$here/kube-ldflags.sh" "$k8s_version")
 
-echo "control plane $k8s_version: building etcd, kube-apiserver, kubectl (first run: 15-30 min on 2 cores)..."
+echo "control plane $k8s_version: building etcd, kube-apiserver, kubectl (first run: about 4 min on a quiet 2-core machine, more under load)..."
 tmp=$(mktemp -d "$cache_root/build.XXXXXX" 2>/dev/null || { mkdir -p "$cache_root"; mktemp -d "$cache_root/build.XXXXXX"; })
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)
