@@ -8,6 +8,7 @@ import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import io.natgate.api.v1alpha1.AllowEntry;
@@ -31,6 +32,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -182,7 +184,7 @@ class EgressGatewayIT {
     await().atMost(TIMEOUT).until(() -> get("gw").getStatus().nodes.size() == 1);
 
     // A selector that no longer matches e1 but matches e2 again (by name) moves the label and the IP.
-    admin.resources(EgressGateway.class).withName(name("gw")).edit(g -> {
+    editGateway(g -> {
       g.getSpec().nodeSelector = new LabelSelectorBuilder()
           .withMatchLabels(Map.of("kubernetes.io/hostname", nodeName("e2"))).build();
       return g;
@@ -191,7 +193,7 @@ class EgressGatewayIT {
     EgressGateway gw = awaitCondition("gw", "Ready", "True", "Ready");
     assertThat(gw.getStatus().assignments.get(0).node).isEqualTo(nodeName("e2"));
 
-    admin.resources(EgressGateway.class).withName(name("gw")).edit(g -> {
+    editGateway(g -> {
       g.getSpec().nodeSelector = new LabelSelectorBuilder().withMatchLabels(Map.of("role", "none")).build();
       return g;
     });
@@ -302,7 +304,7 @@ class EgressGatewayIT {
         .containsExactly(podIP(1), podIP(2)));
 
     // A podSelector that drops pod b.
-    admin.resources(EgressGateway.class).withName(name("gw")).edit(g -> {
+    editGateway(g -> {
       g.getSpec().sources.podSelector = new LabelSelectorBuilder().withMatchLabels(Map.of("app", "a")).build();
       return g;
     });
@@ -484,6 +486,23 @@ class EgressGatewayIT {
 
   private void create(EgressGateway g) {
     admin.resource(g).create();
+  }
+
+  /**
+   * Edits the gateway "gw", again when the edit lost the race with the operator's status write (edit() locks on the
+   * resourceVersion it read: a 409 under load).
+   */
+  private void editGateway(UnaryOperator<EgressGateway> change) {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        admin.resources(EgressGateway.class).withName(name("gw")).edit(change);
+        return;
+      } catch (KubernetesClientException e) {
+        if (e.getCode() != 409 || attempt == 5) {
+          throw e;
+        }
+      }
+    }
   }
 
   private EgressGateway get(String gateway) {
