@@ -80,7 +80,8 @@ public final class PairCodec {
         }
         List<PairMessage.Pair> pairs = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-          pairs.add(new PairMessage.Pair(IpAddresses.fromLong(in.readInt()), IpAddresses.fromLong(in.readInt()), Integer.toUnsignedLong(in.readInt())));
+          pairs.add(new PairMessage.Pair(IpAddresses.fromLong(in.readInt()), IpAddresses.fromLong(in.readInt()),
+              Integer.toUnsignedLong(in.readInt())));
         }
         m = new PairMessage.Pairs(sender, seq, relayed, gateway, fqdn, List.copyOf(pairs));
       } else {

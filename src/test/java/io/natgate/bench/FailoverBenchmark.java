@@ -123,7 +123,7 @@ public final class FailoverBenchmark {
             var probes = prober.stop();
             failover.add(Prober.recovery(probes, killed, EGRESS_IP).map(Duration::toMillis).orElse(0L));
             leaked.add(Prober.seenWithOtherSource(probes, EGRESS_IP));
-            failedProbes.add(probes.stream().filter(p -> !p.at().isBefore(killed) && p.source().isEmpty()).count());
+            failedProbes.add((long) Prober.failedSince(probes, killed).size());
             outage.add(Prober.longestOutage(probes, java.util.Set.of(EGRESS_IP)));
             e2e.startAgent(holder);
             waitFor(() -> !lab.holds(holder, EGRESS_IP), Duration.ofSeconds(60));
@@ -313,8 +313,7 @@ public final class FailoverBenchmark {
 
   /** Where a failover's gap lies, for reading it against the agents' logs: its failed probes' first and last start. */
   static String unanswered(List<Prober.Probe> probes, Instant killed) {
-    List<Instant> failed = probes.stream().filter(p -> !p.at().isBefore(killed) && p.source().isEmpty())
-        .map(Prober.Probe::at).sorted().toList();
+    List<Instant> failed = Prober.failedSince(probes, killed).stream().map(Prober.Probe::at).sorted().toList();
     if (failed.isEmpty()) {
       return "no probe failed";
     }

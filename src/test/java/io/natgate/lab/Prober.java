@@ -34,9 +34,14 @@ public final class Prober {
    * a user sees. Empty when no probe failed (no outage) or none succeeded again.
    */
   public static Optional<Duration> recovery(List<Probe> probes, Instant cut, String source) {
-    return probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).findFirst()
+    return failedSince(probes, cut).stream().findFirst()
         .flatMap(failed -> firstAnswer(probes, failed.at().plusNanos(1), source))
         .map(answered -> Duration.between(cut, answered));
+  }
+
+  /** The probes started at or after {@code cut} that got no answer, in the order of {@code probes}. */
+  public static List<Probe> failedSince(List<Probe> probes, Instant cut) {
+    return probes.stream().filter(p -> !p.at().isBefore(cut) && p.source().isEmpty()).toList();
   }
 
   /**

@@ -49,6 +49,7 @@ public class EgressGatewayStatus {
 
   @Override
   public int hashCode() {
-    return Objects.hash(sourceIPs, drainingSourceIPs, assignments, nodes, selectedPods, observedGeneration, resolvedNames, conditions);
+    return Objects.hash(sourceIPs, drainingSourceIPs, assignments, nodes, selectedPods, observedGeneration,
+        resolvedNames, conditions);
   }
 }
