@@ -3,6 +3,7 @@ package io.natgate.dataplane;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SortedMap;
 import java.util.SortedSet;
 import java.util.TreeMap;
@@ -33,6 +34,20 @@ public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> 
   public int ruleCount() {
     return rules.values().stream().mapToInt(List::size).sum();
   }
+
+  /** The egress IPs the SNAT rules translate to, held here or not (a standby's are ready before it holds them). */
+  public Set<String> translatedTo() {
+    Set<String> ips = new TreeSet<>();
+    for (String rule : rules.getOrDefault(Hook.NAT_POSTROUTING, List.of())) {
+      int at = rule.indexOf(TO_SOURCE);
+      if (at >= 0) {
+        ips.add(rule.substring(at + TO_SOURCE.length()).split(" ", 2)[0]);
+      }
+    }
+    return ips;
+  }
+
+  private static final String TO_SOURCE = "-j SNAT --to-source ";
 
   public int setMembers() {
     return sets.values().stream().mapToInt(s -> s.members().size()).sum();

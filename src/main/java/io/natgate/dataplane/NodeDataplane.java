@@ -39,6 +39,8 @@ public final class NodeDataplane {
    * seconds, longer than the lifetime), and an apply takes an IP out of here before it releases it.
    */
   private final Set<String> refreshable = new TreeSet<>();
+  /** The egress IPs whose SNAT the last successful apply left in place: those {@link #take} may add at once. */
+  private volatile Set<String> translating = Set.of();
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
   private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
@@ -96,6 +98,32 @@ public final class NodeDataplane {
       kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
       mayHold.clear();
     }
+  }
+
+  /**
+   * Adds and announces egress IPs this node was just decided to hold, with two commands of its own (the held set's
+   * record, then the address), ahead of the apply that brings the rest up to date (its own pods' steering): a
+   * standby's SNAT is in place already, so tunnelled traffic flows from the gratuitous ARP on, without waiting for
+   * that apply's {@code ipset} and {@code iptables-restore}. Only IPs the last applied plan SNATs to; ends a fence,
+   * as the apply would. A fence serialized after it (the same thread) removes them again.
+   *
+   * @return the IPs added
+   */
+  public List<String> take(Set<String> ips) {
+    List<String> ready = ips.stream().filter(translating::contains).sorted().toList();
+    if (ready.isEmpty()) {
+      return ready;
+    }
+    synchronized (holdLock) {
+      fenced = false;
+      mayHold.addAll(ready); // before the command, as in hold
+      var record = new StringBuilder();
+      ready.forEach(ip -> record.append("add ").append(DataplaneSettings.HELD_SET).append(' ').append(ip).append('\n'));
+      kernel.run(record.toString(), "ipset", "-exist", "restore"); // recorded before it is added
+      kernel.batch("ip", Changes.hold(ready, settings));
+      ready.forEach(this::announce);
+    }
+    return ready;
   }
 
   /** Allows holding egress IPs again: the next {@link #apply} takes them back. */
@@ -190,6 +218,7 @@ public final class NodeDataplane {
         kernel.apply(changes, iptables, () -> held.set(hold(changes)));
       }
       trusted = held.get() ? Observed.after(target, now.uplinkMtu()) : null;
+      translating = target.translatedTo();
       if (looked) {
         // Looking at the kernel anyway: our chains in the other backend (left by a run that chose it) go too, once
         // ours are in place in this one (so the node's own masquerade never gets those connections in between).
@@ -222,17 +251,21 @@ public final class NodeDataplane {
       }
       mayHold.addAll(changes.announce()); // before the command: a fence racing with a timeout must still remove them
       kernel.batch("ip", changes.hold());
-      for (String ip : changes.announce()) {
-        // Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated
-        // for 3 s, because a neighbour may still resolve the IP to a previous holder whose agent died (until the
-        // kernel expires that address) and must be corrected again.
-        Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(),
-            "-c", "7", "-W", "0.5", ip));
-        if (previous != null) {
-          previous.destroy();
-        }
-      }
+      changes.announce().forEach(this::announce);
       return true;
+    }
+  }
+
+  /**
+   * Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated for 3 s,
+   * because a neighbour may still resolve the IP to a previous holder whose agent died (until the kernel expires that
+   * address) and must be corrected again. Started, not waited for.
+   */
+  private void announce(String ip) {
+    Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "7",
+        "-W", "0.5", ip));
+    if (previous != null) {
+      previous.destroy();
     }
   }
 

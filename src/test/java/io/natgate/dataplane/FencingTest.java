@@ -141,6 +141,63 @@ class FencingTest {
     assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
   }
 
+  /** A standby's part: the SNAT to {@code ips} in place, no address held. */
+  static KernelPlan standby(List<String> ips) {
+    var gw = new NodeGatewayState();
+    gw.failurePolicy = FailurePolicy.Drop;
+    gw.cidrs = List.of("0.0.0.0/0");
+    ips.forEach(ip -> gw.snat.add(new NodeGatewayState.Snat(ip, false, List.of("198.19.3.11"))));
+    return Renderer.render(Map.of("payments", gw), DataplaneSettings.defaults("eth0"));
+  }
+
+  /**
+   * A takeover adds the address and announces it without waiting for an apply in progress (a slow ipset or iptables),
+   * only for an IP whose SNAT is in place, recorded in the held set first; a fence after it removes it again.
+   */
+  @Test
+  void aTakeoverAddsAReadyIPAtOnceWhileAnApplyStallsAndAFenceRemovesIt() throws Exception {
+    dataplane.apply(standby(List.of(EGRESS_IP)));
+    kernel.holdNext(c -> c.startsWith("ipset")); // the apply's record of the IP in the held set stalls
+    var apply = CompletableFuture.runAsync(() -> dataplane.apply(holding(List.of(EGRESS_IP))));
+    try {
+      assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
+      var taken = CompletableFuture.supplyAsync(() -> dataplane.take(java.util.Set.of(EGRESS_IP, SECOND_IP)))
+          .get(30, TimeUnit.SECONDS);
+      assertThat(taken).as("taken: the IP with its SNAT in place, not the other").containsExactly(EGRESS_IP);
+      assertThat(apply).as("the apply, still stalled").isNotDone();
+      assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
+      List<String> commands = kernel.commands();
+      int recorded = indexOf(commands, "ipset -exist restore\nadd " + DataplaneSettings.HELD_SET + " " + EGRESS_IP);
+      int added = indexOf(commands, "ip -batch -\naddress replace " + EGRESS_IP + "/32");
+      assertThat(recorded).as("recorded in the held set before it is added").isNotNegative().isLessThan(added);
+      assertThat(kernel.commandsWith("arping")).singleElement().asString().contains(EGRESS_IP);
+    } finally {
+      kernel.release();
+    }
+    apply.get(10, TimeUnit.SECONDS);
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
+    dataplane.fence();
+    assertThat(kernel.addresses()).isEmpty();
+  }
+
+  @Test
+  void aTakeoverOfAnIPWithoutItsSnatAddsNothing() {
+    dataplane.apply(standby(List.of(SECOND_IP)));
+    int before = kernel.commands().size();
+    assertThat(dataplane.take(java.util.Set.of(EGRESS_IP))).isEmpty();
+    assertThat(kernel.commands()).hasSize(before);
+    assertThat(kernel.addresses()).isEmpty();
+  }
+
+  static int indexOf(List<String> commands, String prefix) {
+    for (int i = 0; i < commands.size(); i++) {
+      if (commands.get(i).startsWith(prefix)) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
   @Test
   void fencingWithNothingHeldRunsNothing() {
     dataplane.fence();
