@@ -443,7 +443,9 @@ public final class Agent implements AutoCloseable {
   /** Releases the egress IPs now (on the fencing thread), then lets the worker bring the rest up to date. */
   private void fence() {
     try {
+      long start = System.nanoTime();
       dataplane.fence();
+      LOG.infof("fenced: egress IPs released in %d ms", (System.nanoTime() - start) / 1_000_000);
     } catch (RuntimeException e) {
       LOG.errorf("releasing the egress IPs failed: %s", e.getMessage());
       lastError.set(e.getMessage());

@@ -41,7 +41,7 @@ public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> 
     for (String rule : rules.getOrDefault(Hook.NAT_POSTROUTING, List.of())) {
       int at = rule.indexOf(TO_SOURCE);
       if (at >= 0) {
-        ips.add(rule.substring(at + TO_SOURCE.length()).split(" ", 2)[0]);
+        ips.add(rule.substring(at + TO_SOURCE.length()).split("[ :]", 2)[0]); // without a port range
       }
     }
     return ips;

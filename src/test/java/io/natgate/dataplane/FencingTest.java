@@ -189,6 +189,23 @@ class FencingTest {
     assertThat(kernel.addresses()).isEmpty();
   }
 
+  /** The IPs a takeover may add are read from the SNAT rules, with or without a port range. */
+  @Test
+  void theIPsReadyForATakeoverAreThoseTheSnatRulesTranslateTo() {
+    assertThat(standby(List.of(EGRESS_IP)).translatedTo()).containsExactly(EGRESS_IP);
+    var gw = new NodeGatewayState();
+    gw.failurePolicy = FailurePolicy.Drop;
+    gw.cidrs = List.of("0.0.0.0/0");
+    gw.snat.add(new NodeGatewayState.Snat(SECOND_IP, false, List.of("198.19.3.11")));
+    var d = DataplaneSettings.defaults("eth0");
+    var ranged = new DataplaneSettings(d.uplink(), d.tunnelDevice(), d.tunnelPort(), d.markMask(), d.tableBase(),
+        d.rulePriority(), 1, SnatPorts.parse("20000-20099"));
+    KernelPlan plan = Renderer.render(Map.of("payments", gw), ranged);
+    assertThat(plan.rules().get(Hook.NAT_POSTROUTING)).anyMatch(r -> r.contains(SECOND_IP + ":20000-20099"));
+    assertThat(plan.translatedTo()).containsExactly(SECOND_IP);
+    assertThat(KernelPlan.EMPTY.translatedTo()).isEmpty();
+  }
+
   static int indexOf(List<String> commands, String prefix) {
     for (int i = 0; i < commands.size(); i++) {
       if (commands.get(i).startsWith(prefix)) {
