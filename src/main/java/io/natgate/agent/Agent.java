@@ -428,7 +428,8 @@ public final class Agent implements AutoCloseable {
   }
 
   private void refreshLater() {
-    if (!holding().isEmpty() && refreshPending.compareAndSet(false, true)) {
+    var p = peers;
+    if (p != null && p.holdingDecidedLately() && refreshPending.compareAndSet(false, true)) {
       refresher.execute(() -> {
         refreshPending.set(false);
         try {

@@ -78,6 +78,7 @@ public final class PeerLiveness implements AutoCloseable {
   private volatile Map<String, String> members = Map.of(); // name -> IP, every group of this node
   private volatile Set<String> holding = Set.of();
   private long releaseSeenNanos; // when the current decision to release was first taken; 0: none pending
+  private volatile long heldDecidedNanos; // when a decision last held an IP
   private volatile DatagramChannel channel;
   private PeerCodec decoder;
   private PeerCodec encoder;
@@ -135,6 +136,15 @@ public final class PeerLiveness implements AutoCloseable {
     }
     LOG.infof("peer heartbeats on %s:%d every %d ms, timeout %d ms", selfIP, settings.port(),
         settings.interval().toMillis(), settings.timeout().toMillis());
+  }
+
+  /**
+   * Whether a decision within the peer timeout held an IP. The egress IPs' lifetimes are renewed only then: a holder
+   * whose deciding thread stalls (a starved node) loses its addresses by the kernel's clock within the address
+   * lifetime, even before it decides to release them, which bounds an overlap with a standby that took them over.
+   */
+  public boolean holdingDecidedLately() {
+    return !holding.isEmpty() && System.nanoTime() - heldDecidedNanos <= settings.timeout().toNanos();
   }
 
   /** The egress IPs this node holds by the last decision. */
@@ -234,6 +244,9 @@ public final class PeerLiveness implements AutoCloseable {
         LOG.infof("holding %s (was %s); peers heard: %s", decided, before,
             peers.entrySet().stream().filter(e -> e.getValue().direct()).map(Map.Entry::getKey).toList());
         onChange.accept(holding);
+      }
+      if (!holding.isEmpty()) {
+        heldDecidedNanos = System.nanoTime();
       }
     } catch (RuntimeException e) {
       LOG.errorf(e, "deciding which egress IPs to hold failed");
