@@ -24,6 +24,8 @@ import java.util.TreeSet;
 public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> rules, SortedSet<String> held,
     SortedSet<Route> routes, SortedSet<MarkRule> markRules, boolean tunnel, SortedMap<String, String> sysctls) {
 
+  private static final String TO_SOURCE = "-j SNAT --to-source ";
+
   public static final KernelPlan EMPTY = new KernelPlan(new TreeMap<>(), new EnumMap<>(Hook.class), new TreeSet<>(),
       new TreeSet<>(), new TreeSet<>(), false, new TreeMap<>());
 
@@ -46,8 +48,6 @@ public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> 
     }
     return ips;
   }
-
-  private static final String TO_SOURCE = "-j SNAT --to-source ";
 
   public int setMembers() {
     return sets.values().stream().mapToInt(s -> s.members().size()).sum();
