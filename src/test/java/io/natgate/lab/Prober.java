@@ -25,8 +25,48 @@ public final class Prober {
    * @param at when it started
    * @param took until the answer, or until it was given up
    * @param source the address the external host reported; empty when no answer came
+   * @param sent when its shell began to connect (the SYN left a moment later), read from the probe itself: later
+   *     than {@code at} by the time a process takes to start
    */
-  public record Probe(Instant at, Duration took, Optional<String> source) {
+  public record Probe(Instant at, Duration took, Optional<String> source, Instant sent) {
+    public Probe(Instant at, Duration took, Optional<String> source) {
+      this(at, took, source, at);
+    }
+
+    /** When it was answered or given up. */
+    public Instant ended() {
+      return at.plus(took);
+    }
+  }
+
+  /**
+   * The failed probes of a round, split by the moments the path changed (an egress IP added to or removed from a
+   * node): those in flight at one of them, and the rest.
+   *
+   * @param inFlight began to connect before a switch and failed after it: a connection that the switch broke
+   * @param other    every other failed probe, those begun after the switch among them: a new connection that failed
+   */
+  public record Failures(List<Probe> inFlight, List<Probe> other) {
+  }
+
+  /**
+   * Splits the failed probes (pure). A probe is in flight at a switch when it began to connect strictly before it
+   * and ended (answered or given up) after it; a probe that began at or after every switch it overlaps counts as
+   * another failure, so the split can only move a probe out of the asserted count when it really straddled a
+   * switch. {@code switches} must be lower bounds of the real moments (a late one would excuse probes begun after
+   * the real switch).
+   */
+  public static Failures failures(List<Probe> probes, List<Instant> switches) {
+    List<Probe> inFlight = new ArrayList<>();
+    List<Probe> other = new ArrayList<>();
+    for (Probe p : probes) {
+      if (p.source().isPresent()) {
+        continue;
+      }
+      boolean straddles = switches.stream().anyMatch(s -> p.sent().isBefore(s) && p.ended().isAfter(s));
+      (straddles ? inFlight : other).add(p);
+    }
+    return new Failures(inFlight, other);
   }
 
   /**
