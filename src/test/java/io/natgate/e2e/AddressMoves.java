@@ -2,6 +2,7 @@ package io.natgate.e2e;
 
 import io.natgate.lab.LabNode;
 import io.natgate.lab.NetworkLab;
+import io.natgate.lab.Prober;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -93,6 +94,30 @@ final class AddressMoves implements AutoCloseable {
 
   List<Instant> switches() {
     return moves().stream().map(Move::at).toList();
+  }
+
+  /** The times an IP held when this began had no holder (break before make), until {@link Instant#MAX} if it stays so. */
+  List<Prober.Unheld> unheld() {
+    Map<String, Set<String>> holders = new java.util.HashMap<>();
+    before.forEach((ip, nodes) -> holders.put(ip, new HashSet<>(nodes)));
+    Map<String, Instant> since = new java.util.HashMap<>();
+    List<Prober.Unheld> gaps = new ArrayList<>();
+    for (Move m : moves()) {
+      Set<String> nodes = holders.get(m.ip());
+      boolean wasHeld = !nodes.isEmpty();
+      if (m.added()) {
+        nodes.add(m.node());
+      } else {
+        nodes.remove(m.node());
+      }
+      if (wasHeld && nodes.isEmpty()) {
+        since.put(m.ip(), m.at());
+      } else if (!wasHeld && since.containsKey(m.ip())) {
+        gaps.add(new Prober.Unheld(since.remove(m.ip()), m.at()));
+      }
+    }
+    since.values().forEach(from -> gaps.add(new Prober.Unheld(from, Instant.MAX)));
+    return gaps;
   }
 
   /** The moves, each with its offset from {@code from} in ms. */

@@ -43,28 +43,37 @@ public final class Prober {
    * The failed probes of a round, split by the moments the path changed (an egress IP added to or removed from a
    * node): those in flight at one of them, and the rest.
    *
-   * @param inFlight began to connect before a switch and failed after it: a connection that the switch broke
-   * @param other    every other failed probe, those begun after the switch among them: a new connection that failed
+   * @param inFlight began to connect while the path was whole, before a switch, and failed after it: a connection
+   *                 that the switch broke
+   * @param other    every other failed probe: a new connection that failed
    */
   public record Failures(List<Probe> inFlight, List<Probe> other) {
   }
 
+  /** A time during which an egress IP had no holder ({@code to} exclusive; {@link Instant#MAX} when it never got one). */
+  public record Unheld(Instant from, Instant to) {
+    boolean contains(Instant t) {
+      return !t.isBefore(from) && t.isBefore(to);
+    }
+  }
+
   /**
-   * Splits the failed probes (pure). A probe is in flight at a switch when it began to connect strictly before it
-   * and ended (answered or given up) after it; a probe that began at or after every switch it overlaps counts as
-   * another failure, so the split can only move a probe out of the asserted count when it really straddled a
-   * switch. {@code switches} must be lower bounds of the real moments (a late one would excuse probes begun after
-   * the real switch).
+   * Splits the failed probes (pure). A probe is in flight at a switch when it began to connect strictly before it,
+   * not while an IP had no holder, and ended (answered or given up) after it. Every other failed probe counts as a
+   * new connection that failed: one begun at or after the switch, or in a gap between the old holder's release and
+   * the new one's address (break before make), even though it ended after the new holder's switch. So the split can
+   * only excuse a probe that really straddled a switch. {@code switches} must be no later than the real moments (a
+   * late one would excuse probes begun after the real switch).
    */
-  public static Failures failures(List<Probe> probes, List<Instant> switches) {
+  public static Failures failures(List<Probe> probes, List<Instant> switches, List<Unheld> unheld) {
     List<Probe> inFlight = new ArrayList<>();
     List<Probe> other = new ArrayList<>();
     for (Probe p : probes) {
-      if (p.source().isPresent()) {
-        continue;
+      if (p.source().isEmpty()) {
+        boolean straddles = unheld.stream().noneMatch(u -> u.contains(p.sent()))
+            && switches.stream().anyMatch(s -> p.sent().isBefore(s) && p.ended().isAfter(s));
+        (straddles ? inFlight : other).add(p);
       }
-      boolean straddles = switches.stream().anyMatch(s -> p.sent().isBefore(s) && p.ended().isAfter(s));
-      (straddles ? inFlight : other).add(p);
     }
     return new Failures(inFlight, other);
   }
