@@ -459,8 +459,9 @@ class FaultsE2E {
     for (int i = 0; i < rounds(4, 2); i++) { // plain and force-deleted in turn
       boolean force = i % 2 == 1;
       LabNode holder = awaitSteady();
-      measure(force ? "holder agent restarted, pod force-deleted" : "holder agent restarted", lab.pod(holder.index(), 1),
-          () -> {
+      LabPod own = lab.pod(holder.index(), 1);
+      Round r = measure(force ? "holder agent restarted, pod force-deleted" : "holder agent restarted",
+          new Probing(List.of(own, probe), Set.of(EGRESS_IP), Map.of(own, EGRESS_IP, probe, EGRESS_IP)), () -> {
             e2e.restartAgent(holder, force);
             awaitMoved(holder);
             // A JVM starting on a loaded machine: its first apply (which steers the pod) may take a while.
