@@ -523,8 +523,10 @@ public final class Agent implements AutoCloseable {
         dataplane.apply(plan);
         inKernel.set(Set.copyOf(plan.held()));
       }, worker).get(10, TimeUnit.SECONDS);
-      LOG.infof("stopping for a restart: released %s once claimed by a peer (unclaimed: %s), their pods steered after "
-          + "them; holding %s", released, unclaimed, plan.held());
+      if (!released.isEmpty()) {
+        LOG.infof("stopping for a restart: released %s once claimed by a peer (not claimed within the takeover time: "
+            + "%s), their pods steered after them; holding %s", released, unclaimed, plan.held());
+      }
     } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
       LOG.errorf("could not hand the egress IPs over before stopping (a standby takes them after the peer timeout): %s",
           e.getMessage());
