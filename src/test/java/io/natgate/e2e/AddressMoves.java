@@ -96,7 +96,7 @@ final class AddressMoves implements AutoCloseable {
     return moves().stream().map(Move::at).toList();
   }
 
-  /** The times an IP held when this began had no holder (break before make), until {@link Instant#MAX} if it stays so. */
+  /** The times an IP held when this began had no holder (break before make); to {@link Instant#MAX} if it stays so. */
   List<Prober.Unheld> unheld() {
     Map<String, Set<String>> holders = new java.util.HashMap<>();
     before.forEach((ip, nodes) -> holders.put(ip, new HashSet<>(nodes)));

@@ -573,7 +573,8 @@ class FaultsE2E {
     for (var e : probers.entrySet()) {
       var probes = e.getValue().stop();
       failed += probes.stream().filter(p -> p.source().isEmpty()).count();
-      Prober.Failures split = Prober.failures(probes, moves.switches(), moves.unheld());
+      Prober.Failures split = Prober.failures(probes, moves.switches(), moves.unheld(),
+          NetworkLab.PROBE_TIMEOUT);
       inFlight += split.inFlight().size();
       List<Instant> switches = moves.switches();
       if (!split.inFlight().isEmpty()) { // how long before the move each began: a long wait was failing already

@@ -72,7 +72,7 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
       "iptables-legacy", "iptables-legacy-save", "ipset", "arping", "python3", "bash", "timeout");
   private static final Duration CONNECT_TIMEOUT = Duration.ofMillis(1500);
   /** Below TCP's first SYN retransmission (1 s): one probe is exactly one attempt. */
-  private static final Duration PROBE_TIMEOUT = Duration.ofMillis(900);
+  public static final Duration PROBE_TIMEOUT = Duration.ofMillis(900);
   private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
 
   private final int nodeCount;

@@ -50,7 +50,7 @@ public final class Prober {
   public record Failures(List<Probe> inFlight, List<Probe> other) {
   }
 
-  /** A time during which an egress IP had no holder ({@code to} exclusive; {@link Instant#MAX} when it never got one). */
+  /** A time an egress IP had no holder ({@code to} exclusive; {@link Instant#MAX} when it never got one again). */
   public record Unheld(Instant from, Instant to) {
     boolean contains(Instant t) {
       return !t.isBefore(from) && t.isBefore(to);
@@ -63,15 +63,19 @@ public final class Prober {
    * new connection that failed: one begun at or after the switch, or in a gap between the old holder's release and
    * the new one's address (break before make), even though it ended after the new holder's switch. So the split can
    * only excuse a probe that really straddled a switch. {@code switches} must be no later than the real moments (a
-   * late one would excuse probes begun after the real switch).
+   * late one would excuse probes begun after the real switch). A probe is taken as given up {@code timeout} after it
+   * began at the latest (its process may be reaped later on a starved machine): one begun longer than that before
+   * the switch had failed already.
    */
-  public static Failures failures(List<Probe> probes, List<Instant> switches, List<Unheld> unheld) {
+  public static Failures failures(List<Probe> probes, List<Instant> switches, List<Unheld> unheld,
+      Duration timeout) {
     List<Probe> inFlight = new ArrayList<>();
     List<Probe> other = new ArrayList<>();
     for (Probe p : probes) {
       if (p.source().isEmpty()) {
         boolean straddles = unheld.stream().noneMatch(u -> u.contains(p.sent()))
-            && switches.stream().anyMatch(s -> p.sent().isBefore(s) && p.ended().isAfter(s));
+            && switches.stream().anyMatch(s -> p.sent().isBefore(s) && p.ended().isAfter(s)
+                && p.sent().plus(timeout).isAfter(s));
         (straddles ? inFlight : other).add(p);
       }
     }

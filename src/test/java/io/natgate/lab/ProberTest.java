@@ -27,7 +27,7 @@ class ProberTest {
   @Test
   void aFailedProbeBegunBeforeTheSwitchAndEndedAfterItWasInFlight() {
     Probe straddling = failed(-5);
-    var f = Prober.failures(List.of(straddling), List.of(SWITCH), List.of());
+    var f = Prober.failures(List.of(straddling), List.of(SWITCH), List.of(), GIVEN_UP);
     assertThat(f.inFlight()).containsExactly(straddling);
     assertThat(f.other()).isEmpty();
   }
@@ -36,7 +36,7 @@ class ProberTest {
   void aFailedProbeBegunAtOrAfterTheSwitchCounts() {
     Probe at = failed(0);
     Probe after = failed(3);
-    var f = Prober.failures(List.of(at, after), List.of(SWITCH), List.of());
+    var f = Prober.failures(List.of(at, after), List.of(SWITCH), List.of(), GIVEN_UP);
     assertThat(f.other()).containsExactly(at, after);
     assertThat(f.inFlight()).isEmpty();
   }
@@ -46,13 +46,14 @@ class ProberTest {
   void theMomentItBeganToConnectDecidesNotWhenItsProcessWasStarted() {
     Probe lateStart = failed(10); // at = switch - 10 ms
     assertThat(lateStart.at()).isBefore(SWITCH);
-    assertThat(Prober.failures(List.of(lateStart), List.of(SWITCH), List.of()).other()).containsExactly(lateStart);
+    assertThat(Prober.failures(List.of(lateStart), List.of(SWITCH), List.of(), GIVEN_UP).other())
+        .containsExactly(lateStart);
   }
 
   @Test
   void aFailedProbeOverBeforeTheSwitchCounts() {
     Probe early = probe(-900, Duration.ofMillis(500), null);
-    var f = Prober.failures(List.of(early), List.of(SWITCH), List.of());
+    var f = Prober.failures(List.of(early), List.of(SWITCH), List.of(), GIVEN_UP);
     assertThat(f.other()).containsExactly(early);
   }
 
@@ -61,10 +62,10 @@ class ProberTest {
     Instant second = SWITCH.plusMillis(200);
     Probe straddlesSecond = failed(150);
     Probe afterBoth = failed(250);
-    var f = Prober.failures(List.of(straddlesSecond, afterBoth), List.of(SWITCH, second), List.of());
+    var f = Prober.failures(List.of(straddlesSecond, afterBoth), List.of(SWITCH, second), List.of(), GIVEN_UP);
     assertThat(f.inFlight()).containsExactly(straddlesSecond);
     assertThat(f.other()).containsExactly(afterBoth);
-    assertThat(Prober.failures(List.of(straddlesSecond, afterBoth), List.of(), List.of()).other())
+    assertThat(Prober.failures(List.of(straddlesSecond, afterBoth), List.of(), List.of(), GIVEN_UP).other())
         .containsExactly(straddlesSecond, afterBoth);
   }
 
@@ -76,7 +77,7 @@ class ProberTest {
     Probe beforeRelease = failed(-5);
     Probe inTheGap = failed(50);
     Probe afterTakeover = failed(205);
-    var f = Prober.failures(List.of(beforeRelease, inTheGap, afterTakeover), List.of(SWITCH, added), gap);
+    var f = Prober.failures(List.of(beforeRelease, inTheGap, afterTakeover), List.of(SWITCH, added), gap, GIVEN_UP);
     assertThat(f.inFlight()).containsExactly(beforeRelease);
     assertThat(f.other()).containsExactly(inTheGap, afterTakeover);
   }
@@ -85,14 +86,24 @@ class ProberTest {
   void aFailedProbeBegunAfterAnIPLostItsLastHolderForGoodCounts() {
     Probe after = failed(10);
     var f = Prober.failures(List.of(after), List.of(SWITCH, SWITCH.plusMillis(20)),
-        List.of(new Prober.Unheld(SWITCH, Instant.MAX)));
+        List.of(new Prober.Unheld(SWITCH, Instant.MAX)), GIVEN_UP);
     assertThat(f.other()).containsExactly(after);
+  }
+
+  /** Reaped 1.5 s after it began (a starved machine), it had given up 900 ms after it began: before the switch. */
+  @Test
+  void aProbeBegunLongerThanItsTimeoutBeforeTheSwitchHadFailedAlready() {
+    Probe stale = probe(-1000, Duration.ofMillis(1500), null);
+    Probe recent = probe(-800, Duration.ofMillis(1500), null);
+    var f = Prober.failures(List.of(stale, recent), List.of(SWITCH), List.of(), GIVEN_UP);
+    assertThat(f.other()).containsExactly(stale);
+    assertThat(f.inFlight()).containsExactly(recent);
   }
 
   @Test
   void answeredProbesAreNeitherWhereverTheyAre() {
     var f = Prober.failures(List.of(probe(-5, Duration.ofMillis(30), "198.18.0.100"),
-        probe(5, Duration.ofMillis(3), "198.18.0.100")), List.of(SWITCH), List.of());
+        probe(5, Duration.ofMillis(3), "198.18.0.100")), List.of(SWITCH), List.of(), GIVEN_UP);
     assertThat(f.inFlight()).isEmpty();
     assertThat(f.other()).isEmpty();
   }
