@@ -433,8 +433,9 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
       children.remove(done);
       Duration took = Duration.ofNanos(System.nanoTime() - start);
       String[] out = readAll(done.getInputStream()).trim().split("\n", 2);
+      // a shell that never ran never connected: taken as begun at the end (a new connection, whatever moved)
       Instant sent = out[0].matches("\\d+[.,]\\d+") ? Instant.ofEpochSecond(0,
-          new java.math.BigDecimal(out[0].replace(',', '.')).movePointRight(9).longValueExact()) : at;
+          new java.math.BigDecimal(out[0].replace(',', '.')).movePointRight(9).longValueExact()) : at.plus(took);
       String source = done.exitValue() == 0 && out.length == 2 ? out[1].trim() : "";
       return new Prober.Probe(at, took, source.isEmpty() ? Optional.empty() : Optional.of(source), sent);
     });

@@ -26,7 +26,7 @@ public final class Prober {
    * @param took until the answer, or until it was given up
    * @param source the address the external host reported; empty when no answer came
    * @param sent when its shell began to connect (the SYN left a moment later), read from the probe itself: later
-   *     than {@code at} by the time a process takes to start
+   *     than {@code at} by the time a process takes to start; its end when the shell never ran
    */
   public record Probe(Instant at, Duration took, Optional<String> source, Instant sent) {
     public Probe(Instant at, Duration took, Optional<String> source) {
