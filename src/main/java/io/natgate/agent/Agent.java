@@ -517,30 +517,43 @@ public final class Agent implements AutoCloseable {
   }
 
   /**
-   * The agent stops for a restart (not an uninstall): releases the egress IPs of its peer groups with their pods
-   * steered into the tunnel toward them ({@link HoldDecision#leaving}), then tells its peers, so that a standby takes
-   * them over at once and this node's own pods are answered through it meanwhile; applies nothing after. Everything
-   * else stays in the kernel for the next agent.
+   * The agent stops for a restart (not an uninstall), make-before-break: tells its peers it holds nothing while its
+   * kernel keeps the egress IPs of its peer groups, waits until the next node of each succession claims them (at
+   * most the takeover time), then releases them with their sources (its own pods among them) steered into the
+   * tunnel toward the IP, which has followed it there ({@link HoldDecision#leaving}); applies nothing after.
+   * Released first, the IP had no holder for the standby's decision and apply, and new connections failed
+   * meanwhile. Everything else stays in the kernel for the next agent.
    */
   public void leave() {
     try {
-      CompletableFuture.runAsync(() -> {
-        stopped = true; // no apply after this one
+      KernelPlan plan = CompletableFuture.supplyAsync(() -> {
+        stopped = true; // no apply after the one below
         if (informer == null || peers == null) {
-          return;
+          return null;
         }
         List<EgressNodeState> states = ownStates();
         Map<String, NodeGatewayState> leaving = new TreeMap<>();
         wanted(states, holding()).forEach((gateway, part) -> leaving.put(gateway,
             HoldDecision.leaving(part, settings.nodeName())));
-        KernelPlan plan = withDns(Renderer.render(leaving, dataplane().settings(), nameSets), states);
-        dataplane.apply(plan);
-        inKernel.set(Set.copyOf(plan.held()));
-        LOG.infof("stopping for a restart: egress IPs of peer groups released, their pods steered after them; "
-            + "holding %s", plan.held());
+        return withDns(Renderer.render(leaving, dataplane().settings(), nameSets), states);
       }, worker).get(10, TimeUnit.SECONDS);
       if (peers != null) {
         peers.leave();
+      }
+      if (plan == null) {
+        return;
+      }
+      Set<String> released = new TreeSet<>(inKernel.get());
+      released.removeAll(plan.held());
+      Set<String> unclaimed = released.isEmpty() ? Set.of()
+          : peers.awaitClaimed(released, settings.peers().timing().takeoverAfter());
+      CompletableFuture.runAsync(() -> {
+        dataplane.apply(plan);
+        inKernel.set(Set.copyOf(plan.held()));
+      }, worker).get(10, TimeUnit.SECONDS);
+      if (!released.isEmpty()) {
+        LOG.infof("stopping for a restart: released %s once claimed by a peer (not claimed within the takeover time: "
+            + "%s), their pods steered after them; holding %s", released, unclaimed, plan.held());
       }
     } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
       LOG.errorf("could not hand the egress IPs over before stopping (a standby takes them after the peer timeout): %s",

@@ -278,6 +278,31 @@ public final class PeerLiveness implements AutoCloseable {
         members.size() - (members.containsKey(self) ? 1 : 0));
   }
 
+  /**
+   * After {@link #leave}: waits until another member claims each of {@code ips} (heard after the farewell, by
+   * reading the heartbeats here: the timer is stopped), at most {@code atMost}. Returns the IPs nobody claimed.
+   */
+  public Set<String> awaitClaimed(Set<String> ips, Duration atMost) {
+    long start = System.nanoTime();
+    Set<String> unclaimed = new TreeSet<>(ips);
+    while (!unclaimed.isEmpty() && System.nanoTime() - start < atMost.toNanos()) {
+      receivePending();
+      long sinceFarewell = (System.nanoTime() - start) / 1_000_000;
+      view.peers(System.nanoTime()).forEach((member, p) -> {
+        if (!member.equals(self) && p.direct() && p.silentMillis() <= sinceFarewell) {
+          unclaimed.removeAll(p.holds());
+        }
+      });
+      try {
+        Thread.sleep(DECIDE_EVERY.toMillis() / 2);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    return unclaimed;
+  }
+
   @Override
   public void close() {
     timer.shutdownNow();

@@ -72,7 +72,7 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
       "iptables-legacy", "iptables-legacy-save", "ipset", "arping", "python3", "bash", "timeout");
   private static final Duration CONNECT_TIMEOUT = Duration.ofMillis(1500);
   /** Below TCP's first SYN retransmission (1 s): one probe is exactly one attempt. */
-  private static final Duration PROBE_TIMEOUT = Duration.ofMillis(900);
+  public static final Duration PROBE_TIMEOUT = Duration.ofMillis(900);
   private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
 
   private final int nodeCount;
@@ -418,7 +418,8 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
   private CompletableFuture<Prober.Probe> connect(String ns, String ip, int port, Duration timeout) {
     List<String> command = new ArrayList<>(nsCommandPrefix(ns));
     command.addAll(List.of("timeout", String.valueOf(timeout.toMillis() / 1000.0), "bash", "-c",
-        "exec 3<>/dev/tcp/%s/%d && cat <&3".formatted(ip, port)));
+        // the moment it begins to connect, from the shell itself (the process may take a while to start)
+        "echo $EPOCHREALTIME; exec 3<>/dev/tcp/%s/%d && cat <&3".formatted(ip, port)));
     Instant at = Instant.now();
     long start = System.nanoTime();
     Process p;
@@ -431,8 +432,12 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
     return p.onExit().thenApply(done -> {
       children.remove(done);
       Duration took = Duration.ofNanos(System.nanoTime() - start);
-      String out = done.exitValue() == 0 ? readAll(done.getInputStream()).trim() : "";
-      return new Prober.Probe(at, took, out.isEmpty() ? Optional.empty() : Optional.of(out));
+      String[] out = readAll(done.getInputStream()).trim().split("\n", 2);
+      // a shell that never ran never connected: taken as begun at the end (a new connection, whatever moved)
+      Instant sent = out[0].matches("\\d+[.,]\\d+") ? Instant.ofEpochSecond(0,
+          new java.math.BigDecimal(out[0].replace(',', '.')).movePointRight(9).longValueExact()) : at.plus(took);
+      String source = done.exitValue() == 0 && out.length == 2 ? out[1].trim() : "";
+      return new Prober.Probe(at, took, source.isEmpty() ? Optional.empty() : Optional.of(source), sent);
     });
   }
 

@@ -25,8 +25,61 @@ public final class Prober {
    * @param at when it started
    * @param took until the answer, or until it was given up
    * @param source the address the external host reported; empty when no answer came
+   * @param sent when its shell began to connect (the SYN left a moment later), read from the probe itself: later
+   *     than {@code at} by the time a process takes to start; its end when the shell never ran
    */
-  public record Probe(Instant at, Duration took, Optional<String> source) {
+  public record Probe(Instant at, Duration took, Optional<String> source, Instant sent) {
+    public Probe(Instant at, Duration took, Optional<String> source) {
+      this(at, took, source, at);
+    }
+
+    /** When it was answered or given up. */
+    public Instant ended() {
+      return at.plus(took);
+    }
+  }
+
+  /**
+   * The failed probes of a round, split by the moments the path changed (an egress IP added to or removed from a
+   * node): those in flight at one of them, and the rest.
+   *
+   * @param inFlight began to connect while the path was whole, before a switch, and failed after it: a connection
+   *                 that the switch broke
+   * @param other    every other failed probe: a new connection that failed
+   */
+  public record Failures(List<Probe> inFlight, List<Probe> other) {
+  }
+
+  /** A time an egress IP had no holder ({@code to} exclusive; {@link Instant#MAX} when it never got one again). */
+  public record Unheld(Instant from, Instant to) {
+    boolean contains(Instant t) {
+      return !t.isBefore(from) && t.isBefore(to);
+    }
+  }
+
+  /**
+   * Splits the failed probes (pure). A probe is in flight at a switch when it began to connect strictly before it,
+   * not while an IP had no holder, and ended (answered or given up) after it. Every other failed probe counts as a
+   * new connection that failed: one begun at or after the switch, or in a gap between the old holder's release and
+   * the new one's address (break before make), even though it ended after the new holder's switch. So the split can
+   * only excuse a probe that really straddled a switch. {@code switches} must be no later than the real moments (a
+   * late one would excuse probes begun after the real switch). A probe is taken as given up {@code timeout} after it
+   * began at the latest (its process may be reaped later on a starved machine): one begun longer than that before
+   * the switch had failed already.
+   */
+  public static Failures failures(List<Probe> probes, List<Instant> switches, List<Unheld> unheld,
+      Duration timeout) {
+    List<Probe> inFlight = new ArrayList<>();
+    List<Probe> other = new ArrayList<>();
+    for (Probe p : probes) {
+      if (p.source().isEmpty()) {
+        boolean straddles = unheld.stream().noneMatch(u -> u.contains(p.sent()))
+            && switches.stream().anyMatch(s -> p.sent().isBefore(s) && p.ended().isAfter(s)
+                && p.sent().plus(timeout).isAfter(s));
+        (straddles ? inFlight : other).add(p);
+      }
+    }
+    return new Failures(inFlight, other);
   }
 
   /**
