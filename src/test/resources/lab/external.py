@@ -2,7 +2,9 @@
 TCP packets arriving on an interface, by source address and destination port.
 
 Driven over stdin by the Java side: it prints "ready" once listening, then answers "counts" (lines
-"<source> <port> <packets>" then "end") and "reset" ("ok"). It exits when stdin closes, so it cannot outlive
+"<source> <port> <packets>" then "end"), "reset" ("ok") and "first <port> <source> <since>" (the wall-clock time,
+in ns since the epoch, of the first connection from <source> to <port> accepted at or after <since>, or nothing,
+then "end": when the answer was sent, free of the probing client's own start and exit). It exits when stdin closes, so it cannot outlive
 the JVM that started it, or, with --once, after serving one connection.
 """
 import argparse
@@ -35,6 +37,7 @@ def main():
         sel.register(server, selectors.EVENT_READ, "accept")
 
     counts = {}
+    accepted = {}  # (source, port) -> accept times (ns since the epoch), oldest first
     capture = None
     if args.count_on:
         capture = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
@@ -55,6 +58,9 @@ def main():
         for key, _ in events:
             if key.data == "accept":
                 conn, peer = key.fileobj.accept()
+                times = accepted.setdefault((peer[0], conn.getsockname()[1]), [])
+                times.append(time.time_ns())
+                del times[:-100000]  # bounded: a long run keeps its latest
                 with conn:
                     conn.setblocking(True)
                     conn.settimeout(1)
@@ -76,7 +82,7 @@ def main():
                     # Packets already queued on the capture socket happened before the command: count them first.
                     if capture is not None:
                         drain(capture, counts)
-                    answer(line.decode().strip(), counts)
+                    answer(line.decode().strip(), counts, accepted)
 
 
 def drain(capture, counts):
@@ -95,8 +101,14 @@ def drain(capture, counts):
         counts[(source, port)] = counts.get((source, port), 0) + 1
 
 
-def answer(command, counts):
-    if command == "counts":
+def answer(command, counts, accepted):
+    if command.startswith("first "):
+        _, port, source, since = command.split(" ")
+        at = [t for t in accepted.get((source, int(port)), []) if t >= int(since)]
+        if at:
+            print(at[0])
+        print("end", flush=True)
+    elif command == "counts":
         for (source, port), n in sorted(counts.items()):
             print(source, port, n)
         print("end", flush=True)

@@ -32,6 +32,7 @@ import io.natgate.dns.DnsPath;
 import io.natgate.peers.HoldDecision;
 import io.natgate.peers.PeerKey;
 import io.natgate.peers.PeerLiveness;
+import io.natgate.peers.ReadySteering;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -90,6 +91,8 @@ public final class Agent implements AutoCloseable {
   private final ScheduledExecutorService worker =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-agent"));
   private final AtomicBoolean applyPending = new AtomicBoolean();
+  /** When the change that the next apply takes in was first heard (System.nanoTime; 0: none waiting). */
+  private final java.util.concurrent.atomic.AtomicLong heardAt = new java.util.concurrent.atomic.AtomicLong();
   /** Renews the egress IPs' lifetimes after each heartbeat, off the heartbeat thread and never queued twice. */
   private final ScheduledExecutorService refresher =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-address-lifetime"));
@@ -422,6 +425,7 @@ public final class Agent implements AutoCloseable {
   }
 
   private void applyLater() {
+    heardAt.compareAndSet(0, System.nanoTime());
     if (applyPending.compareAndSet(false, true)) {
       worker.execute(this::applyCurrent);
     }
@@ -456,6 +460,8 @@ public final class Agent implements AutoCloseable {
 
   private boolean applyCurrent() {
     applyPending.set(false);
+    long heard = heardAt.getAndSet(0);
+    long started = System.nanoTime();
     if (stopped) {
       return false;
     }
@@ -483,8 +489,9 @@ public final class Agent implements AutoCloseable {
       long nanos = sample.stop(applyTimer);
       lastError.set(null);
       if (result.changed()) {
-        LOG.infof("applied %d gateway(s) in %d ms: %d rules, %d set members, holding %s", wanted.size(),
-            nanos / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
+        LOG.infof("applied %d gateway(s) in %d ms (%d ms after the change was heard): %d rules, %d set members, "
+            + "holding %s", wanted.size(), nanos / 1_000_000, (System.nanoTime() - (heard == 0 ? started : heard))
+            / 1_000_000, plan.ruleCount(), plan.setMembers(), plan.held());
       } else {
         LOG.debugf("nothing to apply (%d ms)", nanos / 1_000_000);
       }
@@ -508,12 +515,15 @@ public final class Agent implements AutoCloseable {
         .filter(st -> st.getSpec() != null && settings.nodeName().equals(st.getSpec().nodeName)).toList();
   }
 
-  /** What to render, by gateway: the operator's states as held now, with natgate-cni's pods. */
+  /**
+   * What to render, by gateway: the operator's states as held now, with natgate-cni's pods, and the steering toward
+   * the other members' egress IPs kept ready.
+   */
   private Map<String, ? extends NodeGatewayState> wanted(List<EgressNodeState> states, Set<String> holding) {
     Map<String, NodeGatewayState> byGateway = new TreeMap<>();
     states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding,
         settings.nodeName())));
-    return localPods == null ? byGateway : localPods.withLocalPods(byGateway);
+    return ReadySteering.with(localPods == null ? byGateway : localPods.withLocalPods(byGateway), settings.nodeName());
   }
 
   /**
@@ -637,8 +647,11 @@ public final class Agent implements AutoCloseable {
         body.put("held", status.held);
         body.put("resolvedNames", status.resolvedNames);
         body.put("snatPortUse", status.snatPortUse);
+        long start = System.nanoTime();
         client.resources(EgressNodeState.class).withName(state.getMetadata().getName()).subresource("status")
             .patch(PatchContext.of(PatchType.JSON_MERGE), JSON.writeValueAsString(Map.of("status", body)));
+        LOG.debugf("reported %s applied at generation %s in %d ms", state.getMetadata().getName(),
+            status.appliedGeneration, (System.nanoTime() - start) / 1_000_000);
       } catch (KubernetesClientException | com.fasterxml.jackson.core.JsonProcessingException e) {
         failed = true;
         LOG.warnf("could not report status on %s (retrying): %s", state.getMetadata().getName(), e.getMessage());

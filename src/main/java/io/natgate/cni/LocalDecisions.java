@@ -98,6 +98,20 @@ public final class LocalDecisions {
     return ahead;
   }
 
+  /**
+   * Of the sources this node {@code told} gateway nodes about, those {@code merged} steers nowhere any more (the pod
+   * unselected or gone): the gateway and its standbys must forget them now. Kept until they expire, a standby would
+   * SNAT this node's own pod, no longer steered, to an egress IP it does not hold (the pod cut off for the expiry).
+   * Sources the operator now steers stay: its states keep them on the gateway.
+   */
+  public static Set<EarlySources.Source> withdrawn(Set<EarlySources.Source> told,
+      Map<String, ? extends NodeGatewayState> merged) {
+    Set<EarlySources.Source> steered = steeredAhead(Map.of(), merged);
+    Set<EarlySources.Source> gone = new HashSet<>(told);
+    gone.removeAll(steered);
+    return gone;
+  }
+
   private static void add(String node, NodeGatewayState state, EgressGateway g, String egressIP, LocalPod pod) {
     String podIP = pod.ip();
     String holder = holder(g, egressIP);

@@ -126,15 +126,16 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
     Map<String, NodeGatewayState> m = EarlySources.with(LocalDecisions.merge(node, states, localPods(),
         gateways.getStore().list(), namespaceLabels(), clusterCidrs), learned.live(System.currentTimeMillis()));
     merged = m;
-    announce(LocalDecisions.steeredAhead(states, m));
+    announce(LocalDecisions.steeredAhead(states, m), LocalDecisions.withdrawn(announced.keySet(), m));
     return m;
   }
 
   /**
    * Tells the gateway nodes of the pods steered ahead of the operator (new, or selected again by a label), once
    * each while they are: their first packets are then SNATed there rather than dropped until the operator lists them.
+   * Those told that are steered nowhere any more ({@link LocalDecisions#withdrawn}) are told gone.
    */
-  private void announce(java.util.Set<EarlySources.Source> ahead) {
+  private void announce(java.util.Set<EarlySources.Source> ahead, java.util.Set<EarlySources.Source> withdrawn) {
     SourceExchange x = exchange;
     if (x == null) {
       return;
@@ -146,6 +147,8 @@ public final class LocalPods implements CniEndpoint.Handler, AutoCloseable {
       }
       return gone;
     });
+    withdrawn.forEach(s -> x.tell(SourceMessage.Kind.DEL, s.gateway(), s.egressIP(), s.pod())
+        .orTimeout(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS));
     ahead.forEach(s -> announced.computeIfAbsent(s, k -> x.tell(SourceMessage.Kind.ADD, s.gateway(), s.egressIP(),
         s.pod()).orTimeout(Defaults.CNI_CONFIRM_TIMEOUT_MS, TimeUnit.MILLISECONDS)));
   }

@@ -20,6 +20,7 @@ import java.util.concurrent.TimeoutException;
  * every process it started, and reported as an error: a hung tool never blocks the agent.
  */
 public class Kernel {
+  private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(Kernel.class);
   /**
    * The only tools the agent may run, each with the Debian package that provides it: the agent image installs
    * these packages (AgentImageTest checks src/main/docker/Dockerfile.agent, AgentImageIT the built image).
@@ -76,7 +77,8 @@ public class Kernel {
   public String runWithin(Duration limit, String stdin, String... command) {
     List<String> argv = argv(command);
     String name = String.join(" ", command);
-    long deadline = System.nanoTime() + limit.toNanos();
+    long started = System.nanoTime();
+    long deadline = started + limit.toNanos();
     Process p;
     try {
       p = new ProcessBuilder(argv).start();
@@ -106,6 +108,7 @@ public class Kernel {
         throw new KernelException(name + " failed (exit " + p.exitValue() + "): " + stderr.strip()
             + (stdin == null ? "" : "\ninput:\n" + stdin));
       }
+      LOG.debugf("%s: %d ms", name, (System.nanoTime() - started) / 1_000_000);
       return stdout;
     } catch (TimeoutException e) {
       killTree(p);

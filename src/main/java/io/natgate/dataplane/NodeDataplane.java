@@ -13,8 +13,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * at the kernel again. Thread-safe; every method is one consistent step.
  *
  * <p>Fencing has a path of its own: {@link #fence()} never waits for an apply (which holds this object's lock for as
- * long as its commands take). It takes only {@code holdLock}, which guards nothing but adding egress IPs: so once it
- * returns, no IP is held here and none is added until {@link #unfence()}, whatever an apply was doing meanwhile.
+ * long as its commands take). It takes only {@code refreshLock} (waiting for a refresh's command in flight) and
+ * {@code holdLock}, which guards nothing but adding egress IPs: so once it returns, no IP is held here and none is
+ * added until {@link #unfence()}, whatever an apply was doing meanwhile.
  */
 public final class NodeDataplane {
   /** Releasing is one short command; a kernel that cannot answer in this time has failed (reported as an error). */
@@ -29,6 +30,12 @@ public final class NodeDataplane {
   private final AtomicBoolean kernelChanged = new AtomicBoolean();
 
   private final Object holdLock = new Object();
+  /**
+   * Held while a refresh's command runs, and taken (before {@code holdLock}) by whatever must not have a refresh put
+   * an address back after it removed it: a fence, and an apply that stops refreshing an IP. Not by other applies: they
+   * never wait for a refresh (under load its command takes up to 150 ms, and it runs every heartbeat).
+   */
+  private final Object refreshLock = new Object();
   /** Written under {@code holdLock}: while set, no egress IP is added. */
   private volatile boolean fenced;
   /** Egress IPs that an apply added (or was adding) here: what a fence removes. Guarded by {@code holdLock}. */
@@ -83,20 +90,22 @@ public final class NodeDataplane {
    * natgate's records (the held set) up to date.
    */
   public void fence() {
-    synchronized (holdLock) {
-      fenced = true;
-      kernelChanged.set(true);
-      announcers.values().forEach(Process::destroy);
-      Set<String> candidates = new TreeSet<>(mayHold);
-      candidates.addAll(wanted.held());
-      if (candidates.isEmpty()) {
-        return;
+    synchronized (refreshLock) {
+      synchronized (holdLock) {
+        fenced = true;
+        kernelChanged.set(true);
+        announcers.values().forEach(Process::destroy);
+        Set<String> candidates = new TreeSet<>(mayHold);
+        candidates.addAll(wanted.held());
+        if (candidates.isEmpty()) {
+          return;
+        }
+        // One command, whatever is there: the release never fails for an address an apply removed meanwhile.
+        var script = new StringBuilder();
+        candidates.forEach(ip -> script.append(Changes.releaseAddress(ip, settings)));
+        kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
+        mayHold.clear();
       }
-      // One command, whatever is there: the release never fails for an address an apply removed meanwhile.
-      var script = new StringBuilder();
-      candidates.forEach(ip -> script.append(Changes.releaseAddress(ip, settings)));
-      kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
-      mayHold.clear();
     }
   }
 
@@ -140,13 +149,15 @@ public final class NodeDataplane {
    * ("Address already assigned"), which is what a failover after a fence did before (4.6 s instead of 0.5 s).
    */
   public void refreshHeld() {
-    synchronized (holdLock) {
-      if (settings.addressLifetimeSeconds() == 0 || fenced || refreshable.isEmpty()) {
-        return;
-      }
+    synchronized (refreshLock) {
       var script = new StringBuilder();
-      refreshable.forEach(ip -> script.append("address change ").append(ip).append("/32")
-          .append(settings.addressOptions()).append('\n'));
+      synchronized (holdLock) {
+        if (settings.addressLifetimeSeconds() == 0 || fenced || refreshable.isEmpty()) {
+          return;
+        }
+        refreshable.forEach(ip -> script.append("address change ").append(ip).append("/32")
+            .append(settings.addressOptions()).append('\n'));
+      }
       kernel.run(script.toString(), "ip", "-force", "-batch", "-");
     }
   }
@@ -211,8 +222,16 @@ public final class NodeDataplane {
         return stop;
       });
       var held = new AtomicBoolean(true);
+      boolean refreshedLeaving;
       synchronized (holdLock) {
-        refreshable.retainAll(target.held()); // before the release: no refresh puts a released IP back
+        refreshedLeaving = !target.held().containsAll(refreshable);
+      }
+      if (refreshedLeaving) {
+        synchronized (refreshLock) { // before the release: no refresh in flight or after puts a released IP back
+          synchronized (holdLock) {
+            refreshable.retainAll(target.held());
+          }
+        }
       }
       if (!changes.isEmpty()) {
         kernel.apply(changes, iptables, () -> held.set(hold(changes)));

@@ -68,13 +68,15 @@ public final class FailoverBenchmark {
     List<Long> failedProbes = new ArrayList<>();
     List<Long> outage = new ArrayList<>();
     List<Long> podToSnat = new ArrayList<>();
+    List<Long> podToSnatAccepted = new ArrayList<>(); // the same at the external host (see NetworkLab.firstAccepted)
     List<Long> cniGateway = new ArrayList<>();
     List<Long> cniDirector = new ArrayList<>();
     List<Long> cniUnheard = new ArrayList<>();
     List<Long> stateListed = new ArrayList<>();
     List<Long> stateApplied = new ArrayList<>();
-    List<Long> unselected = new ArrayList<>();
-    List<Long> reselected = new ArrayList<>();
+    LabelTimes labels = new LabelTimes(new ArrayList<>(), new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+    List<Long> unselected = labels.unselected();
+    List<Long> reselected = labels.reselected();
     long[] labelLeaks = new long[3]; // see labelRound
     int[] firstAttempt = new int[2]; // director pods whose first connection attempt was answered: told, not heard
     Map<String, Long> cniSources = new java.util.TreeMap<>();
@@ -153,18 +155,21 @@ public final class FailoverBenchmark {
             waitFor(() -> lab.seenSource(late).equals(Optional.of(EGRESS_IP)), Duration.ofSeconds(30));
             podToSnat.add(Prober.firstAnswer(joining.stop(), created, EGRESS_IP)
                 .map(answered -> Duration.between(created, answered).toMillis()).orElse(-1L));
+            podToSnatAccepted.add(lab.firstAccepted(late, EGRESS_IP, created)
+                .map(accepted -> Duration.between(created, accepted).toMillis()).orElse(-1L));
             // Where the time goes: the operator (node states written), then the agents (applied and reported).
             waitFor(() -> clock.appliedAfter(holderName, created) >= 0 && clock.appliedAfter("node-2", created) >= 0,
                 Duration.ofSeconds(30));
             long listedAt = Math.max(clock.listedAfter(holderName, created), clock.listedAfter("node-2", created));
             stateListed.add(listedAt);
             stateApplied.add(Math.max(clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created)));
-            System.out.printf("new pod %d (IP written at %s): %d ms (gateway %s; node states list it after %d ms on "
-                + "the gateway, %d ms on node-2; applied after %d / %d ms)%n", i + 1, created, podToSnat.get(i), holderName,
+            System.out.printf("new pod %d (IP written at %s): %d ms, accepted after %d ms (gateway %s; node states "
+                + "list it after %d ms on the gateway, %d ms on node-2; applied after %d / %d ms)%n", i + 1, created,
+                podToSnat.get(i), podToSnatAccepted.get(i), holderName,
                 clock.listedAfter(holderName, created), clock.listedAfter("node-2", created),
                 clock.appliedAfter(holderName, created), clock.appliedAfter("node-2", created));
           }
-          labelRound(e2e, lab, late, "late", i, unselected, reselected, labelLeaks);
+          labelRound(e2e, lab, late, "late", i, labels, labelLeaks);
           if (noCni == null && failovers) {
             LabNode gatewayNode = await().atMost(Duration.ofSeconds(30)).until(() -> holder(cp, lab), Objects::nonNull);
             LabNode director = lab.nodes().stream().filter(n -> n != gatewayNode).findFirst().orElseThrow();
@@ -208,10 +213,13 @@ public final class FailoverBenchmark {
       return;
     }
     print("pod IP in the API -> first connection with the egress IP", podToSnat, "ms");
+    print("  the same, accepted at the external host (no probe start/exit)", podToSnatAccepted, "ms");
     print("  the operator: pod IP in the API -> its node states list it", stateListed, "ms");
     print("  the agents: pod IP in the API -> they report those states applied", stateApplied, "ms");
     print("label change: selected -> unselected, first answer with the node's IP", unselected, "ms");
     print("label change: unselected -> selected, first answer with the egress IP", reselected, "ms");
+    print("  selected -> unselected, accepted at the external host", labels.unselectedAccepted(), "ms");
+    print("  unselected -> selected, accepted at the external host", labels.reselectedAccepted(), "ms");
     System.out.printf("label changes: after the first answer with the right source, %d probes seen with the egress IP "
         + "once unselected and %d with another source once selected again; %d probes answered with the node's IP "
         + "between a re-selection and its first answer with the egress IP%n", labelLeaks[0], labelLeaks[1],
@@ -235,8 +243,10 @@ public final class FailoverBenchmark {
    * another source after the first with the egress IP again, [2] probes seen with the node's IP between the
    * re-selection and the first answer with the egress IP (what a Drop gateway would want held).
    */
-  static void labelRound(EndToEnd e2e, NetworkLab lab, LabPod pod, String name, int round, List<Long> unselected,
-      List<Long> reselected, long[] leaks) throws InterruptedException {
+  static void labelRound(EndToEnd e2e, NetworkLab lab, LabPod pod, String name, int round, LabelTimes times,
+      long[] leaks) throws InterruptedException {
+    List<Long> unselected = times.unselected();
+    List<Long> reselected = times.reselected();
     String nodeIP = lab.node(pod.node()).ip();
     Prober prober = lab.startProbing(pod, Duration.ofMillis(10));
     Thread.sleep(200);
@@ -253,6 +263,10 @@ public final class FailoverBenchmark {
     Instant onApplied = Prober.firstAnswer(probes, on, EGRESS_IP).orElse(Instant.now());
     unselected.add(Duration.between(off, offApplied).toMillis());
     reselected.add(Duration.between(on, onApplied).toMillis());
+    times.unselectedAccepted().add(lab.firstAccepted(pod, nodeIP, off).map(t -> Duration.between(off, t).toMillis())
+        .orElse(-1L));
+    times.reselectedAccepted().add(lab.firstAccepted(pod, EGRESS_IP, on).map(t -> Duration.between(on, t).toMillis())
+        .orElse(-1L));
     // A probe counts where it started: once the change was applied, every new connection must have the new source.
     leaks[0] += probes.stream().filter(p -> !p.at().isBefore(offApplied) && p.at().isBefore(on)
         && p.source().equals(Optional.of(EGRESS_IP))).count();
@@ -261,8 +275,14 @@ public final class FailoverBenchmark {
     long window = probes.stream().filter(p -> !p.at().isBefore(on) && p.at().isBefore(onApplied)
         && p.source().equals(Optional.of(nodeIP))).count();
     leaks[2] += window;
-    System.out.printf("labels %d: unselected after %d ms, selected again after %d ms (%d probes with the node's IP "
-        + "meanwhile)%n", round + 1, unselected.get(round), reselected.get(round), window);
+    System.out.printf("labels %d: unselected after %d ms, selected again after %d ms (accepted after %d / %d ms; %d "
+        + "probes with the node's IP meanwhile)%n", round + 1, unselected.get(round), reselected.get(round),
+        times.unselectedAccepted().get(round), times.reselectedAccepted().get(round), window);
+  }
+
+  /** The label rounds' times: to the first probe answered with the new source, and as the external host accepted it. */
+  record LabelTimes(List<Long> unselected, List<Long> reselected, List<Long> unselectedAccepted,
+      List<Long> reselectedAccepted) {
   }
 
   /**

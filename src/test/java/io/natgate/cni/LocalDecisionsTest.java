@@ -218,4 +218,22 @@ class LocalDecisionsTest {
         Fixtures.cluster(NODES, List.of(), List.of(g)).namespaceLabels(), List.of());
     assertThat(new io.natgate.api.v1alpha1.EgressNodeStateSpec(holder, "gw", state)).isEqualTo(copy);
   }
+
+  /**
+   * A pod told to its gateway and then unselected (or gone) before the operator listed it is withdrawn (a DEL, so
+   * that no standby keeps SNATing it, cut off, until the source expires); one the operator steers now is not.
+   */
+  @Test
+  void toldSourcesSteeredNowhereAreWithdrawn() {
+    var unselected = new EarlySources.Source("gw", "198.18.0.100", "198.19.2.12");
+    var listed = new EarlySources.Source("gw", "198.18.0.100", "198.19.2.13");
+    var otherGateway = new EarlySources.Source("other", "198.18.0.101", "198.19.2.14");
+    var part = new NodeGatewayState();
+    part.steer.add(new NodeGatewayState.Steer("198.18.0.100", "egress-1", "198.18.0.11", List.of("198.19.2.13")));
+    part.steer.add(new NodeGatewayState.Steer(null, null, null, List.of("198.19.2.14"))); // no holder: dropped here
+
+    assertThat(LocalDecisions.withdrawn(Set.of(unselected, listed, otherGateway), Map.of("gw", part)))
+        .containsExactlyInAnyOrder(unselected, otherGateway);
+    assertThat(LocalDecisions.withdrawn(Set.of(listed), Map.of("gw", part))).isEmpty();
+  }
 }

@@ -1,6 +1,7 @@
 package io.natgate.dataplane;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 import io.natgate.api.v1alpha1.FailurePolicy;
 import io.natgate.api.v1alpha1.NodeGatewayState;
@@ -104,6 +105,49 @@ class FencingTest {
     expiring.apply(KernelPlan.EMPTY); // the gateway gone: nothing held, nothing to renew
     expiring.refreshHeld();
     assertThat(kernel.commandsWith("address change")).isEmpty();
+  }
+
+  /**
+   * Nor does an apply wait for a renewal in flight unless it stops renewing an IP: a pod added on the holder is not
+   * held up by the renewal's command (every heartbeat, up to 150 ms under load).
+   */
+  @Test
+  void anApplyThatKeepsTheIPsDoesNotWaitForARenewalInFlight() throws Exception {
+    var expiring = new NodeDataplane(kernel, withLifetime());
+    expiring.apply(holding(List.of(EGRESS_IP)));
+    kernel.holdNext(c -> c.contains("address change"));
+    var renewal = CompletableFuture.runAsync(expiring::refreshHeld);
+    try {
+      assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
+      CompletableFuture.runAsync(() -> expiring.apply(holding(List.of(EGRESS_IP, SECOND_IP))))
+          .get(30, TimeUnit.SECONDS);
+      assertThat(renewal).as("the renewal, still in its command when the apply returned").isNotDone();
+    } finally {
+      kernel.release();
+    }
+    renewal.get(10, TimeUnit.SECONDS);
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP, SECOND_IP);
+  }
+
+  /** An apply releasing an IP waits for a renewal in flight, which would otherwise put it back after the release. */
+  @Test
+  void anApplyReleasingAnIPWaitsForARenewalInFlight() throws Exception {
+    var expiring = new NodeDataplane(kernel, withLifetime());
+    expiring.apply(holding(List.of(EGRESS_IP)));
+    kernel.holdNext(c -> c.contains("address change"));
+    var renewal = CompletableFuture.runAsync(expiring::refreshHeld);
+    Thread apply = new Thread(() -> expiring.apply(holding(List.of())));
+    try {
+      assertThat(kernel.awaitHeld(Duration.ofSeconds(5))).isTrue();
+      apply.start();
+      // Released once the apply either finished (a release before the renewal's command ended) or waits for it.
+      await().atMost(Duration.ofSeconds(30)).until(() -> !apply.isAlive() || apply.getState() == Thread.State.BLOCKED);
+    } finally {
+      kernel.release();
+    }
+    renewal.get(10, TimeUnit.SECONDS);
+    apply.join(10_000);
+    assertThat(kernel.addresses()).isEmpty();
   }
 
   static DataplaneSettings withLifetime() {

@@ -458,6 +458,16 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
     return bySource;
   }
 
+  /**
+   * When the external host accepted the first connection from {@code source} to the pod's probe port at or after
+   * {@code since} (and sent its answer): unlike a probe's end, free of the probing process's start and exit.
+   */
+  public Optional<Instant> firstAccepted(LabPod pod, String source, Instant since) {
+    long sinceNanos = since.getEpochSecond() * 1_000_000_000L + since.getNano();
+    return ask("first " + pod.probePort() + " " + source + " " + sinceNanos).stream().findFirst()
+        .map(ns -> Instant.ofEpochSecond(0, Long.parseLong(ns)));
+  }
+
   public void resetArrivals() {
     ask("reset");
   }
