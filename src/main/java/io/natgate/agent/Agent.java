@@ -45,11 +45,14 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jboss.logging.Logger;
 
@@ -92,7 +95,7 @@ public final class Agent implements AutoCloseable {
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-agent"));
   private final AtomicBoolean applyPending = new AtomicBoolean();
   /** When the change that the next apply takes in was first heard (System.nanoTime; 0: none waiting). */
-  private final java.util.concurrent.atomic.AtomicLong heardAt = new java.util.concurrent.atomic.AtomicLong();
+  private final AtomicLong heardAt = new AtomicLong();
   /** Renews the egress IPs' lifetimes after each heartbeat, off the heartbeat thread and never queued twice. */
   private final ScheduledExecutorService refresher =
       Executors.newSingleThreadScheduledExecutor(r -> new Thread(r, "natgate-address-lifetime"));
@@ -417,7 +420,7 @@ public final class Agent implements AutoCloseable {
         dataplane.removeAll();
       }, worker).get(30, TimeUnit.SECONDS);
       LOG.info("uninstalled: natgate's kernel state removed");
-    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+    } catch (ExecutionException | TimeoutException e) {
       LOG.errorf("uninstall could not remove natgate's kernel state: %s", e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -565,7 +568,7 @@ public final class Agent implements AutoCloseable {
         LOG.infof("stopping for a restart: released %s once claimed by a peer (not claimed within the takeover time: "
             + "%s), their pods steered after them; holding %s", released, unclaimed, plan.held());
       }
-    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+    } catch (ExecutionException | TimeoutException e) {
       LOG.errorf("could not hand the egress IPs over before stopping (a standby takes them after the peer timeout): %s",
           e.getMessage());
     } catch (InterruptedException e) {
