@@ -13,6 +13,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import org.jboss.logging.Logger;
 
 /**
  * Runs the networking tools, optionally inside another network namespace ({@code prefix}, e.g. {@code ip netns exec
@@ -20,7 +21,7 @@ import java.util.concurrent.TimeoutException;
  * every process it started, and reported as an error: a hung tool never blocks the agent.
  */
 public class Kernel {
-  private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(Kernel.class);
+  private static final Logger LOG = Logger.getLogger(Kernel.class);
   /**
    * The only tools the agent may run, each with the Debian package that provides it: the agent image installs
    * these packages (AgentImageTest checks src/main/docker/Dockerfile.agent, AgentImageIT the built image).
