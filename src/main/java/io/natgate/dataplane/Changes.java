@@ -128,11 +128,14 @@ public record Changes(String release, String ipBefore, Map<String, String> sysct
       out.append("create ").append(heldSet).append(" hash:ip ").append(SET_OPTIONS).append('\n');
     }
     Set<String> previouslyHeld = previouslyHeld(now);
-    for (String ip : plan.held()) {
-      if (!previouslyHeld.contains(ip)) {
-        out.append("add ").append(heldSet).append(' ').append(ip).append('\n'); // recorded before it is added
-      }
-    }
+    out.append(recordHeld(plan.held().stream().filter(ip -> !previouslyHeld.contains(ip)).toList()));
+    return out.toString();
+  }
+
+  /** The held set's records of egress IPs, written before they are added to the uplink (ipset restore lines). */
+  static String recordHeld(List<String> ips) {
+    var out = new StringBuilder();
+    ips.forEach(ip -> out.append("add ").append(DataplaneSettings.HELD_SET).append(' ').append(ip).append('\n'));
     return out.toString();
   }
 

@@ -126,9 +126,7 @@ public final class NodeDataplane {
     synchronized (holdLock) {
       fenced = false;
       mayHold.addAll(ready); // before the command, as in hold
-      var record = new StringBuilder();
-      ready.forEach(ip -> record.append("add ").append(DataplaneSettings.HELD_SET).append(' ').append(ip).append('\n'));
-      kernel.run(record.toString(), "ipset", "-exist", "restore"); // recorded before it is added
+      kernel.run(Changes.recordHeld(ready), "ipset", "-exist", "restore"); // recorded before it is added
       kernel.batch("ip", Changes.hold(ready, settings));
       ready.forEach(this::announce);
     }
