@@ -78,10 +78,24 @@ public final class NodeDataplane {
     return converge();
   }
 
-  /** Removes everything of natgate's from the kernel (uninstall), looking at it first, both iptables backends too. */
+  /**
+   * Removes everything of natgate's from the kernel (uninstall), looking at it first, both iptables backends too,
+   * then the conntrack entries of the connections it steered ({@link SteeredConnections}).
+   */
   public synchronized Result removeAll() {
     wanted = KernelPlan.EMPTY;
-    return repair();
+    Result removed = repair();
+    for (long mark : SteeredConnections.marks(kernel.run(null, "conntrack", "-L", "-f", "ipv4"),
+        settings.markMask())) {
+      try {
+        kernel.run(null, SteeredConnections.delete(mark));
+      } catch (Kernel.KernelException e) {
+        if (!e.getMessage().contains("0 flow entries")) { // ended meanwhile: nothing left to delete
+          throw e;
+        }
+      }
+    }
+    return removed;
   }
 
   /**

@@ -1,5 +1,6 @@
 package io.natgate.lab;
 
+import io.natgate.plan.IpAddresses;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
@@ -31,6 +32,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BiPredicate;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.AfterAllCallback;
@@ -448,10 +450,19 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
 
   /** Packets that reached the external host for a destination port, by source address. */
   public Map<String, Long> arrivals(int port) {
+    return arrivals((source, toPort) -> toPort == port);
+  }
+
+  /** Packets that reached the external host from sources in {@code cidr}, to any port, by source address. */
+  public Map<String, Long> arrivalsFrom(String cidr) {
+    return arrivals((source, toPort) -> IpAddresses.inCidr(source, cidr));
+  }
+
+  private Map<String, Long> arrivals(BiPredicate<String, Integer> counted) {
     Map<String, Long> bySource = new HashMap<>();
     for (String line : ask("counts")) {
       String[] f = line.split(" ");
-      if (Integer.parseInt(f[1]) == port) {
+      if (counted.test(f[0], Integer.parseInt(f[1]))) {
         bySource.merge(f[0], Long.parseLong(f[2]), Long::sum);
       }
     }
