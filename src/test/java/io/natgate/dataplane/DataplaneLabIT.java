@@ -1,5 +1,6 @@
 package io.natgate.dataplane;
 
+import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -11,12 +12,18 @@ import io.natgate.lab.KernelState;
 import io.natgate.lab.LabNode;
 import io.natgate.lab.LabPod;
 import io.natgate.lab.NetworkLab;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -149,10 +156,8 @@ class DataplaneLabIT {
   void aSteeredConnectionOfAPodNoLongerSelectedIsDroppedNotLeftUntranslated() throws Exception {
     LabPod pod = lab.pod(2, 1);
     payments();
-    Process p = connection(pod);
-    try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
-        var out = new java.io.PrintWriter(p.getOutputStream(), true)) {
-      assertThat(in.readLine()).isEqualTo(EGRESS_IP);
+    try (var c = OpenConnection.of(pod)) {
+      assertThat(c.firstLine()).isEqualTo(EGRESS_IP);
       // Not selected any more: node 1 no longer SNATs it, node 2 no longer steers it.
       apply(1, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
           List.of(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip()))), List.of())));
@@ -160,7 +165,7 @@ class DataplaneLabIT {
           List.of(), List.of())));
       lab.resetArrivals();
       for (int i = 0; i < 3; i++) {
-        out.println("again");
+        c.send();
         Thread.sleep(100);
       }
       Thread.sleep(300);
@@ -171,14 +176,10 @@ class DataplaneLabIT {
       // SNATs them as before, to the end of the connection.
       lab.resetArrivals();
       payments();
-      out.println("again");
-      out.close();
-      assertThat(p.waitFor(5, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+      c.send();
+      assertThat(c.end()).as("the client ended").isTrue();
       Thread.sleep(300);
       assertThat(lab.arrivals(pod)).as("the old connection's last packets, by source").containsOnlyKeys(EGRESS_IP);
-    } finally {
-      p.destroy();
-      p.waitFor();
     }
   }
 
@@ -191,39 +192,59 @@ class DataplaneLabIT {
   void aSteeredConnectionOpenAtUninstallNeverLeavesWithThePodsOwnAddress() throws Exception {
     LabPod pod = lab.pod(2, 1);
     payments();
-    Process p = connection(pod);
-    try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
-        var out = new java.io.PrintWriter(p.getOutputStream(), true)) {
-      assertThat(in.readLine()).isEqualTo(EGRESS_IP);
+    try (var c = OpenConnection.of(pod)) {
+      assertThat(c.firstLine()).isEqualTo(EGRESS_IP);
       for (LabNode n : lab.nodes()) {
         agent(n.index()).removeAll();
       }
       lab.resetArrivals();
-      out.println("again");
+      c.send();
       Thread.sleep(300);
-      Map<String, Long> after = lab.arrivals(pod);
-      assertThat(after).as("the connection's next packet, by source").isNotEmpty().doesNotContainKey(pod.ip());
-    } finally {
-      p.destroy();
-      p.waitFor();
+      assertThat(lab.arrivals(pod)).as("the connection's next packet, by source").isNotEmpty()
+          .doesNotContainKey(pod.ip());
     }
   }
 
   /**
-   * One connection of the pod's, kept open: it prints the source the echo server saw, then sends a byte for each line
-   * on its stdin (the same connection, later).
+   * One connection of the pod's to the external host, kept open: its first line is the source the echo server saw;
+   * then each {@link #send} sends a byte on the same connection, later. Closing ends the client.
    */
-  static Process connection(LabPod pod) throws java.io.IOException {
-    String client = """
-        import socket, sys
-        s = socket.create_connection(("%s", %d), timeout=2)
-        print(s.recv(64).decode().strip(), flush=True)
-        for line in sys.stdin:
-            s.send(b"x")
-        """.formatted(NetworkLab.EXTERNAL_IP, pod.probePort());
-    var command = new java.util.ArrayList<>(lab.nsCommandPrefix(pod.ns()));
-    command.addAll(List.of(lab.python(), "-c", client));
-    return new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+  record OpenConnection(Process process, BufferedReader in, PrintWriter out) implements AutoCloseable {
+    static OpenConnection of(LabPod pod) throws IOException {
+      String client = """
+          import socket, sys
+          s = socket.create_connection(("%s", %d), timeout=2)
+          print(s.recv(64).decode().strip(), flush=True)
+          for line in sys.stdin:
+              s.send(b"x")
+          """.formatted(NetworkLab.EXTERNAL_IP, pod.probePort());
+      var command = new ArrayList<>(lab.nsCommandPrefix(pod.ns()));
+      command.addAll(List.of(lab.python(), "-c", client));
+      Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+      return new OpenConnection(p, new BufferedReader(new InputStreamReader(p.getInputStream(), UTF_8)),
+          new PrintWriter(p.getOutputStream(), true, UTF_8));
+    }
+
+    String firstLine() throws IOException {
+      return in.readLine();
+    }
+
+    void send() {
+      out.println("again");
+    }
+
+    /** Ends the client's input: true once it exited (within 5 s). */
+    boolean end() throws InterruptedException {
+      out.close();
+      return process.waitFor(5, TimeUnit.SECONDS);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+      out.close();
+      process.destroy();
+      process.waitFor();
+    }
   }
 
   /**
@@ -237,14 +258,10 @@ class DataplaneLabIT {
     LabPod onGateway = lab.pod(1, 2);
     LabPod onDirector = lab.pod(2, 2);
     payments();
-    Process gatewayConnection = connection(onGateway);
-    Process directorConnection = connection(onDirector);
-    try (var gatewayIn = new java.io.BufferedReader(new java.io.InputStreamReader(gatewayConnection.getInputStream()));
-        var gatewayOut = new java.io.PrintWriter(gatewayConnection.getOutputStream(), true);
-        var directorIn = new java.io.BufferedReader(new java.io.InputStreamReader(directorConnection.getInputStream()));
-        var directorOut = new java.io.PrintWriter(directorConnection.getOutputStream(), true)) {
-      assertThat(gatewayIn.readLine()).isEqualTo(lab.node(1).ip());
-      assertThat(directorIn.readLine()).isEqualTo(lab.node(2).ip());
+    try (var gatewayConnection = OpenConnection.of(onGateway);
+        var directorConnection = OpenConnection.of(onDirector)) {
+      assertThat(gatewayConnection.firstLine()).isEqualTo(lab.node(1).ip());
+      assertThat(directorConnection.firstLine()).isEqualTo(lab.node(2).ip());
       // Both selected now.
       apply(1, spec("payments", gateway(FailurePolicy.Drop, List.of("0.0.0.0/0"), List.of(NetworkLab.POD_CIDR),
           List.of(new Snat(EGRESS_IP, true, List.of(lab.pod(1, 1).ip(), onGateway.ip(), lab.pod(2, 1).ip(),
@@ -254,8 +271,8 @@ class DataplaneLabIT {
               List.of(lab.pod(2, 1).ip(), onDirector.ip()))))));
       lab.resetArrivals();
       for (int i = 0; i < 3; i++) {
-        gatewayOut.println("again");
-        directorOut.println("again");
+        gatewayConnection.send();
+        directorConnection.send();
         Thread.sleep(100);
       }
       Thread.sleep(300);
@@ -270,11 +287,6 @@ class DataplaneLabIT {
           .doesNotContainKeys(onDirector.ip());
       assertThat(lab.seenSource(onGateway)).contains(EGRESS_IP);
       assertThat(lab.seenSource(onDirector)).contains(EGRESS_IP);
-    } finally {
-      for (Process p : List.of(gatewayConnection, directorConnection)) {
-        p.destroy();
-        p.waitFor();
-      }
     }
   }
 
