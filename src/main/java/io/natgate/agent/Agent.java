@@ -20,7 +20,6 @@ import io.natgate.api.v1alpha1.SnatPortUse;
 import io.natgate.cni.CniEndpoint;
 import io.natgate.cni.LocalPods;
 import io.natgate.connlog.ConnectionLog;
-import io.natgate.dataplane.AddressProbe;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.IptablesBackend;
 import io.natgate.dataplane.Kernel;
@@ -86,15 +85,6 @@ public final class Agent implements AutoCloseable {
           interval, tunnelPort, markMask, tableBase, rulePriority, peers);
     }
   }
-
-  /**
-   * How long a stopping agent waits for another node to answer for an egress IP that node claimed: its take is one
-   * {@code ipset} and one {@code ip} command (tens of ms on a quiet node; the {@code ip} alone took up to 773 ms at
-   * load 70-90). Shorter than the addresses' lifetime (at least 1 s, renewed right before the wait), and with the rest
-   * of {@link #leave} far within the DaemonSet's termination grace (10 s): a peer that never answers does not hold up
-   * the stop.
-   */
-  static final Duration HANDOVER_ANSWER_WITHIN = Duration.ofMillis(800);
 
   private final KubernetesClient client;
   private final KubernetesClient heartbeatClient;
@@ -570,17 +560,13 @@ public final class Agent implements AutoCloseable {
       released.removeAll(plan.held());
       Set<String> unclaimed = released.isEmpty() ? Set.of()
           : peers.awaitClaimed(released, settings.peers().timing().takeoverAfter());
-      Set<String> claimed = new TreeSet<>(released);
-      claimed.removeAll(unclaimed);
-      Set<String> unanswered = awaitAddedElsewhere(claimed);
       CompletableFuture.runAsync(() -> {
         dataplane.apply(plan);
         inKernel.set(Set.copyOf(plan.held()));
       }, worker).get(10, TimeUnit.SECONDS);
       if (!released.isEmpty()) {
-        LOG.infof("stopping for a restart: released %s once claimed by a peer and added there (not claimed within the "
-            + "takeover time: %s; claimed, not answered for within %d ms: %s), their pods steered after them; "
-            + "holding %s", released, unclaimed, HANDOVER_ANSWER_WITHIN.toMillis(), unanswered, plan.held());
+        LOG.infof("stopping for a restart: released %s once claimed by a peer (not claimed within the takeover time: "
+            + "%s), their pods steered after them; holding %s", released, unclaimed, plan.held());
       }
     } catch (ExecutionException | TimeoutException e) {
       LOG.errorf("could not hand the egress IPs over before stopping (a standby takes them after the peer timeout): %s",
@@ -588,35 +574,6 @@ public final class Agent implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-  }
-
-  /**
-   * Waits until another node answers ARP for each of {@code claimed} ({@link AddressProbe}), at most
-   * {@link #HANDOVER_ANSWER_WITHIN}; returns those it did not. A peer claims an IP as it decides to take it, before its
-   * kernel has the address: released on the claim alone, the IP had no holder for the difference (37-80 ms seen).
-   * The addresses' lifetimes are renewed first (this node stopped renewing them when it told its peers it holds
-   * nothing), so that they outlive the wait.
-   */
-  private Set<String> awaitAddedElsewhere(Set<String> claimed) {
-    if (claimed.isEmpty()) {
-      return Set.of();
-    }
-    long start = System.nanoTime();
-    try {
-      dataplane.refreshHeld();
-    } catch (RuntimeException e) {
-      LOG.warnf("could not renew the egress IPs' lifetime for the handover: %s", e.getMessage());
-    }
-    Set<String> unanswered = AddressProbe.unanswered(kernel, dataplane.settings().uplink(), claimed,
-        HANDOVER_ANSWER_WITHIN);
-    if (!unanswered.isEmpty()) {
-      LOG.warnf("stopping for a restart: no other node answered for %s within %d ms of its claim; released anyway "
-          + "(new connections through it fail until the peer has the address)", unanswered,
-          HANDOVER_ANSWER_WITHIN.toMillis());
-    }
-    LOG.infof("stopping for a restart: waited %d ms for another node to answer for %s",
-        (System.nanoTime() - start) / 1_000_000, claimed);
-    return unanswered;
   }
 
   /**
