@@ -44,6 +44,8 @@ public class ModeLauncher implements HealthCheck {
   MeterRegistry metrics;
   @Inject
   Operator operator;
+  @Inject
+  LeaderLease leaderLease;
   private volatile Agent agent;
   private CniInstallation cniInstallation;
 
@@ -112,7 +114,8 @@ public class ModeLauncher implements HealthCheck {
       }
       agent.close(); // otherwise the kernel state stays: traffic keeps flowing while a new agent starts
     } else {
-      operator.stop(); // informers and the leader Lease, which a replacement then takes without waiting it out
+      leaderLease.stopping();
+      operator.stop(); // the reconciler, the informers, then the Lease, which a replacement takes at once
     }
   }
 
