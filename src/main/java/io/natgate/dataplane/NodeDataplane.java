@@ -24,6 +24,7 @@ public final class NodeDataplane {
   private final Kernel kernel;
   private final DataplaneSettings settings;
   private final IptablesBackend iptables;
+  private final ArpSender firstArp;
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
   private volatile KernelPlan wanted = KernelPlan.EMPTY;
   /** Set when something outside an apply (the fence) changed the kernel: the next apply looks at it first. */
@@ -58,9 +59,16 @@ public final class NodeDataplane {
 
   /** @param iptables the backend the node's rules are in ({@link IptablesBackend#detect}) */
   public NodeDataplane(Kernel kernel, DataplaneSettings settings, IptablesBackend iptables) {
+    this(kernel, settings, iptables, ArpSender.NONE);
+  }
+
+  /** @param firstArp sends an egress IP's first gratuitous ARP from the agent itself ({@code arping} repeats it) */
+  public NodeDataplane(Kernel kernel, DataplaneSettings settings, IptablesBackend iptables,
+      ArpSender firstArp) {
     this.kernel = kernel;
     this.settings = settings;
     this.iptables = iptables;
+    this.firstArp = firstArp;
   }
 
   /** Result of one apply: whether it changed anything (false: the kernel already matched), and the IPs announced. */
@@ -110,11 +118,13 @@ public final class NodeDataplane {
   }
 
   /**
-   * Adds and announces egress IPs this node was just decided to hold, with two commands of its own (the held set's
-   * record, then the address), ahead of the apply that brings the rest up to date (its own pods' steering): a
-   * standby's SNAT is in place already, so tunnelled traffic flows from the gratuitous ARP on, without waiting for
-   * that apply's {@code ipset} and {@code iptables-restore}. Only IPs the last applied plan SNATs to; ends a fence,
-   * as the apply would. A fence serialized after it (the same thread) removes them again.
+   * Announces and adds egress IPs this node was just decided to hold, ahead of the apply that brings the rest up to
+   * date (its own pods' steering): a standby's SNAT is in place already, so traffic flows from the gratuitous ARP on.
+   * That ARP goes first, from the agent itself, before the two commands (the held set's record, then the address):
+   * the neighbours' replies and the directors' tunnelled packets are translated by conntrack whether or not the
+   * address is there yet; the address is for ARP requests, which come later (a neighbour asks again after seconds).
+   * Only IPs the last applied plan SNATs to; ends a fence, as the apply would. A fence serialized after it (the same
+   * thread) removes them again.
    *
    * @return the IPs added
    */
@@ -126,6 +136,7 @@ public final class NodeDataplane {
     synchronized (holdLock) {
       fenced = false;
       mayHold.addAll(ready); // before the command, as in hold
+      ready.forEach(firstArp::send);
       kernel.run(Changes.recordHeld(ready), "ipset", "-exist", "restore"); // recorded before it is added
       kernel.batch("ip", Changes.hold(ready, settings));
       ready.forEach(this::announce);
@@ -167,6 +178,9 @@ public final class NodeDataplane {
   /** Stops announcing (the kernel state stays). */
   public void close() {
     announcers.values().forEach(Process::destroy);
+    if (firstArp instanceof GratuitousArp own) {
+      own.close();
+    }
     announcers.clear();
   }
 
@@ -274,11 +288,13 @@ public final class NodeDataplane {
   }
 
   /**
-   * Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated for 3 s,
-   * because a neighbour may still resolve the IP to a previous holder whose agent died (until the kernel expires that
-   * address) and must be corrected again. Started, not waited for.
+   * Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once: the first from
+   * the agent itself, then {@code arping} repeats it for 3 s, because a neighbour may still resolve the IP to a
+   * previous holder whose agent died (until the kernel expires that address) and must be corrected again. Started,
+   * not waited for.
    */
   private void announce(String ip) {
+    firstArp.send(ip);
     Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "7",
         "-W", "0.5", ip));
     if (previous != null) {

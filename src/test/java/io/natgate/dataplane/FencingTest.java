@@ -224,6 +224,33 @@ class FencingTest {
     assertThat(kernel.addresses()).isEmpty();
   }
 
+  /**
+   * The takeover's first gratuitous ARP goes out before its commands: the neighbours move the IP here while the
+   * held set's record and the address are still being written (the SNAT is in place already).
+   */
+  @Test
+  void aTakeoverAnnouncesTheIPBeforeItsCommands() {
+    List<Integer> sentAfterCommands = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<String> sentFor = new java.util.concurrent.CopyOnWriteArrayList<>();
+    var announcing = new NodeDataplane(kernel, DataplaneSettings.defaults("eth0"), IptablesBackend.NFT, ip -> {
+      sentFor.add(ip);
+      sentAfterCommands.add(kernel.commands().size());
+    });
+    announcing.apply(standby(List.of(EGRESS_IP)));
+    int before = kernel.commands().size();
+
+    assertThat(announcing.take(java.util.Set.of(EGRESS_IP))).containsExactly(EGRESS_IP);
+
+    List<String> commands = kernel.commands();
+    int recorded = indexOf(commands, "ipset -exist restore\nadd " + DataplaneSettings.HELD_SET + " " + EGRESS_IP);
+    assertThat(recorded).isGreaterThanOrEqualTo(before);
+    assertThat(sentFor).as("sent by the agent: before the commands, then with arping's start").containsExactly(
+        EGRESS_IP, EGRESS_IP);
+    assertThat(sentAfterCommands.get(0)).as("commands run when the first was sent").isEqualTo(before);
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
+    assertThat(kernel.commandsWith("arping")).singleElement().asString().contains(EGRESS_IP);
+  }
+
   @Test
   void aTakeoverOfAnIPWithoutItsSnatAddsNothing() {
     dataplane.apply(standby(List.of(SECOND_IP)));
