@@ -7,6 +7,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.jboss.logging.Logger;
 
 /**
  * One node's data plane: applies plans with the fewest commands, trusting what it applied last until a repair looks
@@ -18,6 +19,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * added until {@link #unfence()}, whatever an apply was doing meanwhile.
  */
 public final class NodeDataplane {
+  private static final Logger LOG = Logger.getLogger(NodeDataplane.class);
   /** Releasing is one short command; a kernel that cannot answer in this time has failed (reported as an error). */
   public static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(1);
 
@@ -49,6 +51,12 @@ public final class NodeDataplane {
   private final Set<String> refreshable = new TreeSet<>();
   /** The egress IPs whose SNAT the last successful apply left in place: those {@link #take} may add at once. */
   private volatile Set<String> translating = Set.of();
+  /**
+   * The take's two commands, started ahead while this node is a standby (some IP's SNAT in place, its address not
+   * held), so that a takeover does not wait for two processes to start. Guarded by {@code holdLock}; null: none.
+   */
+  private Kernel.Prepared readyRecord;
+  private Kernel.Prepared readyAddress;
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
   private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
@@ -119,12 +127,12 @@ public final class NodeDataplane {
 
   /**
    * Announces and adds egress IPs this node was just decided to hold, ahead of the apply that brings the rest up to
-   * date (its own pods' steering): a standby's SNAT is in place already, so traffic flows from the gratuitous ARP on.
-   * That ARP goes first, from the agent itself, before the two commands (the held set's record, then the address):
-   * the neighbours' replies and the directors' tunnelled packets are translated by conntrack whether or not the
-   * address is there yet; the address is for ARP requests, which come later (a neighbour asks again after seconds).
-   * Only IPs the last applied plan SNATs to; ends a fence, as the apply would. A fence serialized after it (the same
-   * thread) removes them again.
+   * date (its own pods' steering): a standby's SNAT is in place already, so traffic flows once the address is here.
+   * The first gratuitous ARP goes out before the two commands (the held set's record, then the address), from the
+   * agent itself: the external neighbours' replies are translated by conntrack with or without the address; the
+   * directors' tunnel ends at the address, so their packets flow from the address on. The two commands were started
+   * ahead ({@link #prepareTake}) when they could be. Only IPs the last applied plan SNATs to; ends a fence, as the
+   * apply would. A fence serialized after it (the same thread) removes them again.
    *
    * @return the IPs added
    */
@@ -137,11 +145,45 @@ public final class NodeDataplane {
       fenced = false;
       mayHold.addAll(ready); // before the command, as in hold
       ready.forEach(firstArp::send);
-      kernel.run(Changes.recordHeld(ready), "ipset", "-exist", "restore"); // recorded before it is added
-      kernel.batch("ip", Changes.hold(ready, settings));
+      Kernel.Prepared record = readyRecord;
+      Kernel.Prepared address = readyAddress;
+      readyRecord = null;
+      readyAddress = null;
+      runReady(record, Changes.recordHeld(ready), "ipset", "-exist", "restore"); // recorded before it is added
+      runReady(address, Changes.hold(ready, settings), "ip", "-batch", "-");
       ready.forEach(this::announce);
     }
     return ready;
+  }
+
+  /** Runs a command started ahead, or (none, or it failed: the command is idempotent) starts it now. */
+  private void runReady(Kernel.Prepared ready, String stdin, String... command) {
+    if (ready != null) {
+      try {
+        ready.run(stdin);
+        return;
+      } catch (Kernel.KernelException e) {
+        LOG.debugf("%s started ahead failed, run again: %s", String.join(" ", command), e.getMessage());
+      }
+    }
+    kernel.run(stdin, command);
+  }
+
+  /**
+   * After an apply: while some IP this node could take over has its SNAT in place and is not held here, the take's
+   * two commands wait, started; otherwise none does. Under {@code holdLock}.
+   */
+  private void prepareTake(KernelPlan applied) {
+    boolean standby = translating.stream().anyMatch(ip -> !applied.held().contains(ip));
+    if (standby && readyRecord == null) {
+      readyRecord = kernel.prepare("ipset", "-exist", "restore");
+      readyAddress = kernel.prepare("ip", "-batch", "-");
+    } else if (!standby && readyRecord != null) {
+      readyRecord.cancel();
+      readyAddress.cancel();
+      readyRecord = null;
+      readyAddress = null;
+    }
   }
 
   /** Allows holding egress IPs again: the next {@link #apply} takes them back. */
@@ -178,6 +220,12 @@ public final class NodeDataplane {
   /** Stops announcing (the kernel state stays). */
   public void close() {
     announcers.values().forEach(Process::destroy);
+    synchronized (holdLock) {
+      if (readyRecord != null) {
+        readyRecord.cancel();
+        readyAddress.cancel();
+      }
+    }
     if (firstArp instanceof GratuitousArp own) {
       own.close();
     }
@@ -263,6 +311,7 @@ public final class NodeDataplane {
         if (trusted != null && trusted.held() != null) { // null: an empty plan, nothing held
           trusted.held().stream().filter(target.held()::contains).forEach(refreshable::add);
         }
+        prepareTake(target);
       }
       return new Result(!changes.isEmpty() || staleRemoved, held.get() ? changes.announce() : List.of());
     } catch (RuntimeException e) {

@@ -115,6 +115,21 @@ public final class FakeKernel extends Kernel {
     return "";
   }
 
+  /** Runs as {@link #runWithin} when given its input: recorded then, as one command. */
+  @Override
+  public Prepared prepare(String... command) {
+    return new Prepared() {
+      @Override
+      public String run(String stdin) {
+        return runWithin(Duration.ofSeconds(30), stdin, command);
+      }
+
+      @Override
+      public void cancel() {
+      }
+    };
+  }
+
   @Override
   public Process start(String... command) {
     commands.add(String.join(" ", command));
