@@ -94,6 +94,9 @@ public class Kernel {
     /** Gives it its input and waits for its end, as {@link #run}; only once. */
     String run(String stdin);
 
+    /** The same within {@code limit}, as {@link #runWithin}. */
+    String runWithin(Duration limit, String stdin);
+
     /** Ends it unused (it gets no input, and does nothing). */
     void cancel();
   }
@@ -109,7 +112,12 @@ public class Kernel {
     return new Prepared() {
       @Override
       public String run(String stdin) {
-        return finish(p, name, System.nanoTime(), timeout, stdin);
+        return runWithin(timeout, stdin);
+      }
+
+      @Override
+      public String runWithin(Duration limit, String stdin) {
+        return finish(p, name, System.nanoTime(), limit, stdin);
       }
 
       @Override

@@ -121,7 +121,12 @@ public final class FakeKernel extends Kernel {
     return new Prepared() {
       @Override
       public String run(String stdin) {
-        return runWithin(Duration.ofSeconds(30), stdin, command);
+        return runWithin(Duration.ofSeconds(30), stdin);
+      }
+
+      @Override
+      public String runWithin(Duration limit, String stdin) {
+        return FakeKernel.this.runWithin(limit, stdin, command);
       }
 
       @Override
