@@ -117,6 +117,9 @@ public class Kernel {
 
       @Override
       public String runWithin(Duration limit, String stdin) {
+        if (!p.isAlive()) { // its exit status would not say whether it acted on this input
+          throw new KernelException(name + ": ended before its input (exit " + p.exitValue() + ")");
+        }
         return finish(p, name, System.nanoTime(), limit, stdin);
       }
 
