@@ -8,17 +8,20 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedSelectorException;
 import java.nio.channels.DatagramChannel;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -208,7 +211,7 @@ public final class PeerLiveness implements AutoCloseable {
           s.selectedKeys().clear();
           receivePending();
         }
-      } catch (IOException | java.nio.channels.ClosedSelectorException e) {
+      } catch (IOException | ClosedSelectorException e) {
         return;
       } catch (RuntimeException e) {
         LOG.errorf(e, "receiving peer heartbeats failed");
@@ -261,7 +264,7 @@ public final class PeerLiveness implements AutoCloseable {
    */
   private void timeNextDecision() {
     long now = System.nanoTime();
-    long next = view.nextChange(now, java.util.List.of(settings.timing().peerTimeout(),
+    long next = view.nextChange(now, List.of(settings.timing().peerTimeout(),
         settings.timing().takeoverAfter()));
     if (releaseSeenNanos != 0 && releaseSeenNanos + CONFIRM_RELEASE.toNanos() - now > 0
         && (next == Long.MAX_VALUE || releaseSeenNanos + CONFIRM_RELEASE.toNanos() - next < 0)) {
@@ -276,7 +279,7 @@ public final class PeerLiveness implements AutoCloseable {
     if (wait < DECIDE_EVERY.toNanos() && !timer.isShutdown()) {
       try {
         timed = timer.schedule(this::decide, wait, TimeUnit.NANOSECONDS);
-      } catch (java.util.concurrent.RejectedExecutionException e) {
+      } catch (RejectedExecutionException e) {
         // stopping
       }
     }

@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -230,8 +231,8 @@ class FencingTest {
    */
   @Test
   void aTakeoverAnnouncesTheIPBeforeItsCommands() {
-    List<Integer> sentAfterCommands = new java.util.concurrent.CopyOnWriteArrayList<>();
-    List<String> sentFor = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<Integer> sentAfterCommands = new CopyOnWriteArrayList<>();
+    List<String> sentFor = new CopyOnWriteArrayList<>();
     var announcing = new NodeDataplane(kernel, DataplaneSettings.defaults("eth0"), IptablesBackend.NFT, ip -> {
       sentFor.add(ip);
       sentAfterCommands.add(kernel.commands().size());

@@ -3,6 +3,7 @@ package io.natgate.peers;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -47,7 +48,7 @@ class PeerViewTest {
   /** When a decision must be taken again without news: each threshold's crossing, for direct and gossiped news. */
   @Test
   void theNextChangeIsTheFirstThresholdAMembersSilenceCrossesAfterNow() {
-    var ages = java.util.List.of(Duration.ofMillis(200), Duration.ofMillis(400));
+    var ages = List.of(Duration.ofMillis(200), Duration.ofMillis(400));
     assertThat(view.nextChange(0, ages)).as("nobody heard of").isEqualTo(Long.MAX_VALUE);
     // a heard at 0, and through it c, alive 30 ms before.
     receive(new PeerMessage("a", seq(WALL), Set.of(), Map.of("c", new PeerMessage.Heard(seq(WALL) - 7, 30,
