@@ -24,6 +24,8 @@ import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.IptablesBackend;
 import io.natgate.dataplane.Kernel;
 import io.natgate.dataplane.KernelPlan;
+import io.natgate.dataplane.ArpSender;
+import io.natgate.dataplane.GratuitousArp;
 import io.natgate.dataplane.NodeDataplane;
 import io.natgate.dataplane.DestinationSets;
 import io.natgate.dataplane.Renderer;
@@ -185,7 +187,9 @@ public final class Agent implements AutoCloseable {
         settings.markMask(), settings.tableBase(), settings.rulePriority(), lifetime, snatPorts);
     IptablesBackend.Choice iptables = IptablesBackend.detect(kernel);
     LOG.infof("iptables backend %s", iptables);
-    dataplane = new NodeDataplane(kernel, dp, iptables.backend());
+    // Its own gratuitous ARP needs a socket in the node's network namespace: this process's, or none.
+    dataplane = new NodeDataplane(kernel, dp, iptables.backend(),
+        kernel.local() ? new GratuitousArp(uplink) : ArpSender.NONE);
     nameSets = dataplane.nameSetType();
     if (!DestinationSets.TYPE.equals(nameSets)) {
       LOG.warnf("this kernel's ipset has no %s: allow lists' DNS names %s here (their other connections are "

@@ -76,16 +76,63 @@ public class Kernel {
    * own, so that neither a large input nor a large output can stall the child while we wait on another stream.
    */
   public String runWithin(Duration limit, String stdin, String... command) {
-    List<String> argv = argv(command);
     String name = String.join(" ", command);
     long started = System.nanoTime();
-    long deadline = started + limit.toNanos();
-    Process p;
+    return finish(begin(command), name, started, limit, stdin);
+  }
+
+  private Process begin(String... command) {
     try {
-      p = new ProcessBuilder(argv).start();
+      return new ProcessBuilder(argv(command)).start();
     } catch (IOException e) {
-      throw new KernelException(name + ": " + e.getMessage());
+      throw new KernelException(String.join(" ", command) + ": " + e.getMessage());
     }
+  }
+
+  /** A command started ahead of the moment it is needed, waiting for its input. */
+  public interface Prepared {
+    /** Gives it its input and waits for its end, as {@link #run}; only once. */
+    String run(String stdin);
+
+    /** The same within {@code limit}, as {@link #runWithin}. */
+    String runWithin(Duration limit, String stdin);
+
+    /** Ends it unused (it gets no input, and does nothing). */
+    void cancel();
+  }
+
+  /**
+   * Starts a command that reads its input to the end before it acts ({@code ipset restore}, {@code ip -batch -}),
+   * for a step that must be quick when it comes: starting a process (fork, exec, loading its libraries) is most of a
+   * short command's time, 10-200 ms on a loaded node. Should this process die, the command gets an empty input.
+   */
+  public Prepared prepare(String... command) {
+    Process p = begin(command);
+    String name = String.join(" ", command);
+    return new Prepared() {
+      @Override
+      public String run(String stdin) {
+        return runWithin(timeout, stdin);
+      }
+
+      @Override
+      public String runWithin(Duration limit, String stdin) {
+        if (!p.isAlive()) { // its exit status would not say whether it acted on this input
+          throw new KernelException(name + ": ended before its input (exit " + p.exitValue() + ")");
+        }
+        return finish(p, name, System.nanoTime(), limit, stdin);
+      }
+
+      @Override
+      public void cancel() {
+        p.destroy();
+      }
+    };
+  }
+
+  /** Feeds the started process its input, waits for it within {@code limit}, and returns its stdout. */
+  private static String finish(Process p, String name, long started, Duration limit, String stdin) {
+    long deadline = started + limit.toNanos();
     CompletableFuture<Void> in = background(() -> {
       try (OutputStream s = p.getOutputStream()) {
         if (stdin != null) {

@@ -7,6 +7,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.jboss.logging.Logger;
 
 /**
  * One node's data plane: applies plans with the fewest commands, trusting what it applied last until a repair looks
@@ -18,12 +19,14 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * added until {@link #unfence()}, whatever an apply was doing meanwhile.
  */
 public final class NodeDataplane {
+  private static final Logger LOG = Logger.getLogger(NodeDataplane.class);
   /** Releasing is one short command; a kernel that cannot answer in this time has failed (reported as an error). */
   public static final Duration RELEASE_TIMEOUT = Duration.ofSeconds(1);
 
   private final Kernel kernel;
   private final DataplaneSettings settings;
   private final IptablesBackend iptables;
+  private final ArpSender firstArp;
   private Observed trusted; // what the last successful apply left; null: look at the kernel first
   private volatile KernelPlan wanted = KernelPlan.EMPTY;
   /** Set when something outside an apply (the fence) changed the kernel: the next apply looks at it first. */
@@ -48,6 +51,14 @@ public final class NodeDataplane {
   private final Set<String> refreshable = new TreeSet<>();
   /** The egress IPs whose SNAT the last successful apply left in place: those {@link #take} may add at once. */
   private volatile Set<String> translating = Set.of();
+  /**
+   * The take's two commands, started ahead while this node is a standby (some IP's SNAT in place, its address not
+   * held), so that a takeover does not wait for two processes to start. Guarded by {@code holdLock}; null: none.
+   */
+  private Kernel.Prepared readyRecord;
+  private Kernel.Prepared readyAddress;
+  /** The fence's command, started ahead while this node holds or may hold an IP. Guarded by {@code holdLock}. */
+  private Kernel.Prepared readyRelease;
   /** arping runs by egress IP; stopped the moment the IP is released, so a fenced node stops claiming it. */
   private final Map<String, Process> announcers = new ConcurrentHashMap<>();
 
@@ -58,9 +69,16 @@ public final class NodeDataplane {
 
   /** @param iptables the backend the node's rules are in ({@link IptablesBackend#detect}) */
   public NodeDataplane(Kernel kernel, DataplaneSettings settings, IptablesBackend iptables) {
+    this(kernel, settings, iptables, ArpSender.NONE);
+  }
+
+  /** @param firstArp sends an egress IP's first gratuitous ARP from the agent itself ({@code arping} repeats it) */
+  public NodeDataplane(Kernel kernel, DataplaneSettings settings, IptablesBackend iptables,
+      ArpSender firstArp) {
     this.kernel = kernel;
     this.settings = settings;
     this.iptables = iptables;
+    this.firstArp = firstArp;
   }
 
   /** Result of one apply: whether it changed anything (false: the kernel already matched), and the IPs announced. */
@@ -117,18 +135,22 @@ public final class NodeDataplane {
         // One command, whatever is there: the release never fails for an address an apply removed meanwhile.
         var script = new StringBuilder();
         candidates.forEach(ip -> script.append(Changes.releaseAddress(ip, settings)));
-        kernel.runWithin(RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
+        Kernel.Prepared release = readyRelease;
+        readyRelease = null;
+        runReady(release, RELEASE_TIMEOUT, script.toString(), "ip", "-batch", "-");
         mayHold.clear();
       }
     }
   }
 
   /**
-   * Adds and announces egress IPs this node was just decided to hold, with two commands of its own (the held set's
-   * record, then the address), ahead of the apply that brings the rest up to date (its own pods' steering): a
-   * standby's SNAT is in place already, so tunnelled traffic flows from the gratuitous ARP on, without waiting for
-   * that apply's {@code ipset} and {@code iptables-restore}. Only IPs the last applied plan SNATs to; ends a fence,
-   * as the apply would. A fence serialized after it (the same thread) removes them again.
+   * Announces and adds egress IPs this node was just decided to hold, ahead of the apply that brings the rest up to
+   * date (its own pods' steering): a standby's SNAT is in place already, so traffic flows once the address is here.
+   * The first gratuitous ARP goes out before the two commands (the held set's record, then the address), from the
+   * agent itself: the external neighbours' replies are translated by conntrack with or without the address; the
+   * directors' tunnel ends at the address, so their packets flow from the address on. The two commands were started
+   * ahead ({@link #prepareAhead}) when they could be. Only IPs the last applied plan SNATs to; ends a fence, as the
+   * apply would. A fence serialized after it (the same thread) removes them again.
    *
    * @return the IPs added
    */
@@ -140,11 +162,75 @@ public final class NodeDataplane {
     synchronized (holdLock) {
       fenced = false;
       mayHold.addAll(ready); // before the command, as in hold
-      kernel.run(Changes.recordHeld(ready), "ipset", "-exist", "restore"); // recorded before it is added
-      kernel.batch("ip", Changes.hold(ready, settings));
+      ready.forEach(firstArp::send);
+      Kernel.Prepared record = readyRecord;
+      Kernel.Prepared address = readyAddress;
+      readyRecord = null;
+      readyAddress = null;
+      runReady(record, null, Changes.recordHeld(ready), "ipset", "-exist", "restore"); // recorded before it is added
+      runReady(address, null, Changes.hold(ready, settings), "ip", "-batch", "-");
+      prepareRelease();
       ready.forEach(this::announce);
     }
     return ready;
+  }
+
+  /**
+   * Runs a command started ahead, or (none, or it failed: these commands are idempotent) starts it now; within
+   * {@code limit} (null: the kernel's own).
+   */
+  private void runReady(Kernel.Prepared ready, Duration limit, String stdin, String... command) {
+    if (ready != null) {
+      try {
+        if (limit == null) {
+          ready.run(stdin);
+        } else {
+          ready.runWithin(limit, stdin);
+        }
+        return;
+      } catch (Kernel.KernelException e) {
+        LOG.debugf("%s started ahead failed, run again: %s", String.join(" ", command), e.getMessage());
+      }
+    }
+    if (limit == null) {
+      kernel.run(stdin, command);
+    } else {
+      kernel.runWithin(limit, stdin, command);
+    }
+  }
+
+  /**
+   * After an apply: while some IP this node could take over has its SNAT in place and is not held here, the take's
+   * two commands wait, started; otherwise none does. So does the fence's while it may hold an IP: a fence as quick
+   * as a take keeps the holder's release ahead of a standby's take by the takeover margin, on a loaded node too
+   * (starting {@code ip} took 25-773 ms there). Under {@code holdLock}.
+   */
+  private void prepareAhead(KernelPlan applied) {
+    if (!kernel.local()) {
+      return; // a test's data plane in a lab namespace: nothing left running there that the lab did not start
+    }
+    boolean standby = translating.stream().anyMatch(ip -> !applied.held().contains(ip));
+    if (standby && readyRecord == null) {
+      readyRecord = kernel.prepare("ipset", "-exist", "restore");
+      readyAddress = kernel.prepare("ip", "-batch", "-");
+    } else if (!standby && readyRecord != null) {
+      readyRecord.cancel();
+      readyAddress.cancel();
+      readyRecord = null;
+      readyAddress = null;
+    }
+    if (!applied.held().isEmpty() || !mayHold.isEmpty()) {
+      prepareRelease();
+    } else if (readyRelease != null) {
+      readyRelease.cancel();
+      readyRelease = null;
+    }
+  }
+
+  private void prepareRelease() {
+    if (readyRelease == null && kernel.local()) {
+      readyRelease = kernel.prepare("ip", "-batch", "-");
+    }
   }
 
   /** Allows holding egress IPs again: the next {@link #apply} takes them back. */
@@ -181,6 +267,18 @@ public final class NodeDataplane {
   /** Stops announcing (the kernel state stays). */
   public void close() {
     announcers.values().forEach(Process::destroy);
+    synchronized (holdLock) {
+      if (readyRecord != null) {
+        readyRecord.cancel();
+        readyAddress.cancel();
+      }
+      if (readyRelease != null) {
+        readyRelease.cancel();
+      }
+    }
+    if (firstArp instanceof GratuitousArp own) {
+      own.close();
+    }
     announcers.clear();
   }
 
@@ -263,6 +361,7 @@ public final class NodeDataplane {
         if (trusted != null && trusted.held() != null) { // null: an empty plan, nothing held
           trusted.held().stream().filter(target.held()::contains).forEach(refreshable::add);
         }
+        prepareAhead(target);
       }
       return new Result(!changes.isEmpty() || staleRemoved, held.get() ? changes.announce() : List.of());
     } catch (RuntimeException e) {
@@ -288,11 +387,13 @@ public final class NodeDataplane {
   }
 
   /**
-   * Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once; repeated for 3 s,
-   * because a neighbour may still resolve the IP to a previous holder whose agent died (until the kernel expires that
-   * address) and must be corrected again. Started, not waited for.
+   * Gratuitous ARP so that neighbours (the next hop, other nodes) move the IP's entry here at once: the first from
+   * the agent itself, then {@code arping} repeats it for 3 s, because a neighbour may still resolve the IP to a
+   * previous holder whose agent died (until the kernel expires that address) and must be corrected again. Started,
+   * not waited for.
    */
   private void announce(String ip) {
+    firstArp.send(ip);
     Process previous = announcers.put(ip, kernel.start("arping", "-U", "-S", ip, "-i", settings.uplink(), "-c", "7",
         "-W", "0.5", ip));
     if (previous != null) {

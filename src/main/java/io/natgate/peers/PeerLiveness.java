@@ -8,16 +8,22 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedSelectorException;
 import java.nio.channels.DatagramChannel;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
@@ -26,8 +32,9 @@ import org.jboss.logging.Logger;
 
 /**
  * The agent's peer heartbeats: sends one to every member of this node's groups each {@code interval} (UDP on the
- * node network), feeds what it receives into a {@link PeerView}, and every few milliseconds decides with
- * {@link HoldDecision} which egress IPs this node holds, telling {@code onChange} when that changes.
+ * node network), feeds what it receives into a {@link PeerView} as it arrives, and decides with {@link HoldDecision}
+ * which egress IPs this node holds, telling {@code onChange} when that changes: every few milliseconds, and at the
+ * moment a member's silence crosses a threshold (so a takeover or a fence is not late by a tick).
  */
 public final class PeerLiveness implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(PeerLiveness.class);
@@ -69,8 +76,11 @@ public final class PeerLiveness implements AutoCloseable {
   private final PeerView view;
   private final SequenceClock sequence = new SequenceClock();
   private final Map<PeerView.Verdict, Counter> rejected = new EnumMap<>(PeerView.Verdict.class);
-  /** Two threads: sending never waits for deciding (which also receives), nor the other way round. */
-  private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(2, r -> {
+  /**
+   * Three threads: sending never waits for deciding, nor the other way round, even while a timed decision waits for
+   * the periodic one. Receiving has a thread of its own.
+   */
+  private final ScheduledExecutorService timer = Executors.newScheduledThreadPool(3, r -> {
     Thread t = new Thread(r, "natgate-peers");
     t.setDaemon(true);
     return t;
@@ -80,6 +90,10 @@ public final class PeerLiveness implements AutoCloseable {
   private long releaseSeenNanos; // when the current decision to release was first taken; 0: none pending
   private volatile long heldDecidedNanos; // when a decision last held an IP
   private volatile DatagramChannel channel;
+  private volatile Selector arrivals;
+  /** Serializes decisions: the periodic one and the one timed for the next threshold run on different threads. */
+  private final Object deciding = new Object();
+  private ScheduledFuture<?> timed; // the next decision timed for a threshold; guarded by deciding
   private PeerCodec decoder;
   private PeerCodec encoder;
 
@@ -130,6 +144,12 @@ public final class PeerLiveness implements AutoCloseable {
       c.configureBlocking(false);
       channel = c;
       timer.scheduleAtFixedRate(this::send, 0, settings.interval().toMillis(), TimeUnit.MILLISECONDS);
+      Selector s = Selector.open();
+      c.register(s, SelectionKey.OP_READ);
+      arrivals = s;
+      Thread receiver = new Thread(() -> receiveAsTheyArrive(s), "natgate-peers-receive");
+      receiver.setDaemon(true);
+      receiver.start();
     } catch (IOException | IllegalArgumentException e) {
       LOG.errorf("cannot listen for peer heartbeats on %s:%d (%s): this node holds no egress IP of a peer group",
           selfIP, settings.port(), e.getMessage());
@@ -180,6 +200,25 @@ public final class PeerLiveness implements AutoCloseable {
     }
   }
 
+  /**
+   * Reads each heartbeat the moment it arrives, so that its time is when it came, not when a decision next looked
+   * (up to a tick later, which delayed every threshold by as much). Ends when the selector is closed.
+   */
+  private void receiveAsTheyArrive(Selector s) {
+    while (s.isOpen()) {
+      try {
+        if (s.select() > 0) {
+          s.selectedKeys().clear();
+          receivePending();
+        }
+      } catch (IOException | ClosedSelectorException e) {
+        return;
+      } catch (RuntimeException e) {
+        LOG.errorf(e, "receiving peer heartbeats failed");
+      }
+    }
+  }
+
   private void send() {
     try {
       if (encoder == null) {
@@ -213,6 +252,40 @@ public final class PeerLiveness implements AutoCloseable {
   }
 
   private void decide() {
+    synchronized (deciding) {
+      decideNow();
+      timeNextDecision();
+    }
+  }
+
+  /**
+   * Also decides at the next moment a member's silence crosses a threshold (the peer timeout, the takeover time) or
+   * a pending release is confirmed, when that comes before the next tick: decisions are then not late by up to a tick.
+   */
+  private void timeNextDecision() {
+    long now = System.nanoTime();
+    long next = view.nextChange(now, List.of(settings.timing().peerTimeout(),
+        settings.timing().takeoverAfter()));
+    if (releaseSeenNanos != 0 && releaseSeenNanos + CONFIRM_RELEASE.toNanos() - now > 0
+        && (next == Long.MAX_VALUE || releaseSeenNanos + CONFIRM_RELEASE.toNanos() - next < 0)) {
+      next = releaseSeenNanos + CONFIRM_RELEASE.toNanos();
+    }
+    if (timed != null) {
+      timed.cancel(false);
+      timed = null;
+    }
+    // The rules compare whole milliseconds (silent for more than the threshold): 1 ms after it.
+    long wait = next == Long.MAX_VALUE ? Long.MAX_VALUE : next - now + TimeUnit.MILLISECONDS.toNanos(1);
+    if (wait < DECIDE_EVERY.toNanos() && !timer.isShutdown()) {
+      try {
+        timed = timer.schedule(this::decide, wait, TimeUnit.NANOSECONDS);
+      } catch (RejectedExecutionException e) {
+        // stopping
+      }
+    }
+  }
+
+  private void decideNow() {
     try {
       Collection<? extends NodeGatewayState> parts = states.get();
       Map<String, String> all = new TreeMap<>();
@@ -260,6 +333,7 @@ public final class PeerLiveness implements AutoCloseable {
    */
   public void leave() {
     timer.shutdownNow();
+    stopReceiving();
     try {
       if (!timer.awaitTermination(1, TimeUnit.SECONDS) || channel == null || key == null) {
         return;
@@ -303,9 +377,22 @@ public final class PeerLiveness implements AutoCloseable {
     return unclaimed;
   }
 
+  /** Ends the receiving thread (the socket stays open: {@link #awaitClaimed} reads it itself). */
+  private void stopReceiving() {
+    Selector s = arrivals;
+    if (s != null) {
+      try {
+        s.close();
+      } catch (IOException e) {
+        LOG.debugf("closing the peer selector: %s", e.getMessage());
+      }
+    }
+  }
+
   @Override
   public void close() {
     timer.shutdownNow();
+    stopReceiving();
     if (channel != null) {
       try {
         channel.close();

@@ -2,6 +2,7 @@ package io.natgate.peers;
 
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -114,6 +115,28 @@ public final class PeerView {
           n == null ? Set.of() : n.holds()));
     }
     return peers;
+  }
+
+  /**
+   * The first moment after {@code nowNanos} at which a verdict of {@link #peers} can change by time alone: a member
+   * heard directly stops being fresh (the timeout), or the last evidence of one becomes older than one of
+   * {@code ages} (the deciding rules' thresholds). {@link Long#MAX_VALUE} when nothing will change without news.
+   */
+  public synchronized long nextChange(long nowNanos, List<Duration> ages) {
+    long next = Long.MAX_VALUE;
+    for (Direct d : direct.values()) {
+      next = earliestAfter(nowNanos, next, d.atNanos() + timeout.toNanos());
+    }
+    for (News n : news.values()) {
+      for (Duration age : ages) {
+        next = earliestAfter(nowNanos, next, n.aliveAtNanos() + age.toNanos());
+      }
+    }
+    return next;
+  }
+
+  private static long earliestAfter(long nowNanos, long next, long at) {
+    return at - nowNanos > 0 && (next == Long.MAX_VALUE || at - nowNanos < next - nowNanos) ? at : next;
   }
 
   /** What this node tells the others it hears: each member it heard directly within the timeout. */

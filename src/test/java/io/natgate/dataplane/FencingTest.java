@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -222,6 +223,33 @@ class FencingTest {
     assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
     dataplane.fence();
     assertThat(kernel.addresses()).isEmpty();
+  }
+
+  /**
+   * The takeover's first gratuitous ARP goes out before its commands: the neighbours move the IP here while the
+   * held set's record and the address are still being written (the SNAT is in place already).
+   */
+  @Test
+  void aTakeoverAnnouncesTheIPBeforeItsCommands() {
+    List<Integer> sentAfterCommands = new CopyOnWriteArrayList<>();
+    List<String> sentFor = new CopyOnWriteArrayList<>();
+    var announcing = new NodeDataplane(kernel, DataplaneSettings.defaults("eth0"), IptablesBackend.NFT, ip -> {
+      sentFor.add(ip);
+      sentAfterCommands.add(kernel.commands().size());
+    });
+    announcing.apply(standby(List.of(EGRESS_IP)));
+    int before = kernel.commands().size();
+
+    assertThat(announcing.take(java.util.Set.of(EGRESS_IP))).containsExactly(EGRESS_IP);
+
+    List<String> commands = kernel.commands();
+    int recorded = indexOf(commands, "ipset -exist restore\nadd " + DataplaneSettings.HELD_SET + " " + EGRESS_IP);
+    assertThat(recorded).isGreaterThanOrEqualTo(before);
+    assertThat(sentFor).as("sent by the agent: before the commands, then with arping's start").containsExactly(
+        EGRESS_IP, EGRESS_IP);
+    assertThat(sentAfterCommands.get(0)).as("commands run when the first was sent").isEqualTo(before);
+    assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
+    assertThat(kernel.commandsWith("arping")).singleElement().asString().contains(EGRESS_IP);
   }
 
   @Test

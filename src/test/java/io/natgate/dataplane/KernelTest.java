@@ -31,6 +31,22 @@ class KernelTest {
     await().atMost(Duration.ofSeconds(5)).until(() -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true));
   }
 
+  /** A command started ahead acts on the input it is given later; one ended unused leaves no process behind. */
+  @Test
+  void aPreparedCommandRunsOnItsInputAndACancelledOneEnds() {
+    var patient = new Kernel(List.of(), Duration.ofSeconds(10));
+    assertThat(patient.prepare("sh", "-c", "tr a-z A-Z").run("held\n")).isEqualTo("HELD\n");
+    assertThatThrownBy(() -> patient.prepare("sh", "-c", "cat >/dev/null; exit 3").run("x"))
+        .isInstanceOf(Kernel.KernelException.class).hasMessageContaining("exit 3");
+    var ended = patient.prepare("sh", "-c", "exit 0");
+    await().atMost(Duration.ofSeconds(5)).until(() -> ProcessHandle.current().children().noneMatch(
+        c -> c.info().commandLine().orElse("").contains("exit 0")));
+    assertThatThrownBy(() -> ended.run("x")).hasMessageContaining("ended before its input");
+    long before = ProcessHandle.current().children().count();
+    patient.prepare("cat").cancel();
+    await().atMost(Duration.ofSeconds(5)).until(() -> ProcessHandle.current().children().count() <= before);
+  }
+
   @Test
   void aCommandThatNeverReadsItsInputStillTimesOut() {
     String input = "x".repeat(4 << 20); // far more than a pipe holds

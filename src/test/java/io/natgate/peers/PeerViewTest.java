@@ -3,6 +3,7 @@ package io.natgate.peers;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -42,6 +43,23 @@ class PeerViewTest {
     // c is known through a's gossip only: alive 30 ms before a's message arrived.
     assertThat(peers.get("c")).isEqualTo(new PeerView.Peer(false, false, Set.of(), 80, Set.of("198.18.0.101")));
     assertThat(view.peers(201 * MS).get("a").direct()).isFalse();
+  }
+
+  /** When a decision must be taken again without news: each threshold's crossing, for direct and gossiped news. */
+  @Test
+  void theNextChangeIsTheFirstThresholdAMembersSilenceCrossesAfterNow() {
+    var ages = List.of(Duration.ofMillis(200), Duration.ofMillis(400));
+    assertThat(view.nextChange(0, ages)).as("nobody heard of").isEqualTo(Long.MAX_VALUE);
+    // a heard at 0, and through it c, alive 30 ms before.
+    receive(new PeerMessage("a", seq(WALL), Set.of(), Map.of("c", new PeerMessage.Heard(seq(WALL) - 7, 30,
+        Set.of()))), 0);
+    assertThat(view.nextChange(50 * MS, ages)).as("c silent for 200 ms").isEqualTo(170 * MS);
+    assertThat(view.nextChange(170 * MS, ages)).as("a no longer fresh, and silent for 200 ms").isEqualTo(200 * MS);
+    assertThat(view.nextChange(250 * MS, ages)).as("c silent for 400 ms").isEqualTo(370 * MS);
+    assertThat(view.nextChange(380 * MS, ages)).as("a silent for 400 ms").isEqualTo(400 * MS);
+    assertThat(view.nextChange(400 * MS, ages)).as("every threshold crossed").isEqualTo(Long.MAX_VALUE);
+    receive(new PeerMessage("a", seq(WALL) + 1000, Set.of(), Map.of()), 390 * MS);
+    assertThat(view.nextChange(400 * MS, ages)).as("news of a restarts its thresholds").isEqualTo(590 * MS);
   }
 
   @Test

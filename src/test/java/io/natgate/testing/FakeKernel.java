@@ -115,6 +115,26 @@ public final class FakeKernel extends Kernel {
     return "";
   }
 
+  /** Runs as {@link #runWithin} when given its input: recorded then, as one command. */
+  @Override
+  public Prepared prepare(String... command) {
+    return new Prepared() {
+      @Override
+      public String run(String stdin) {
+        return runWithin(Duration.ofSeconds(30), stdin);
+      }
+
+      @Override
+      public String runWithin(Duration limit, String stdin) {
+        return FakeKernel.this.runWithin(limit, stdin, command);
+      }
+
+      @Override
+      public void cancel() {
+      }
+    };
+  }
+
   @Override
   public Process start(String... command) {
     commands.add(String.join(" ", command));
