@@ -24,8 +24,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * `make bench-footprint`: the operator and agent images as their manifests run them (memory limits of config/manager
  * and config/agent), against a real kube-apiserver, idle with one gateway on one node. Prints, never asserts: image
- * sizes, operator start to ready, agent start to its node's state applied, and each one's RSS after an idle minute's
- * part ({@code bench.idle-seconds}, default 20). Images compared side by side, rounds alternating
+ * sizes, operator start to ready, agent start to its node's state applied (and the CPU time each JVM used to get
+ * there), and each one's RSS after an idle minute's part ({@code bench.idle-seconds}, default 20). Images compared side by side, rounds alternating
  * ({@code bench.images}: operator=agent pairs separated by commas; {@code bench.rounds}, default 2). With
  * {@code bench.logs} (a directory), each container's output is kept there (e.g. of an image that logs class loading).
  * The operator runs on the host network (the API server listens on every address); the agent in a Docker network of
@@ -38,6 +38,8 @@ public final class FootprintBenchmark {
   static final String NODE_IP = "198.18.219.10";
   static final String NODE = "footprint-node";
   static final String EGRESS_IP = "198.18.219.100";
+  /** USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on every Linux architecture Docker runs on. */
+  static final long CLOCK_TICKS = 100;
 
   private final ControlPlane cp;
   private final KubernetesClient admin;
@@ -69,11 +71,12 @@ public final class FootprintBenchmark {
         }
       }
       System.out.printf("%n| images | size operator / agent | operator start → ready | operator RSS | agent start → "
-          + "applied | agent RSS |%n|---|---|---|---|---|---|%n");
+          + "applied | agent RSS | CPU to ready / to applied |%n|---|---|---|---|---|---|---|%n");
       for (String[] pair : images) {
         List<long[]> r = results.get(pair[0] + " + " + pair[1]);
-        System.out.printf("| %s + %s | %s / %s | %s ms | %s MiB | %s ms | %s MiB |%n", pair[0], pair[1], size(pair[0]),
-            size(pair[1]), column(r, 0), column(r, 1), column(r, 2), column(r, 3));
+        System.out.printf("| %s + %s | %s / %s | %s ms | %s MiB | %s ms | %s MiB | %s / %s ms |%n", pair[0], pair[1],
+            size(pair[0]), size(pair[1]), column(r, 0), column(r, 1), column(r, 2), column(r, 3), column(r, 4),
+            column(r, 5));
       }
       System.out.printf("load average at the end: %s%n", load());
     } catch (Exception e) {
@@ -85,7 +88,10 @@ public final class FootprintBenchmark {
     System.exit(status);
   }
 
-  /** Operator start → ready ms, its RSS MiB, agent start → applied ms, its RSS MiB. */
+  /**
+   * Operator start → ready ms, its RSS MiB, agent start → applied ms, its RSS MiB, then the CPU time each JVM had used
+   * when ready / applied (ms; all threads): unlike the wall-clock times, it hardly moves with the machine's load.
+   */
   long[] round(String operatorImage, String agentImage) throws Exception {
     Path dir = Files.createTempDirectory("natgate-footprint");
     String operator = "natgate-footprint-operator";
@@ -116,6 +122,7 @@ public final class FootprintBenchmark {
           operatorImage);
       await("operator ready", () -> ok("http://127.0.0.1:" + port + "/q/health/ready"));
       long operatorReady = (System.nanoTime() - start) / 1_000_000;
+      long operatorCpu = cpuMs(operator);
 
       Path agentConfig = dir.resolve("agent.kubeconfig");
       Files.writeString(agentConfig, """
@@ -136,11 +143,12 @@ public final class FootprintBenchmark {
           .anyMatch(s -> NODE.equals(s.getSpec().nodeName) && s.getStatus() != null
               && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration)));
       long agentApplied = (System.nanoTime() - start) / 1_000_000;
+      long agentCpu = cpuMs(agent);
 
       Thread.sleep(idleSeconds * 1000L);
-      long[] result = {operatorReady, rssMiB(operator), agentApplied, rssMiB(agent)};
-      System.out.printf("operator ready %d ms, RSS %d MiB; agent applied %d ms, RSS %d MiB%n", result[0], result[1],
-          result[2], result[3]);
+      long[] result = {operatorReady, rssMiB(operator), agentApplied, rssMiB(agent), operatorCpu, agentCpu};
+      System.out.printf("operator ready %d ms (CPU %d ms), RSS %d MiB; agent applied %d ms (CPU %d ms), RSS %d MiB%n",
+          result[0], result[4], result[1], result[2], result[5], result[3]);
       System.out.printf("  RSS MiB by mapping, operator %s; agent %s%n", rssParts(operator), rssParts(agent));
       // Deleted while the operator runs, so that its finalizer is honoured.
       admin.resources(EgressGateway.class).withName("payments").delete();
@@ -198,9 +206,23 @@ public final class FootprintBenchmark {
     }
   }
 
+  /** The host's process ID of the container's main process (the JVM). */
+  private static String pid(String container) throws IOException {
+    return docker("inspect", "-f", "{{.State.Pid}}", container).trim();
+  }
+
+  /** CPU time (user + system, all threads) of the container's main process so far, from the host's /proc. */
+  private static long cpuMs(String container) throws IOException {
+    String pid = pid(container);
+    String stat = Files.readString(Path.of("/proc", pid, "stat"));
+    // After the command name's closing parenthesis: state is field 3, utime and stime fields 14 and 15 (in ticks).
+    String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+    return (Long.parseLong(fields[11]) + Long.parseLong(fields[12])) * 1000 / CLOCK_TICKS;
+  }
+
   /** The container's main process (the JVM), read from the host's /proc. */
   private static long rssMiB(String container) throws IOException {
-    String pid = docker("inspect", "-f", "{{.State.Pid}}", container).trim();
+    String pid = pid(container);
     for (String line : Files.readAllLines(Path.of("/proc", pid, "status"))) {
       if (line.startsWith("VmRSS:")) {
         return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
@@ -214,7 +236,7 @@ public final class FootprintBenchmark {
    * archives or AOT cache (*.jsa, *.aot: resident as a whole once mapped, relocated or not), other files (libjvm...).
    */
   private static String rssParts(String container) throws IOException {
-    String pid = docker("inspect", "-f", "{{.State.Pid}}", container).trim();
+    String pid = pid(container);
     Map<String, Long> kib = new LinkedHashMap<>();
     for (String p : List.of("anonymous", "archives", "other files")) {
       kib.put(p, 0L);
