@@ -49,6 +49,17 @@ public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> 
     return ips;
   }
 
+  /**
+   * Egress IPs held here while this node's own pods are steered toward them already: a planned move hands them to
+   * another node (make-before-break), which announces them now. This node must not announce them any more: its
+   * gratuitous ARP would turn the neighbours back to an address it is about to remove.
+   */
+  public Set<String> handingOver() {
+    Set<String> ips = new TreeSet<>();
+    routes.stream().filter(r -> r.remote() != null && held.contains(r.remote())).forEach(r -> ips.add(r.remote()));
+    return ips;
+  }
+
   public int setMembers() {
     return sets.values().stream().mapToInt(s -> s.members().size()).sum();
   }

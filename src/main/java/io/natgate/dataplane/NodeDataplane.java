@@ -324,8 +324,10 @@ public final class NodeDataplane {
       boolean staleRemoved = false;
       Observed now = looked ? kernel.observe(settings, iptables) : trusted;
       Changes changes = Changes.between(now, target, settings);
+      Set<String> handingOver = target.handingOver();
       announcers.entrySet().removeIf(a -> {
-        boolean stop = !a.getValue().isAlive() || !target.held().contains(a.getKey());
+        boolean stop = !a.getValue().isAlive() || !target.held().contains(a.getKey())
+            || handingOver.contains(a.getKey());
         if (stop) {
           a.getValue().destroy();
         }

@@ -186,6 +186,38 @@ class FencingTest {
     assertThat(kernel.addresses()).containsExactly(EGRESS_IP);
   }
 
+  /**
+   * A planned move hands the IP to another node, which announces it from then on: the leaving holder keeps the
+   * address a moment (make-before-break) but stops announcing it at once, or its repeated gratuitous ARP (for 3 s
+   * after it took the IP) turns the neighbours back to an address it is about to remove.
+   */
+  @Test
+  void aHolderHandingItsIPOverKeepsTheAddressButStopsAnnouncingIt() throws Exception {
+    kernel.keepStartedRunning();
+    try {
+      dataplane.apply(holding(List.of(EGRESS_IP)));
+      assertThat(kernel.commandsWith("arping")).singleElement().asString().contains(EGRESS_IP);
+      Process announcing = kernel.started().get(0);
+      assertThat(announcing.isAlive()).isTrue();
+
+      var leaving = new NodeGatewayState();
+      leaving.failurePolicy = FailurePolicy.Drop;
+      leaving.cidrs = List.of("0.0.0.0/0");
+      leaving.snat.add(new NodeGatewayState.Snat(EGRESS_IP, true, List.of("198.19.1.11", "198.19.2.11")));
+      leaving.steer.add(new NodeGatewayState.Steer(EGRESS_IP, "node-2", "198.18.0.12", List.of("198.19.1.11")));
+      KernelPlan handingOver = Renderer.render(Map.of("payments", leaving), DataplaneSettings.defaults("eth0"));
+      assertThat(handingOver.handingOver()).containsExactly(EGRESS_IP);
+      assertThat(holding(List.of(EGRESS_IP)).handingOver()).as("a holder's plain part").isEmpty();
+
+      dataplane.apply(handingOver);
+      assertThat(kernel.addresses()).as("still held: make-before-break").containsExactly(EGRESS_IP);
+      announcing.onExit().get(10, TimeUnit.SECONDS); // stopped; it would have run 60 s
+    } finally {
+      dataplane.close();
+      kernel.started().forEach(Process::destroy);
+    }
+  }
+
   /** A standby's part: the SNAT to {@code ips} in place, no address held. */
   static KernelPlan standby(List<String> ips) {
     var gw = new NodeGatewayState();

@@ -19,6 +19,8 @@ import java.util.stream.Collectors;
  * until the test lets it finish, as a slow {@code ip -batch} or a busy xtables lock would.
  */
 public final class FakeKernel extends Kernel {
+  private final List<Process> started = new CopyOnWriteArrayList<>();
+  private volatile boolean startedRun;
   private final String uplink;
   private final Set<String> addresses = new TreeSet<>();
   private boolean tunnel;
@@ -139,10 +141,22 @@ public final class FakeKernel extends Kernel {
   public Process start(String... command) {
     commands.add(String.join(" ", command));
     try {
-      return new ProcessBuilder("true").start();
+      Process p = new ProcessBuilder(startedRun ? List.of("sleep", "60") : List.of("true")).start();
+      started.add(p);
+      return p;
     } catch (IOException e) {
       throw new KernelException(e.getMessage());
     }
+  }
+
+  /** From now on started processes (arping) run until stopped, as the real ones do for seconds. */
+  public void keepStartedRunning() {
+    startedRun = true;
+  }
+
+  /** The processes started so far, oldest first. */
+  public List<Process> started() {
+    return List.copyOf(started);
   }
 
   /** Commands run so far whose text contains {@code part}. */
