@@ -97,12 +97,15 @@ public final class NodeDataplane {
   }
 
   /**
-   * Removes everything of natgate's from the kernel (uninstall), looking at it first, both iptables backends too,
-   * then the conntrack entries of the connections it steered ({@link SteeredConnections}).
+   * Removes everything of natgate's from the kernel (uninstall), looking at it first, both iptables backends too. In
+   * three steps, so that no packet of a connection this node steered leaves with its pod's own address
+   * ({@link SteeredConnections}): the base first (nothing steered any more; the base still drops the rest of such
+   * connections), then their conntrack entries (their next packets start new ones, which the node's own masquerade
+   * takes, as without natgate), then the base.
    */
   public synchronized Result removeAll() {
-    wanted = KernelPlan.EMPTY;
-    Result removed = repair();
+    wanted = Renderer.base(settings);
+    repair();
     for (long mark : SteeredConnections.marks(kernel.run(null, "conntrack", "-L", "-f", "ipv4"),
         settings.markMask())) {
       try {
@@ -113,7 +116,8 @@ public final class NodeDataplane {
         }
       }
     }
-    return removed;
+    wanted = KernelPlan.EMPTY;
+    return repair();
   }
 
   /**

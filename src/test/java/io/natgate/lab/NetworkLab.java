@@ -69,6 +69,8 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
   /** A port every pod may use; each pod also has a {@link LabPod#probePort} of its own. */
   public static final int ECHO_PORT = 7777;
   public static final String CNI_CHAIN = "LAB-CNI-MASQ";
+  /** The nodes' drop of packets conntrack calls INVALID, as kube-proxy's KUBE-FORWARD has it. */
+  public static final String INVALID_CHAIN = "LAB-KUBE-INVALID";
 
   static final List<String> TOOLS = List.of("ip", "iptables", "iptables-save", "iptables-restore", "iptables-nft-save",
       "iptables-legacy", "iptables-legacy-save", "ipset", "arping", "python3", "bash", "timeout");
@@ -215,6 +217,8 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
             ip route add %3$s/32 dev %1$s
             """.formatted(pod.hostVeth(), pod.ns(), pod.ip()));
       }
+      // As kube-proxy does (KUBE-FORWARD): a packet conntrack calls INVALID skips the nat table, so a pod's would
+      // leave with the pod's own address; it is dropped instead.
       s.append("""
           iptables-restore --noflush <<EOF
           *nat
@@ -222,8 +226,13 @@ public final class NetworkLab implements BeforeAllCallback, AfterAllCallback, Ex
           -A POSTROUTING -j %1$s
           -A %1$s -s %2$s ! -d %2$s -j MASQUERADE
           COMMIT
+          *filter
+          :%3$s - [0:0]
+          -A FORWARD -j %3$s
+          -A %3$s -m conntrack --ctstate INVALID -j DROP
+          COMMIT
           EOF
-          """.formatted(CNI_CHAIN, POD_CIDR));
+          """.formatted(CNI_CHAIN, POD_CIDR, INVALID_CHAIN));
       script(node.ns(), s.toString());
     }
     for (LabPod pod : pods) {
