@@ -106,18 +106,28 @@ public final class NodeDataplane {
   public synchronized Result removeAll() {
     wanted = Renderer.base(settings);
     repair();
-    for (long mark : SteeredConnections.marks(kernel.run(null, "conntrack", "-L", "-f", "ipv4"),
-        settings.markMask())) {
-      try {
-        kernel.run(null, SteeredConnections.delete(mark));
-      } catch (Kernel.KernelException e) {
-        if (!e.getMessage().contains("0 flow entries")) { // ended meanwhile: nothing left to delete
-          throw e;
-        }
-      }
-    }
+    forgetSteeredConnections();
     wanted = KernelPlan.EMPTY;
     return repair();
+  }
+
+  /** Best effort: the rest of the uninstall goes on whatever conntrack says. */
+  private void forgetSteeredConnections() {
+    try {
+      for (long mark : SteeredConnections.marks(kernel.run(null, "conntrack", "-L", "-f", "ipv4"),
+          settings.markMask())) {
+        try {
+          kernel.run(null, SteeredConnections.delete(mark));
+        } catch (Kernel.KernelException e) {
+          if (!e.getMessage().contains("0 flow entries")) { // ended meanwhile: nothing left to delete
+            throw e;
+          }
+        }
+      }
+    } catch (Kernel.KernelException e) {
+      LOG.warnf("could not forget the connections this node steered (their next packets may leave with their pods' "
+          + "own addresses): %s", e.getMessage());
+    }
   }
 
   /**
