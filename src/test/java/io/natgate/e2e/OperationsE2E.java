@@ -121,6 +121,9 @@ class OperationsE2E {
 
       await("the condition to clear").atMost(Duration.ofSeconds(TIME_WAIT_SECONDS + 60))
           .pollInterval(Duration.ofMillis(500)).until(() -> "False".equals(condition("SNATPortPressure")));
+      // Events follow the status write (only a written change is announced): wait for it, then count.
+      await("the Normal Event").atMost(Duration.ofSeconds(10))
+          .until(() -> !events("SNATPortPressureCleared").isEmpty());
       assertThat(events("SNATPortPressureCleared")).as("cleared once").hasSize(1)
           .allSatisfy(e -> assertThat(e.getType()).isEqualTo("Normal"));
       assertThat(events("SNATPortPressure")).as("raised once: no flapping").hasSize(1);
