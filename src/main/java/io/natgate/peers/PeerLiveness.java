@@ -266,9 +266,8 @@ public final class PeerLiveness implements AutoCloseable {
     long now = System.nanoTime();
     long next = view.nextChange(now, List.of(settings.timing().peerTimeout(),
         settings.timing().takeoverAfter()));
-    if (releaseSeenNanos != 0 && releaseSeenNanos + CONFIRM_RELEASE.toNanos() - now > 0
-        && (next == Long.MAX_VALUE || releaseSeenNanos + CONFIRM_RELEASE.toNanos() - next < 0)) {
-      next = releaseSeenNanos + CONFIRM_RELEASE.toNanos();
+    if (releaseSeenNanos != 0) {
+      next = PeerView.earliestAfter(now, next, releaseSeenNanos + CONFIRM_RELEASE.toNanos());
     }
     if (timed != null) {
       timed.cancel(false);

@@ -135,7 +135,8 @@ public final class PeerView {
     return next;
   }
 
-  private static long earliestAfter(long nowNanos, long next, long at) {
+  /** {@code at} if it is after {@code nowNanos} and before {@code next} ({@link Long#MAX_VALUE}: none yet), else next. */
+  static long earliestAfter(long nowNanos, long next, long at) {
     return at - nowNanos > 0 && (next == Long.MAX_VALUE || at - nowNanos < next - nowNanos) ? at : next;
   }
 
