@@ -1,7 +1,7 @@
 package io.natgate.connlog;
 
 import com.sun.jna.LastErrorException;
-import io.natgate.connlog.EventSocket.LibC;
+import io.natgate.LibC;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 

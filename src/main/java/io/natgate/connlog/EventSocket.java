@@ -4,6 +4,7 @@ import com.sun.jna.LastErrorException;
 import com.sun.jna.Memory;
 import com.sun.jna.Native;
 import com.sun.jna.Pointer;
+import io.natgate.LibC;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -17,10 +18,7 @@ import java.nio.ByteOrder;
  */
 final class EventSocket implements AutoCloseable {
   private static final int AF_NETLINK = 16;
-  private static final int SOCK_RAW = 3;
-  private static final int SOCK_CLOEXEC = 0x80000;
   private static final int NETLINK_NETFILTER = 12;
-  private static final int SOL_SOCKET = 1;
   private static final int SO_RCVTIMEO = 20;
   private static final int SO_RCVBUFFORCE = 33;
   private static final int SO_ATTACH_FILTER = 26;
@@ -33,50 +31,7 @@ final class EventSocket implements AutoCloseable {
   private static final int EAGAIN = 11;
   private static final int EINTR = 4;
   private static final int ENOBUFS = 105;
-  private static final int CLONE_NEWNET = 0x40000000;
 
-  static {
-    // JNA unpacks its native part; the agent's root file system is read-only, its /tmp is not.
-    if (System.getProperty("jna.tmpdir") == null) {
-      System.setProperty("jna.tmpdir", System.getProperty("java.io.tmpdir"));
-    }
-  }
-
-  /** libc, directly mapped: a call costs far less than through a JNA interface proxy (one recv per event). */
-  static final class LibC {
-    static {
-      Native.register("c");
-    }
-
-    private LibC() {
-    }
-
-    static native int socket(int domain, int type, int protocol) throws LastErrorException;
-
-    static native int setsockopt(int fd, int level, int name, byte[] value, int length) throws LastErrorException;
-
-    static native int getsockopt(int fd, int level, int name, byte[] value, int[] length) throws LastErrorException;
-
-    static native int bind(int fd, byte[] address, int length) throws LastErrorException;
-
-    static native int setsockopt(int fd, int level, int name, Pointer value, int length) throws LastErrorException;
-
-    static native int recv(int fd, byte[] buffer, long length, int flags) throws LastErrorException;
-
-    /**
-     * Into native memory: a byte[] would be copied in and out whole by JNA on every call. No exception on failure
-     * (an empty queue is the common case): -1, and the error is {@link Native#getLastError}.
-     */
-    static native int recv(int fd, Pointer buffer, long length, int flags);
-
-    static native int send(int fd, byte[] buffer, long length, int flags) throws LastErrorException;
-
-    static native int open(String path, int flags) throws LastErrorException;
-
-    static native int setns(int fd, int type) throws LastErrorException;
-
-    static native int close(int fd) throws LastErrorException;
-  }
 
   /**
    * What one {@link #receive} got: a datagram (a view of the socket's buffer, valid until its next receive), nothing
@@ -101,7 +56,7 @@ final class EventSocket implements AutoCloseable {
     fd = netfilterSocket(netns, receiveBufferBytes, GROUPS);
     try {
       attach(fd, markFilter(mark));
-      dumps = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+      dumps = LibC.socket(AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, NETLINK_NETFILTER);
     } catch (LastErrorException e) {
       LibC.close(fd);
       throw e;
@@ -140,7 +95,7 @@ final class EventSocket implements AutoCloseable {
       code.write(0, program.array(), program.arrayOffset() + program.position(), length);
       fprog.setShort(0, (short) (length / 8)); // struct sock_fprog: len, then (aligned) the pointer
       fprog.setPointer(8, code);
-      LibC.setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16); // the kernel copies the program
+      LibC.setsockopt(fd, LibC.SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16); // the kernel copies the program
     }
   }
 
@@ -173,11 +128,11 @@ final class EventSocket implements AutoCloseable {
     if (netns != null) {
       enter(netns);
     }
-    int fd = LibC.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    int fd = LibC.socket(AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, NETLINK_NETFILTER);
     try {
-      LibC.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, nativeInts(receiveBufferBytes), 4);
+      LibC.setsockopt(fd, LibC.SOL_SOCKET, SO_RCVBUFFORCE, nativeInts(receiveBufferBytes), 4);
       ByteBuffer timeout = ByteBuffer.allocate(16).order(ByteOrder.nativeOrder()).putLong(0).putLong(500_000);
-      LibC.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
+      LibC.setsockopt(fd, LibC.SOL_SOCKET, SO_RCVTIMEO, timeout.array(), 16);
       ByteBuffer address = ByteBuffer.allocate(12).order(ByteOrder.nativeOrder())
           .putShort((short) AF_NETLINK).putShort((short) 0).putInt(0).putInt(groups);
       LibC.bind(fd, address.array(), 12);
@@ -233,7 +188,7 @@ final class EventSocket implements AutoCloseable {
   static void enter(String netns) {
     int ns = LibC.open(netns, 0);
     try {
-      LibC.setns(ns, CLONE_NEWNET);
+      LibC.setns(ns, LibC.CLONE_NEWNET);
     } finally {
       LibC.close(ns);
     }
@@ -250,7 +205,7 @@ final class EventSocket implements AutoCloseable {
    */
   long drops() {
     byte[] info = new byte[4 * 9];
-    LibC.getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, new int[] {info.length});
+    LibC.getsockopt(fd, LibC.SOL_SOCKET, SO_MEMINFO, info, new int[] {info.length});
     return Integer.toUnsignedLong(ByteBuffer.wrap(info).order(ByteOrder.nativeOrder()).getInt(4 * SK_MEMINFO_DROPS));
   }
 

@@ -1,7 +1,7 @@
 package io.natgate.dataplane;
 
 import com.sun.jna.LastErrorException;
-import com.sun.jna.Native;
+import io.natgate.LibC;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
@@ -19,8 +19,6 @@ import org.jboss.logging.Logger;
 public final class GratuitousArp implements ArpSender, AutoCloseable {
   private static final Logger LOG = Logger.getLogger(GratuitousArp.class);
   private static final int AF_PACKET = 17;
-  private static final int SOCK_RAW = 3;
-  private static final int SOCK_CLOEXEC = 0x80000;
   private static final short ETH_P_ARP = 0x0806;
   private static final short ETH_P_IP = 0x0800;
   private static final int SIOCGIFINDEX = 0x8933;
@@ -30,30 +28,6 @@ public final class GratuitousArp implements ArpSender, AutoCloseable {
   /** Ethernet header (14) and ARP for IPv4 over Ethernet (28); the NIC pads it to the minimum frame. */
   static final int FRAME_SIZE = 42;
 
-  static {
-    // JNA unpacks its native part; the agent's root file system is read-only, its /tmp is not.
-    if (System.getProperty("jna.tmpdir") == null) {
-      System.setProperty("jna.tmpdir", System.getProperty("java.io.tmpdir"));
-    }
-  }
-
-  private static final class LibC {
-    static {
-      Native.register("c");
-    }
-
-    private LibC() {
-    }
-
-    static native int socket(int domain, int type, int protocol) throws LastErrorException;
-
-    static native int ioctl(int fd, long request, byte[] ifreq) throws LastErrorException;
-
-    static native long sendto(int fd, byte[] buffer, long length, int flags, byte[] address, int addressLength)
-        throws LastErrorException;
-
-    static native int close(int fd) throws LastErrorException;
-  }
 
   private final String uplink;
   private int fd = -1;
@@ -73,7 +47,7 @@ public final class GratuitousArp implements ArpSender, AutoCloseable {
 
   private synchronized void open() {
     if (fd < 0) {
-      fd = LibC.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); // protocol 0: it receives nothing, only sends
+      fd = LibC.socket(AF_PACKET, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, 0); // protocol 0: it receives nothing, only sends
     }
   }
 

@@ -1,8 +1,6 @@
 package io.natgate.peers;
 
-import com.sun.jna.LastErrorException;
-import com.sun.jna.Library;
-import com.sun.jna.Native;
+import io.natgate.LibC;
 import io.natgate.dataplane.Kernel;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -19,25 +17,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  * libc with JNA).
  */
 public final class NodeNamespace implements AutoCloseable {
-  private static final int CLONE_NEWNET = 0x40000000;
-
-  static {
-    // JNA unpacks its native part; the agent's root file system is read-only, its /tmp is not.
-    if (System.getProperty("jna.tmpdir") == null) {
-      System.setProperty("jna.tmpdir", System.getProperty("java.io.tmpdir"));
-    }
-  }
-
-  interface LibC extends Library {
-    LibC C = Native.load("c", LibC.class);
-
-    int open(String path, int flags) throws LastErrorException;
-
-    int setns(int fd, int type) throws LastErrorException;
-
-    int close(int fd) throws LastErrorException;
-  }
-
   /** An open file of the namespace (it stays alive while open), or -1: this process's own. */
   private final int fd;
 
@@ -52,7 +31,7 @@ public final class NodeNamespace implements AutoCloseable {
       if (!"entered".equals(out.readLine())) {
         throw new IllegalStateException("could not enter the node's network namespace");
       }
-      return LibC.C.open("/proc/" + helper.pid() + "/ns/net", 0);
+      return LibC.open("/proc/" + helper.pid() + "/ns/net", 0);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } finally {
@@ -66,7 +45,7 @@ public final class NodeNamespace implements AutoCloseable {
     return r -> {
       Thread t = new Thread(() -> {
         if (fd >= 0) {
-          LibC.C.setns(fd, CLONE_NEWNET);
+          LibC.setns(fd, LibC.CLONE_NEWNET);
         }
         r.run();
       }, name + "-" + n.incrementAndGet());
@@ -78,7 +57,7 @@ public final class NodeNamespace implements AutoCloseable {
   @Override
   public void close() {
     if (fd >= 0) {
-      LibC.C.close(fd);
+      LibC.close(fd);
     }
   }
 }

@@ -3,6 +3,7 @@ package io.natgate.connlog;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.sun.jna.Native;
+import io.natgate.LibC;
 import io.natgate.dataplane.DataplaneSettings;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -18,7 +19,7 @@ import org.junit.jupiter.api.Test;
  * the captured ctnetlink messages as they came and with their mark changed or missing.
  */
 class EventSocketTest {
-  /** socketpair(2) is not in {@link EventSocket.LibC}: only this test needs it. */
+  /** socketpair(2) is not in {@link LibC}: only this test needs it. */
   static final class Pair {
     static {
       Native.register("c");
@@ -40,8 +41,8 @@ class EventSocketTest {
 
   @AfterEach
   void close() {
-    EventSocket.LibC.close(fds[0]);
-    EventSocket.LibC.close(fds[1]);
+    LibC.close(fds[0]);
+    LibC.close(fds[1]);
   }
 
   /** The ctnetlink messages that reached the filtered end, as their first bytes' event types. */
@@ -49,7 +50,7 @@ class EventSocketTest {
     for (ByteBuffer m : sent) {
       byte[] bytes = new byte[m.remaining()];
       m.duplicate().get(bytes);
-      assertThat(EventSocket.LibC.send(fds[0], bytes, bytes.length, 0)).isEqualTo(bytes.length);
+      assertThat(LibC.send(fds[0], bytes, bytes.length, 0)).isEqualTo(bytes.length);
     }
     var receiver = new EventSocket.Receiver();
     List<ConntrackEvent> got = new ArrayList<>();
