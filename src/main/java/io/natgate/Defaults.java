@@ -30,6 +30,12 @@ public final class Defaults {
   public static final long PEER_INTERVAL_MS = 50;
   public static final long PEER_TIMEOUT_MS = 250;
   public static final long PEER_TAKEOVER_MARGIN_MS = 150;
+  /**
+   * How long the node that took an egress IP over from a stopping agent forwards to that node the replies it does not
+   * know, unless that node's next agent is heard first: replies of connections in flight at the switch, and their
+   * retransmissions.
+   */
+  public static final long PEER_HANDOVER_FORWARD_MS = 10_000;
 
   /** DNS path (io.natgate.dns): the proxy's port on the node IP (UDP and TCP), the pairs' UDP port between nodes. */
   public static final int DNS_PROXY_PORT = 4792;

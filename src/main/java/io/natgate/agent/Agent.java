@@ -20,6 +20,7 @@ import io.natgate.api.v1alpha1.SnatPortUse;
 import io.natgate.cni.CniEndpoint;
 import io.natgate.cni.LocalPods;
 import io.natgate.connlog.ConnectionLog;
+import io.natgate.dataplane.AddressProbe;
 import io.natgate.dataplane.DataplaneSettings;
 import io.natgate.dataplane.IptablesBackend;
 import io.natgate.dataplane.Kernel;
@@ -87,6 +88,15 @@ public final class Agent implements AutoCloseable {
           interval, tunnelPort, markMask, tableBase, rulePriority, peers);
     }
   }
+
+  /**
+   * How long a stopping agent waits for another node to answer for an egress IP that node claimed: the taking node
+   * adds the address with its apply, once its forwarding of this node's replies is in place (tens of ms on a quiet
+   * node, hundreds loaded). Below the addresses' lifetime (at least 1 s, renewed right before the wait), and with the
+   * rest of {@link #leave} far within the DaemonSet's termination grace (10 s): a peer that never answers does not
+   * hold up the stop.
+   */
+  static final Duration HANDOVER_ANSWER_WITHIN = Duration.ofMillis(800);
 
   private final KubernetesClient client;
   private final KubernetesClient heartbeatClient;
@@ -330,6 +340,9 @@ public final class Agent implements AutoCloseable {
     } else {
       Set<String> added = new TreeSet<>(holding);
       added.removeAll(inKernel.get());
+      // A stopping member keeps what it hands over until this node has it: the apply adds it once the forwarding of
+      // that member's replies is in place, not ahead of it (those replies would meet resets meanwhile).
+      added.removeAll(peers.handedOver().keySet());
       if (!added.isEmpty()) {
         fencer.execute(() -> takeAhead(added)); // after any fence decided before, before any decided later
       }
@@ -528,22 +541,29 @@ public final class Agent implements AutoCloseable {
    */
   private Map<String, ? extends NodeGatewayState> wanted(List<EgressNodeState> states, Set<String> holding) {
     Map<String, NodeGatewayState> byGateway = new TreeMap<>();
+    var p = peers;
+    Map<String, String> handedOver = p == null ? Map.of() : p.handedOver();
     states.forEach(st -> byGateway.put(st.getSpec().gateway, HoldDecision.withHolding(st.getSpec(), holding,
-        settings.nodeName())));
+        settings.nodeName(), handedOver)));
     return ReadySteering.with(localPods == null ? byGateway : localPods.withLocalPods(byGateway), settings.nodeName());
   }
 
   /**
-   * The agent stops for a restart (not an uninstall), make-before-break: tells its peers it holds nothing while its
-   * kernel keeps the egress IPs of its peer groups, waits until the next node of each succession claims them (at
-   * most the takeover time), then releases them with their sources (its own pods among them) steered into the
-   * tunnel toward the IP, which has followed it there ({@link HoldDecision#leaving}); applies nothing after.
-   * Released first, the IP had no holder for the standby's decision and apply, and new connections failed
-   * meanwhile. Everything else stays in the kernel for the next agent.
+   * The agent stops for a restart (not an uninstall), make-before-break: it stops announcing the egress IPs of its
+   * peer groups that it holds and tells its peers that it holds nothing and hands them over; the next node of each
+   * succession takes an IP over with the forwarding of this node's replies in place; once that node claims it (at
+   * most the takeover time) and answers ARP for it (at most {@link #HANDOVER_ANSWER_WITHIN}), this node releases it,
+   * with its sources (its own pods among them) steered into the tunnel toward the IP ({@link HoldDecision#leaving}).
+   * Meanwhile both have the address: the neighbours follow the new holder's gratuitous ARP, and the replies of the
+   * connections this node translated (its own pods' too, until their steering is in, a few commands after the
+   * release) reach the new holder and are forwarded back here. What arrives here for a handed-over IP that no
+   * connection knows is dropped ({@link Renderer#handingOver}). Its pods are not steered before the release: the
+   * tunnel toward an address this node still has would end here and steer them again. Applies nothing after;
+   * everything else stays in the kernel for the next agent.
    */
   public void leave() {
     try {
-      KernelPlan plan = CompletableFuture.supplyAsync(() -> {
+      KernelPlan released = CompletableFuture.supplyAsync(() -> {
         stopped = true; // no apply after the one below
         if (informer == null || peers == null) {
           return null;
@@ -552,25 +572,31 @@ public final class Agent implements AutoCloseable {
         Map<String, NodeGatewayState> leaving = new TreeMap<>();
         wanted(states, holding()).forEach((gateway, part) -> leaving.put(gateway,
             HoldDecision.leaving(part, settings.nodeName())));
+        dataplane.stopAnnouncing(); // the new holder's gratuitous ARP must not be undone by this node's
         return withDns(Renderer.render(leaving, dataplane().settings(), nameSets), states);
       }, worker).get(10, TimeUnit.SECONDS);
-      if (peers != null) {
-        peers.leave();
+      Set<String> handsOver = released == null ? Set.of() : difference(inKernel.get(), released.held());
+      if (!handsOver.isEmpty()) {
+        renewLifetimes();
       }
-      if (plan == null) {
+      if (peers != null) {
+        peers.leave(handsOver);
+      }
+      if (released == null) {
         return;
       }
-      Set<String> released = new TreeSet<>(inKernel.get());
-      released.removeAll(plan.held());
-      Set<String> unclaimed = released.isEmpty() ? Set.of()
-          : peers.awaitClaimed(released, settings.peers().timing().takeoverAfter());
+      KernelPlan plan = Renderer.handingOver(released, handsOver, dataplane().settings());
+      Set<String> unclaimed = handsOver.isEmpty() ? Set.of()
+          : peers.awaitClaimed(handsOver, settings.peers().timing().takeoverAfter());
+      Set<String> unanswered = awaitAddedElsewhere(difference(handsOver, unclaimed));
       CompletableFuture.runAsync(() -> {
         dataplane.apply(plan);
         inKernel.set(Set.copyOf(plan.held()));
       }, worker).get(10, TimeUnit.SECONDS);
-      if (!released.isEmpty()) {
-        LOG.infof("stopping for a restart: released %s once claimed by a peer (not claimed within the takeover time: "
-            + "%s), their pods steered after them; holding %s", released, unclaimed, plan.held());
+      if (!handsOver.isEmpty()) {
+        LOG.infof("stopping for a restart: released %s once claimed by a peer and added there (not claimed within the "
+            + "takeover time: %s; claimed, not answered for within %d ms: %s), their pods steered after them; "
+            + "holding %s", handsOver, unclaimed, HANDOVER_ANSWER_WITHIN.toMillis(), unanswered, plan.held());
       }
     } catch (ExecutionException | TimeoutException e) {
       LOG.errorf("could not hand the egress IPs over before stopping (a standby takes them after the peer timeout): %s",
@@ -578,6 +604,39 @@ public final class Agent implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+  }
+
+  /** Renews the egress IPs' lifetimes now (a stopping agent's peers no longer trigger it): they outlive a wait. */
+  private void renewLifetimes() {
+    try {
+      dataplane.refreshHeld();
+    } catch (RuntimeException e) {
+      LOG.warnf("could not renew the egress IPs' lifetime for the handover: %s", e.getMessage());
+    }
+  }
+
+  /**
+   * Waits until another node answers ARP for each of {@code claimed} ({@link AddressProbe}), at most
+   * {@link #HANDOVER_ANSWER_WITHIN}; returns those it did not. A peer claims an IP as it decides to take it, before its
+   * kernel has the address: released on the claim alone, the IP had no holder for the difference. The lifetimes are
+   * renewed first, so that they outlive the wait.
+   */
+  private Set<String> awaitAddedElsewhere(Set<String> claimed) {
+    if (claimed.isEmpty()) {
+      return Set.of();
+    }
+    long start = System.nanoTime();
+    renewLifetimes();
+    Set<String> unanswered = AddressProbe.unanswered(kernel, dataplane.settings().uplink(), claimed,
+        HANDOVER_ANSWER_WITHIN);
+    if (!unanswered.isEmpty()) {
+      LOG.warnf("stopping for a restart: no other node answered for %s within %d ms of its claim; released anyway "
+          + "(new connections through it fail until the peer has the address)", unanswered,
+          HANDOVER_ANSWER_WITHIN.toMillis());
+    }
+    LOG.infof("stopping for a restart: waited %d ms for another node to answer for %s",
+        (System.nanoTime() - start) / 1_000_000, claimed);
+    return unanswered;
   }
 
   /**
@@ -683,6 +742,12 @@ public final class Agent implements AutoCloseable {
         .map(u -> new SnatPortUse(u.destination().egressIP(), u.destination().toString(), u.steppedPercent()))
         .toList();
     return uses.isEmpty() ? null : uses;
+  }
+
+  private static Set<String> difference(Set<String> a, Set<String> b) {
+    Set<String> d = new TreeSet<>(a);
+    d.removeAll(b);
+    return d;
   }
 
   private static Set<String> union(Set<String> a, Set<String> b) {

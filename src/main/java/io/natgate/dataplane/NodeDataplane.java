@@ -278,9 +278,15 @@ public final class NodeDataplane {
     return fenced;
   }
 
+  /** Ends the gratuitous ARPs still repeating (a restart hands the addresses over; they stay meanwhile). */
+  public void stopAnnouncing() {
+    announcers.values().forEach(Process::destroy);
+    announcers.clear();
+  }
+
   /** Stops announcing (the kernel state stays). */
   public void close() {
-    announcers.values().forEach(Process::destroy);
+    stopAnnouncing();
     synchronized (holdLock) {
       if (readyRecord != null) {
         readyRecord.cancel();
@@ -293,7 +299,6 @@ public final class NodeDataplane {
     if (firstArp instanceof GratuitousArp own) {
       own.close();
     }
-    announcers.clear();
   }
 
   /**

@@ -175,11 +175,9 @@ public final class Renderer {
       peers.successions.stream().filter(x -> egressIP.equals(x.egressIP) && x.releasing != null)
           .flatMap(x -> peers.members.stream().filter(m -> x.releasing.equals(m.name) && m.ip != null))
           .findFirst().ifPresent(releasing -> {
-            String to = "-A " + Hook.MANGLE_PREROUTING.chain + " -d " + egressIP + "/32 -i " + s.uplink();
-            String unknown = " -m conntrack --ctstate INVALID,NEW -j ";
-            for (String protocol : List.of(" -p tcp", " -p udp -m udp ! --dport " + s.tunnelPort())) {
-              strays.add(to + protocol + unknown + "TEE --gateway " + releasing.ip);
-              strays.add(to + protocol + unknown + "DROP");
+            for (String unknown : unknownArrivals(egressIP, s)) {
+              strays.add(unknown + "TEE --gateway " + releasing.ip);
+              strays.add(unknown + "DROP");
             }
           });
     }
@@ -250,6 +248,37 @@ public final class Renderer {
       }
       return rules;
     }
+  }
+
+  /**
+   * The TCP and UDP packets for {@code egressIP} arriving on the uplink that no connection here knows (INVALID or NEW:
+   * a reply without its start), but the tunnel's own: each rule up to its target ("... -j ").
+   */
+  private static List<String> unknownArrivals(String egressIP, DataplaneSettings s) {
+    String to = "-A " + Hook.MANGLE_PREROUTING.chain + " -d " + egressIP + "/32 -i " + s.uplink();
+    String unknown = " -m conntrack --ctstate INVALID,NEW -j ";
+    return List.of(to + " -p tcp" + unknown, to + " -p udp -m udp ! --dport " + s.tunnelPort() + unknown);
+  }
+
+  /**
+   * The plan of a node that stops for a restart and hands {@code handedOver} to other nodes: what arrives for those
+   * IPs that no connection here knows is dropped. The node taking one over copies here the replies it does not know
+   * ({@code forwardStrays}); this node's connections translate theirs back, and anything else, passed on, would go
+   * back to that node and be copied here again, until its TTL ran out. Left in the kernel until the next agent's
+   * first apply, when the taking node stops forwarding too.
+   */
+  public static KernelPlan handingOver(KernelPlan plan, Set<String> handedOver, DataplaneSettings s) {
+    if (handedOver.isEmpty()) {
+      return plan;
+    }
+    var rules = new EnumMap<Hook, List<String>>(Hook.class);
+    rules.putAll(plan.rules());
+    var mangle = new ArrayList<String>();
+    new TreeSet<>(handedOver).forEach(ip -> unknownArrivals(ip, s).forEach(unknown -> mangle.add(unknown + "DROP")));
+    mangle.addAll(plan.rules().getOrDefault(Hook.MANGLE_PREROUTING, List.of()));
+    rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
+    return new KernelPlan(plan.sets(), rules, plan.held(), plan.routes(), plan.markRules(), plan.tunnel(),
+        plan.sysctls());
   }
 
   /**

@@ -138,13 +138,24 @@ public final class HoldDecision {
    * releasing, so that only the node taking the IP renders the forwarding of the releasing node's replies.
    */
   public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding, String self) {
+    return withHolding(part, holding, self, Map.of());
+  }
+
+  /**
+   * The same, where a stopping member handed over IPs that this node now holds ({@code handedOver}: egress IP to that
+   * member, {@link PeerLiveness#handedOver}): such an IP is rendered as a planned move away from that member, so that
+   * this node forwards it the replies of the connections it translated (its kernel still knows them) rather than
+   * answer them with resets. Only where this node holds the IP: the forwarding is one way, from the holder.
+   */
+  public static NodeGatewayState withHolding(NodeGatewayState part, Set<String> holding, String self,
+      Map<String, String> handedOver) {
     NodeGatewayState r = new NodeGatewayState(part);
     if (part.peers != null && self != null) {
       r.peers = new NodeGatewayState.Peers();
       r.peers.members = part.peers.members;
       r.peers.standby = part.peers.standby;
       r.peers.successions = part.peers.successions.stream().map(x -> new NodeGatewayState.Succession(x.egressIP,
-          x.holder, x.standbys, self.equals(x.releasing) ? null : x.releasing)).toList();
+          x.holder, x.standbys, releasing(x, holding, self, handedOver))).toList();
     }
     r.snat = new ArrayList<>();
     for (NodeGatewayState.Snat s : part.snat) {
@@ -168,6 +179,19 @@ public final class HoldDecision {
     r.steer = new ArrayList<>(part.steer.stream()
         .filter(st -> st.egressIP == null || !takenOver.contains(st.egressIP)).toList());
     return r;
+  }
+
+  /**
+   * The node this one renders as releasing the IP: the operator's planned move away from another node, else the
+   * stopping member that handed it over to this node, which holds it; never this node itself.
+   */
+  private static String releasing(NodeGatewayState.Succession x, Set<String> holding, String self,
+      Map<String, String> handedOver) {
+    if (x.releasing != null) {
+      return self.equals(x.releasing) ? null : x.releasing;
+    }
+    String from = handedOver.get(x.egressIP);
+    return from != null && !from.equals(self) && holding.contains(x.egressIP) ? from : null;
   }
 
   /**

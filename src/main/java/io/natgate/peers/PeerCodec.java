@@ -14,9 +14,13 @@ import javax.crypto.Mac;
 /**
  * The wire form of a {@link PeerMessage}: a version byte, the fields, then an HMAC-SHA256 over everything before
  * it with the key the operator keeps in a Secret. Pure; a new instance per thread (a {@link Mac} is not shareable).
+ * Version 2 adds the IPs a stopping sender hands over; a message without any (every heartbeat) is written as version
+ * 1, which agents of the previous release read: during a rolling update only a farewell is lost on them (they take
+ * over after the takeover time instead, as without one).
  */
 public final class PeerCodec {
   static final byte VERSION = 1;
+  static final byte HANDING_OVER = 2;
   /** Fits one Ethernet frame with room to spare; a group never needs more. */
   public static final int MAX_LENGTH = 1400;
 
@@ -29,7 +33,8 @@ public final class PeerCodec {
   public byte[] encode(PeerMessage m) {
     var bytes = new ByteArrayOutputStream();
     try (var out = new DataOutputStream(bytes)) {
-      out.writeByte(VERSION);
+      boolean handsOver = !m.handsOver().isEmpty();
+      out.writeByte(handsOver ? HANDING_OVER : VERSION);
       out.writeUTF(m.sender());
       out.writeLong(m.seq());
       writeSet(out, m.holds());
@@ -39,6 +44,9 @@ public final class PeerCodec {
         out.writeLong(e.getValue().seq());
         out.writeInt(e.getValue().agoMillis());
         writeSet(out, e.getValue().holds());
+      }
+      if (handsOver) {
+        writeSet(out, m.handsOver());
       }
     } catch (IOException e) {
       throw new IllegalStateException(e);
@@ -52,7 +60,8 @@ public final class PeerCodec {
 
   /** The message, or empty when the MAC does not match (forged, corrupt, another key) or it does not parse. */
   public Optional<PeerMessage> decode(byte[] data, int length) {
-    DataInputStream opened = signed.open(data, length, VERSION, 2).orElse(null);
+    byte version = length > 0 && data.length > 0 && data[0] == HANDING_OVER ? HANDING_OVER : VERSION;
+    DataInputStream opened = signed.open(data, length, version, 2).orElse(null);
     if (opened == null) {
       return Optional.empty();
     }
@@ -65,7 +74,9 @@ public final class PeerCodec {
       for (int i = 0; i < n; i++) {
         hears.put(in.readUTF(), new PeerMessage.Heard(in.readLong(), in.readInt(), readSet(in)));
       }
-      return in.available() == 0 ? Optional.of(new PeerMessage(sender, seq, holds, hears)) : Optional.empty();
+      Set<String> handsOver = version == HANDING_OVER ? readSet(in) : Set.of();
+      return in.available() == 0 ? Optional.of(new PeerMessage(sender, seq, holds, hears, handsOver))
+          : Optional.empty();
     } catch (IOException e) {
       return Optional.empty();
     }

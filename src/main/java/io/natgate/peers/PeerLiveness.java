@@ -47,6 +47,8 @@ public final class PeerLiveness implements AutoCloseable {
   static final Duration CONFIRM_RELEASE = Duration.ofMillis(30);
   /** Copies of the last heartbeat of a node that stops. */
   static final int FAREWELLS = 3;
+  /** See {@link Defaults#PEER_HANDOVER_FORWARD_MS}. */
+  static final Duration HANDOVER_FORWARD = Duration.ofMillis(Defaults.PEER_HANDOVER_FORWARD_MS);
 
   /**
    * @param port           UDP port on the node IP
@@ -87,6 +89,7 @@ public final class PeerLiveness implements AutoCloseable {
   });
   private volatile Map<String, String> members = Map.of(); // name -> IP, every group of this node
   private volatile Set<String> holding = Set.of();
+  private volatile Map<String, String> handedOver = Map.of(); // egress IP held here -> the stopping member it was
   private long releaseSeenNanos; // when the current decision to release was first taken; 0: none pending
   private volatile long heldDecidedNanos; // when a decision last held an IP
   private volatile DatagramChannel channel;
@@ -170,6 +173,14 @@ public final class PeerLiveness implements AutoCloseable {
   /** The egress IPs this node holds by the last decision. */
   public Set<String> holding() {
     return holding;
+  }
+
+  /**
+   * Of the egress IPs this node holds, those a stopping member handed over (see {@link PeerView#handedOver}), with
+   * that member: this node forwards it the replies it does not know.
+   */
+  public Map<String, String> handedOver() {
+    return handedOver;
   }
 
   /**
@@ -311,10 +322,19 @@ public final class PeerLiveness implements AutoCloseable {
       } else {
         releaseSeenNanos = 0; // confirmed: carried out now
       }
+      Map<String, String> handed = new TreeMap<>(view.handedOver(now, HANDOVER_FORWARD));
+      handed.keySet().retainAll(decided);
+      boolean handoverChanged = !handed.equals(handedOver);
+      if (handoverChanged) {
+        handedOver = Map.copyOf(handed); // before the holding that the apply reads with it
+        LOG.infof("forwarding unknown replies for %s to the member that handed them over", handed);
+      }
       if (!decided.equals(before)) {
         holding = Set.copyOf(decided);
         LOG.infof("holding %s (was %s); peers heard: %s", decided, before,
             peers.entrySet().stream().filter(e -> e.getValue().direct()).map(Map.Entry::getKey).toList());
+      }
+      if (handoverChanged || !decided.equals(before)) {
         onChange.accept(holding);
       }
       if (!holding.isEmpty()) {
@@ -326,11 +346,12 @@ public final class PeerLiveness implements AutoCloseable {
   }
 
   /**
-   * Stops deciding and sending, then tells the peers that this node holds nothing and hears nobody (call once its
-   * kernel has released the IPs): the next node of each succession takes the IPs over at once rather than after the
-   * takeover time. Sent a few times, datagrams being datagrams.
+   * Stops deciding and sending, then tells the peers that this node holds nothing, hears nobody, and hands over
+   * {@code handsOver} (egress IPs its kernel keeps until another node has them): the next node of each succession
+   * takes the IPs over at once rather than after the takeover time, and forwards this node the replies of the
+   * connections it translated. Sent a few times, datagrams being datagrams.
    */
-  public void leave() {
+  public void leave(Set<String> handsOver) {
     timer.shutdownNow();
     stopReceiving();
     try {
@@ -345,10 +366,10 @@ public final class PeerLiveness implements AutoCloseable {
     PeerCodec codec = new PeerCodec(key);
     for (int i = 0; i < FAREWELLS; i++) {
       sendTo(members, codec.encode(new PeerMessage(self, sequence.next(System.currentTimeMillis()), Set.of(),
-          Map.of())));
+          Map.of(), handsOver)));
     }
-    LOG.infof("stopping: told %d peer(s) that this node holds nothing",
-        members.size() - (members.containsKey(self) ? 1 : 0));
+    LOG.infof("stopping: told %d peer(s) that this node holds nothing and hands over %s",
+        members.size() - (members.containsKey(self) ? 1 : 0), handsOver);
   }
 
   /**

@@ -99,6 +99,21 @@ public final class PeerView {
         seq > before.seq() ? holds : before.holds()));
   }
 
+  /**
+   * The egress IPs members handed over as they stopped (their last message a farewell that names them), with the
+   * member by IP: for {@code forAtMost} after that farewell, and no longer once the member is heard again (its next
+   * agent runs).
+   */
+  public synchronized Map<String, String> handedOver(long nowNanos, Duration forAtMost) {
+    Map<String, String> byIP = new TreeMap<>();
+    direct.forEach((m, d) -> {
+      if (nowNanos - d.atNanos() <= forAtMost.toNanos()) {
+        d.message().handsOver().forEach(ip -> byIP.put(ip, m));
+      }
+    });
+    return byIP;
+  }
+
   /** Every member but this node, as known at {@code nowNanos}. */
   public synchronized Map<String, Peer> peers(long nowNanos) {
     Map<String, Peer> peers = new TreeMap<>();

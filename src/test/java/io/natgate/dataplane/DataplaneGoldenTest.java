@@ -147,29 +147,53 @@ class DataplaneGoldenTest {
   }
 
   /**
-   * node-1's agent stops for a restart while it holds payments' IP in a group of three: it releases the IP first, then
-   * steers the IP's sources (its own pod 198.19.1.11 among them) into the tunnel toward it; the SNAT set stays, as a
-   * standby's. Its pod is never in neither set, and the tunnel follows the IP to node-3 once node-3 takes it.
+   * node-1's agent stops for a restart while it holds payments' IP in a group of three, once node-3 has the IP too: it
+   * releases the IP, then steers the IP's sources (its own pod 198.19.1.11 among them) into the tunnel toward it; the
+   * SNAT set stays, as a standby's. Its pod is never in neither set, and the tunnel follows the IP to node-3. What
+   * arrives for the IP that no connection knows is dropped first: node-3 forwards such packets here.
    */
   @Test
   void aHolderStoppingForARestartReleasesItsIpAndSteersItsPodsAfterIt() throws IOException {
     Map<String, NodeGatewayState> holding = plannedMove("node-1", null);
     Map<String, NodeGatewayState> leaving = new TreeMap<>();
     holding.forEach((gateway, part) -> leaving.put(gateway, io.natgate.peers.HoldDecision.leaving(part, "node-1")));
-    Changes c = Changes.between(Observed.after(Renderer.render(holding, SETTINGS), 1500),
-        Renderer.render(leaving, SETTINGS), SETTINGS);
+    KernelPlan left = Renderer.handingOver(Renderer.render(leaving, SETTINGS), java.util.Set.of("198.18.0.100"),
+        SETTINGS);
+    Changes c = Changes.between(Observed.after(Renderer.render(holding, SETTINGS), 1500), left, SETTINGS);
     golden("holder-leaving.txt", c);
     String snatSet = "natgate-s-" + Renderer.id("payments/198.18.0.100");
     String steerSet = "natgate-d-" + Renderer.id("payments/198.18.0.100");
     assertThat(c.ipsetBefore()).contains("add " + steerSet + " 198.19.1.11\n").doesNotContain(snatSet);
     assertThat(c.release()).as("step 1").contains("address flush dev eth0 to 198.18.0.100/32");
     assertThat(c.ipsetAfter()).doesNotContain(snatSet);
-    assertThat(Renderer.render(leaving, SETTINGS).held()).isEmpty();
+    assertThat(left.held()).isEmpty();
+    assertThat(left.rules().get(Hook.MANGLE_PREROUTING).subList(0, 2)).as("first, and nothing forwarded on")
+        .allMatch(r -> r.contains("-d 198.18.0.100/32 -i eth0") && r.endsWith("--ctstate INVALID,NEW -j DROP"));
+    assertThat(left.rules().get(Hook.MANGLE_PREROUTING)).noneMatch(r -> r.contains("TEE"));
+    assertThat(Renderer.handingOver(left, java.util.Set.of(), SETTINGS)).as("nothing handed over").isSameAs(left);
     assertThat(leaving.get("partners")).as("other gateways as they were").isEqualTo(holding.get("partners"));
+  }
+
+  /**
+   * node-3 takes payments' IP over from node-1, whose agent stopped and handed it over: node-3 renders what a planned
+   * move away from node-1 renders, the forwarding of what it does not know to node-1.
+   */
+  @Test
+  void theNodeTakingAnIpAStoppingAgentHandedOverForwardsWhatItDoesNotKnowAsAPlannedMoveDoes() {
+    Map<String, NodeGatewayState> handedOver = plannedMove("node-3", null, Map.of("198.18.0.100", "node-1"));
+    KernelPlan taking = Renderer.render(handedOver, SETTINGS);
+    assertThat(taking).isEqualTo(Renderer.render(plannedMove("node-3", "node-1"), SETTINGS));
+    assertThat(taking.rules().get(Hook.MANGLE_PREROUTING)).contains("-A " + Hook.MANGLE_PREROUTING.chain
+        + " -d 198.18.0.100/32 -i eth0 -p tcp -m conntrack --ctstate INVALID,NEW -j TEE --gateway 198.18.0.11");
   }
 
   /** node-1's state, payments in a group of three (node-1 holds its IP), as rendered on node {@code self}. */
   static Map<String, NodeGatewayState> plannedMove(String self, String releasing) {
+    return plannedMove(self, releasing, Map.of());
+  }
+
+  /** The same, {@code handedOver} by stopping agents (egress IP to node). */
+  static Map<String, NodeGatewayState> plannedMove(String self, String releasing, Map<String, String> handedOver) {
     var spec = node1();
     var payments = spec.get("payments");
     payments.peers = new NodeGatewayState.Peers();
@@ -177,7 +201,8 @@ class DataplaneGoldenTest {
         new NodeGatewayState.Member("node-2", "198.18.0.12"), new NodeGatewayState.Member("node-3", "198.18.0.13"));
     payments.peers.successions = List.of(
         new NodeGatewayState.Succession("198.18.0.100", "node-1", List.of("node-3"), releasing));
-    spec.put("payments", io.natgate.peers.HoldDecision.withHolding(payments, java.util.Set.of("198.18.0.100"), self));
+    spec.put("payments", io.natgate.peers.HoldDecision.withHolding(payments, java.util.Set.of("198.18.0.100"), self,
+        handedOver));
     return spec;
   }
 

@@ -417,6 +417,31 @@ class DataplaneLabIT {
     assertThat(lab.exec(lab.externalNs(), "ip", "neigh", "show", EGRESS_IP)).contains(node3Mac);
   }
 
+  /**
+   * The restart handover's probe ({@link AddressProbe}): node 1 has the egress IP and asks for it; its own kernel does
+   * not answer its request, so it hears nothing until node 2 has the IP too.
+   */
+  @Test
+  void onlyAnotherNodesAddressAnswersTheProbe() {
+    LabNode one = lab.node(1);
+    LabNode two = lab.node(2);
+    Kernel kernel = new Kernel(lab.nsCommandPrefix(one.ns()));
+    lab.exec(one.ns(), "ip", "address", "add", EGRESS_IP + "/32", "dev", one.uplink());
+    try {
+      assertThat(AddressProbe.unanswered(kernel, one.uplink(), List.of(EGRESS_IP, OTHER_EGRESS_IP),
+          Duration.ofMillis(300))).containsExactly(EGRESS_IP, OTHER_EGRESS_IP);
+      lab.exec(two.ns(), "ip", "address", "add", EGRESS_IP + "/32", "dev", two.uplink());
+      assertThat(AddressProbe.unanswered(kernel, one.uplink(), List.of(EGRESS_IP, OTHER_EGRESS_IP),
+          Duration.ofMillis(300))).containsExactly(OTHER_EGRESS_IP);
+    } finally {
+      for (LabNode n : List.of(one, two)) {
+        if (lab.holds(n, EGRESS_IP)) {
+          lab.exec(n.ns(), "ip", "address", "del", EGRESS_IP + "/32", "dev", n.uplink());
+        }
+      }
+    }
+  }
+
   static Map<String, NodeGatewayState> spec(String gateway, NodeGatewayState state) {
     var spec = new TreeMap<String, NodeGatewayState>();
     spec.put(gateway, state);

@@ -231,6 +231,31 @@ class HoldDecisionTest {
     assertThat(decide("b", farewell, Set.of(), true)).as("after it, at once").containsExactly(IP);
   }
 
+  /**
+   * The node that took an IP handed over by a stopping member renders it as a planned move away from that member (it
+   * forwards it the replies it does not know); only while it holds the IP, never toward itself, and a planned move the
+   * operator wrote stays as written.
+   */
+  @Test
+  void theNodeHoldingAnIpAStoppingMemberHandedOverRendersAMoveAwayFromThatMember() {
+    Map<String, String> fromA = Map.of(IP, "a");
+    assertThat(releasing(HoldDecision.withHolding(state("b"), Set.of(IP), "b", fromA))).containsExactly("a");
+    assertThat(releasing(HoldDecision.withHolding(state("b"), Set.of(), "b", fromA))).as("not held here")
+        .containsExactly((String) null);
+    assertThat(releasing(HoldDecision.withHolding(state("a"), Set.of(IP), "a", fromA))).as("not toward itself")
+        .containsExactly((String) null);
+    NodeGatewayState planned = state("b");
+    planned.peers.successions = List.of(new NodeGatewayState.Succession(IP, "b", List.of("c"), "c"));
+    assertThat(releasing(HoldDecision.withHolding(planned, Set.of(IP), "b", fromA))).as("the operator's move")
+        .containsExactly("c");
+    assertThat(HoldDecision.withHolding(state("b"), Set.of(IP), "b", Map.of()))
+        .isEqualTo(HoldDecision.withHolding(state("b"), Set.of(IP), "b"));
+  }
+
+  static List<String> releasing(NodeGatewayState s) {
+    return s.peers.successions.stream().map(x -> x.releasing).toList();
+  }
+
   @Test
   void aStandbyThatTookTheIpOverAndStopsSteersItsOwnPodsAndTheOthersInOneEntry() {
     var standby = state("b");

@@ -1,6 +1,7 @@
 package io.natgate.peers;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.entry;
 
 import java.time.Duration;
 import java.util.List;
@@ -43,6 +44,35 @@ class PeerViewTest {
     // c is known through a's gossip only: alive 30 ms before a's message arrived.
     assertThat(peers.get("c")).isEqualTo(new PeerView.Peer(false, false, Set.of(), 80, Set.of("198.18.0.101")));
     assertThat(view.peers(201 * MS).get("a").direct()).isFalse();
+  }
+
+  /**
+   * A stopping member's farewell names the IPs it hands over (version 2 on the wire; a heartbeat stays version 1, what
+   * the previous release reads): known as handed over by it until its next agent is heard, or the bound has passed.
+   */
+  @Test
+  void aFarewellHandsItsIpsOverUntilTheMemberIsHeardAgainOrTheBoundHasPassed() {
+    var heartbeat = new PeerMessage("a", seq(WALL), Set.of("198.18.0.100"), Map.of());
+    var farewell = new PeerMessage("a", seq(WALL) + 1000, Set.of(), Map.of(), Set.of("198.18.0.100"));
+    assertThat(codec.encode(heartbeat)[0]).isEqualTo((byte) 1);
+    byte[] data = codec.encode(farewell);
+    assertThat(data[0]).isEqualTo((byte) 2);
+    assertThat(codec.decode(data, data.length)).contains(farewell);
+    byte[] relabelled = codec.encode(heartbeat);
+    relabelled[0] = 2;
+    assertThat(codec.decode(relabelled, relabelled.length)).as("the version byte is signed too").isEmpty();
+
+    Duration bound = Duration.ofSeconds(1);
+    receive(heartbeat, 0);
+    assertThat(view.handedOver(10 * MS, bound)).as("a heartbeat hands nothing over").isEmpty();
+    receive(farewell, 20 * MS);
+    assertThat(view.peers(30 * MS).get("a").holds()).as("holding nothing: the standby takes it").isEmpty();
+    assertThat(view.handedOver(30 * MS, bound)).containsExactly(entry("198.18.0.100", "a"));
+    assertThat(view.handedOver(500 * MS, bound)).as("silent since, and past the peer timeout")
+        .containsExactly(entry("198.18.0.100", "a"));
+    assertThat(view.handedOver(1021 * MS, bound)).as("past the bound").isEmpty();
+    receive(new PeerMessage("a", seq(WALL) + 2000, Set.of(), Map.of()), 600 * MS);
+    assertThat(view.handedOver(610 * MS, bound)).as("its next agent heard").isEmpty();
   }
 
   /** When a decision must be taken again without news: each threshold's crossing, for direct and gossiped news. */
