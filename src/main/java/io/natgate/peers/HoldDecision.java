@@ -42,12 +42,19 @@ public final class HoldDecision {
   private HoldDecision() {
   }
 
-  /**
-   * @param held       this gateway's egress IPs this node holds now
-   * @param leaseFresh this node's Lease was renewed within its fence deadline
-   */
+  /** The same for a node that has had its peers for long (not one that has just joined a group). */
   public static Set<String> decide(String self, NodeGatewayState state, Map<String, PeerView.Peer> peers,
       Set<String> held, boolean leaseFresh, Timing timing) {
+    return decide(self, state, peers, held, leaseFresh, Long.MAX_VALUE, timing);
+  }
+
+  /**
+   * @param held         this gateway's egress IPs this node holds now
+   * @param leaseFresh   this node's Lease was renewed within its fence deadline
+   * @param joinedMillis how long this node has had its current peers (see {@link PeerView#members})
+   */
+  public static Set<String> decide(String self, NodeGatewayState state, Map<String, PeerView.Peer> peers,
+      Set<String> held, boolean leaseFresh, long joinedMillis, Timing timing) {
     Set<String> hold = new TreeSet<>();
     if (!peerRule(state)) {
       if (leaseFresh) {
@@ -57,6 +64,12 @@ public final class HoldDecision {
     }
     List<String> group = state.peers.members.stream().map(m -> m.name).toList();
     if (!quorate(self, group, peers)) {
+      // A group just joined (it grew out of the Lease rule, or changed) has not had a peer timeout to hear and be
+      // heard: what the operator assigned and this node holds is kept by the Lease rule meanwhile, as it was held
+      // before. After that, no quorum means a partition, and the holder releases as ever.
+      if (leaseFresh && joinedMillis <= timing.peerTimeout().toMillis()) {
+        state.snat.stream().filter(s -> s.holdAddress && held.contains(s.egressIP)).forEach(s -> hold.add(s.egressIP));
+      }
       return hold;
     }
     for (NodeGatewayState.Succession s : state.peers.successions) {
