@@ -26,7 +26,8 @@ import java.util.TreeSet;
  * IP while the new holder adds it despite that node's claim; both hold it until the operator drops the entry.
  * <p>
  * A smaller group cannot keep a quorum through the loss of one member: it keeps the Lease rule (hold what the
- * operator assigned while the Lease is renewed).
+ * operator assigned while the Lease is renewed). A node that has just joined its group (out of the Lease rule, or
+ * the group changed) keeps what it holds by that rule for one peer timeout, the time its peers need to hear it.
  */
 public final class HoldDecision {
   /** The fewest members for which a group decides by quorum. */
