@@ -26,7 +26,8 @@ import java.util.TreeSet;
  * IP while the new holder adds it despite that node's claim; both hold it until the operator drops the entry.
  * <p>
  * A smaller group cannot keep a quorum through the loss of one member: it keeps the Lease rule (hold what the
- * operator assigned while the Lease is renewed).
+ * operator assigned while the Lease is renewed). A node that has just joined its group (out of the Lease rule, or
+ * the group changed) keeps what it holds by that rule for one peer timeout, the time its peers need to hear it.
  */
 public final class HoldDecision {
   /** The fewest members for which a group decides by quorum. */
@@ -42,12 +43,19 @@ public final class HoldDecision {
   private HoldDecision() {
   }
 
-  /**
-   * @param held       this gateway's egress IPs this node holds now
-   * @param leaseFresh this node's Lease was renewed within its fence deadline
-   */
+  /** The same for a node that has had its peers for long (not one that has just joined a group). */
   public static Set<String> decide(String self, NodeGatewayState state, Map<String, PeerView.Peer> peers,
       Set<String> held, boolean leaseFresh, Timing timing) {
+    return decide(self, state, peers, held, leaseFresh, Long.MAX_VALUE, timing);
+  }
+
+  /**
+   * @param held         this gateway's egress IPs this node holds now
+   * @param leaseFresh   this node's Lease was renewed within its fence deadline
+   * @param joinedMillis how long this node has had its current peers (see {@link PeerView#members})
+   */
+  public static Set<String> decide(String self, NodeGatewayState state, Map<String, PeerView.Peer> peers,
+      Set<String> held, boolean leaseFresh, long joinedMillis, Timing timing) {
     Set<String> hold = new TreeSet<>();
     if (!peerRule(state)) {
       if (leaseFresh) {
@@ -57,6 +65,12 @@ public final class HoldDecision {
     }
     List<String> group = state.peers.members.stream().map(m -> m.name).toList();
     if (!quorate(self, group, peers)) {
+      // A group just joined (it grew out of the Lease rule, or changed) has not had a peer timeout to hear and be
+      // heard: what the operator assigned and this node holds is kept by the Lease rule meanwhile, as it was held
+      // before. After that, no quorum means a partition, and the holder releases as ever.
+      if (leaseFresh && joinedMillis <= timing.peerTimeout().toMillis()) {
+        state.snat.stream().filter(s -> s.holdAddress && held.contains(s.egressIP)).forEach(s -> hold.add(s.egressIP));
+      }
       return hold;
     }
     for (NodeGatewayState.Succession s : state.peers.successions) {

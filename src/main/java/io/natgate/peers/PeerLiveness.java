@@ -303,15 +303,17 @@ public final class PeerLiveness implements AutoCloseable {
           .filter(m -> m.name != null && m.ip != null).forEach(m -> all.put(m.name, m.ip));
       if (!all.equals(members)) {
         members = Map.copyOf(all);
-        view.members(all.keySet());
+        view.members(all.keySet(), System.nanoTime());
       }
       receivePending();
-      var peers = view.peers(System.nanoTime());
+      long seen = System.nanoTime();
+      var peers = view.peers(seen);
+      long joined = view.membersForMillis(seen);
       boolean fresh = leaseFresh.getAsBoolean();
       Set<String> before = holding;
       Set<String> decided = new TreeSet<>();
       for (NodeGatewayState part : parts) {
-        decided.addAll(HoldDecision.decide(self, part, peers, before, fresh, settings.timing()));
+        decided.addAll(HoldDecision.decide(self, part, peers, before, fresh, joined, settings.timing()));
       }
       long now = System.nanoTime();
       if (decided.containsAll(before)) {

@@ -33,8 +33,8 @@ public final class PeerView {
    * @param direct       this node received a message from it within the peer timeout
    * @param hearsMe      its last direct message lists this node among those it hears
    * @param hears        the members its last direct message says it hears (empty when none came)
-   * @param silentMillis since the last evidence that it was alive, its own message or another member's gossip
-   *                     ({@link Long#MAX_VALUE}: never heard of)
+   * @param silentMillis since the last evidence that it was alive, its own message or another member's gossip (never
+   *                     heard of: since it became a member)
    * @param holds        the egress IPs it held by the freshest news of it
    */
   public record Peer(boolean direct, boolean hearsMe, Set<String> hears, long silentMillis, Set<String> holds) {
@@ -51,17 +51,34 @@ public final class PeerView {
   private Set<String> members = Set.of();
   private final Map<String, Direct> direct = new HashMap<>();
   private final Map<String, News> news = new HashMap<>();
+  private final Map<String, Long> joined = new HashMap<>(); // when each member became one, nanoTime
+  private long membersSince;
 
   public PeerView(String self, Duration timeout) {
     this.self = self;
     this.timeout = timeout;
   }
 
-  /** The members of all of this node's groups (itself included); others' datagrams are refused. */
-  public synchronized void members(Set<String> names) {
+  /**
+   * The members of all of this node's groups (itself included); others' datagrams are refused. A member new to this
+   * node counts as silent since {@code nowNanos}, not since ever: it gets a peer timeout to be heard before it is
+   * taken for dead, as the others get after their last heartbeat.
+   */
+  public synchronized void members(Set<String> names, long nowNanos) {
+    if (names.equals(members)) {
+      return;
+    }
     members = Set.copyOf(names);
+    membersSince = nowNanos;
     direct.keySet().retainAll(members);
     news.keySet().retainAll(members);
+    joined.keySet().retainAll(members);
+    members.forEach(m -> joined.putIfAbsent(m, nowNanos));
+  }
+
+  /** How long this node has had its current members, in milliseconds. */
+  public synchronized long membersForMillis(long nowNanos) {
+    return Math.max(0, (nowNanos - membersSince) / 1_000_000);
   }
 
   public synchronized Verdict receive(byte[] data, int length, PeerCodec codec, long nowNanos, long wallMillis) {
@@ -126,7 +143,7 @@ public final class PeerView {
       News n = news.get(m);
       peers.put(m, new Peer(fresh, fresh && d.message().hears().containsKey(self),
           fresh ? d.message().hears().keySet() : Set.of(),
-          n == null ? Long.MAX_VALUE : Math.max(0, (nowNanos - n.aliveAtNanos()) / 1_000_000),
+          Math.max(0, (nowNanos - (n == null ? joined.get(m) : n.aliveAtNanos())) / 1_000_000),
           n == null ? Set.of() : n.holds()));
     }
     return peers;
@@ -142,9 +159,13 @@ public final class PeerView {
     for (Direct d : direct.values()) {
       next = earliestAfter(nowNanos, next, d.atNanos() + timeout.toNanos());
     }
-    for (News n : news.values()) {
+    for (String m : members) {
+      if (m.equals(self)) {
+        continue;
+      }
+      long since = news.containsKey(m) ? news.get(m).aliveAtNanos() : joined.get(m);
       for (Duration age : ages) {
-        next = earliestAfter(nowNanos, next, n.aliveAtNanos() + age.toNanos());
+        next = earliestAfter(nowNanos, next, since + age.toNanos());
       }
     }
     return next;

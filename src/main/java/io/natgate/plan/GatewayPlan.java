@@ -21,11 +21,13 @@ import java.util.Set;
  * @param problems     spec errors the schema cannot catch (selector operators), each naming its field
  * @param takenOver    egress IPs a standby took over by its peers' verdict (adopted here), with that node
  * @param cordoned     ready candidates that hand their IPs over because they are cordoned (or being drained)
+ * @param deleted      nodes the last assignments named whose Node object is gone or being deleted
  */
 public record GatewayPlan(List<String> candidates, Set<String> readyNodes, Map<String, String> unready,
     List<Assignment> assignments,
     List<String> sourceIPs, Map<String, String> conflicts, Map<String, EgressNodeStateSpec> nodeStates,
-    List<Pod> selectedPods, List<String> problems, Map<String, String> takenOver, Set<String> cordoned) {
+    List<Pod> selectedPods, List<String> problems, Map<String, String> takenOver, Set<String> cordoned,
+    Set<String> deleted) {
 
   public List<Assignment> unassigned() {
     return assignments.stream().filter(a -> a.node == null).toList();

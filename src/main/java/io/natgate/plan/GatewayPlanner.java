@@ -124,8 +124,12 @@ public final class GatewayPlanner {
             observed, cluster.liveAgents(), adopted);
     Set<String> avoided = new TreeSet<>(ready);
     avoided.removeAll(placeOn);
+    Set<String> deleted = previous.stream().map(a -> a.node).filter(Objects::nonNull)
+        .filter(n -> cluster.nodes().get(n) == null || cluster.nodes().get(n).getMetadata().getDeletionTimestamp()
+            != null)
+        .collect(Collectors.toCollection(TreeSet::new));
     return new GatewayPlan(candidates, ready, unready, assignments, sourceIPs, conflicts, toWrite, selected,
-        problems, adopted, avoided);
+        problems, adopted, avoided, deleted);
   }
 
   /**

@@ -62,6 +62,9 @@ public final class StatusEvents {
   }
 
   private static String whyLeft(String node, GatewayPlan plan) {
+    if (plan.deleted().contains(node)) {
+      return node + " was deleted";
+    }
     if (!plan.candidates().contains(node)) {
       return node + " no longer matches nodeSelector";
     }

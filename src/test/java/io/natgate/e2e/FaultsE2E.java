@@ -325,6 +325,40 @@ class FaultsE2E {
         "node-role.kubernetes.io/egress", ""));
   }
 
+  /**
+   * The holder's Node object deleted ({@code kubectl delete node}, or a scale-down deleting it) while its agent runs
+   * on: the operator hands its IP over as for an unlabel, then removes the node state it no longer needs. The Node is
+   * created again as the harness creates it (a kubelet registering), and its agent, which never stopped, applies the
+   * standby's state written for it anew.
+   */
+  @Test
+  @Order(11)
+  void holderNodeDeletedItsIPIsHandedOverMakeBeforeBreak() throws Exception {
+    plannedMove("planned move: holder's Node deleted", h -> () -> {
+      admin.nodes().withName(h.name()).delete();
+      await().atMost(SOON).pollInterval(Duration.ofMillis(100)).until(() -> admin.nodes().withName(h.name()).get()
+          == null);
+    }, h -> () -> {
+      // Nothing of the candidate left on the deleted node: no SNAT, no peer group. Its own pod (still bound to it:
+      // no pod garbage collector here) keeps a steering state.
+      await().atMost(SOON).pollInterval(Duration.ofMillis(100)).untilAsserted(() -> assertThat(Optional.ofNullable(
+          admin.resources(EgressNodeState.class).withName(EgressNodeState.nameFor("payments", h.name())).get())
+          .map(EgressNodeState::getSpec).stream().toList()).as("the deleted node's state").allSatisfy(spec -> {
+            assertThat(spec.snat).isEmpty();
+            assertThat(spec.peers).isNull();
+          }));
+      e2e.cluster().node(h.name(), h.ip(), Map.of("node-role.kubernetes.io/egress", "", "kubernetes.io/hostname",
+          h.name()));
+      // The recreated candidate is a standby again: its state written anew and applied by the agent that ran on.
+      await().atMost(SOON).pollInterval(Duration.ofMillis(100)).ignoreExceptions().until(() -> {
+        EgressNodeState st = admin.resources(EgressNodeState.class)
+            .withName(EgressNodeState.nameFor("payments", h.name())).get();
+        return st != null && st.getStatus() != null && Objects.equals(st.getStatus().appliedGeneration,
+            st.getMetadata().getGeneration()) && e2e.agentAlive(h);
+      });
+    });
+  }
+
   /** A candidate removed by an edit of the gateway: its nodeSelector stops matching the holder, then matches again. */
   @Test
   @Order(12)

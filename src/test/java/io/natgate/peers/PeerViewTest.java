@@ -18,7 +18,7 @@ class PeerViewTest {
   final PeerView view = new PeerView("b", Duration.ofMillis(200));
 
   PeerViewTest() {
-    view.members(Set.of("a", "b", "c"));
+    view.members(Set.of("a", "b", "c"), 0);
   }
 
   static long seq(long wallMillis) {
@@ -79,7 +79,7 @@ class PeerViewTest {
   @Test
   void theNextChangeIsTheFirstThresholdAMembersSilenceCrossesAfterNow() {
     var ages = List.of(Duration.ofMillis(200), Duration.ofMillis(400));
-    assertThat(view.nextChange(0, ages)).as("nobody heard of").isEqualTo(Long.MAX_VALUE);
+    assertThat(view.nextChange(0, ages)).as("nobody heard of: silent since they became members").isEqualTo(200 * MS);
     // a heard at 0, and through it c, alive 30 ms before.
     receive(new PeerMessage("a", seq(WALL), Set.of(), Map.of("c", new PeerMessage.Heard(seq(WALL) - 7, 30,
         Set.of()))), 0);
@@ -92,6 +92,22 @@ class PeerViewTest {
     assertThat(view.nextChange(400 * MS, ages)).as("news of a restarts its thresholds").isEqualTo(590 * MS);
   }
 
+  /**
+   * A member new to this node (a group it joins, out of the Lease rule) is silent since it joined, not since ever: a
+   * standby that joined with the holder waits a peer timeout for it before taking its IP.
+   */
+  @Test
+  void aNewMemberIsSilentSinceItJoinedAndTheGroupsAgeCountsFromTheChange() {
+    view.members(Set.of("a", "b", "c", "d"), 1000 * MS);
+    var peers = view.peers(1100 * MS);
+    assertThat(peers.get("d").silentMillis()).isEqualTo(100);
+    assertThat(peers.get("a").silentMillis()).as("a member since 0, never heard").isEqualTo(1100);
+    assertThat(view.membersForMillis(1100 * MS)).isEqualTo(100);
+    view.members(Set.of("a", "b", "c", "d"), 1200 * MS);
+    assertThat(view.membersForMillis(1300 * MS)).as("the same members: not a change").isEqualTo(300);
+    assertThat(view.nextChange(1100 * MS, List.of(Duration.ofMillis(200)))).isEqualTo(1200 * MS);
+  }
+
   @Test
   void aWrongMacAStrangerAndAReplayAreRefusedAndChangeNothing() {
     var m = new PeerMessage("a", seq(WALL), Set.of("198.18.0.100"), Map.of());
@@ -101,7 +117,7 @@ class PeerViewTest {
     byte[] otherKey = new PeerCodec("another key, 32 bytes long......".getBytes()).encode(m);
     assertThat(view.receive(otherKey, otherKey.length, codec, 0, WALL)).isEqualTo(PeerView.Verdict.MAC);
     assertThat(view.receive(new byte[] {1, 2, 3}, 3, codec, 0, WALL)).isEqualTo(PeerView.Verdict.MAC);
-    assertThat(view.peers(0).get("a").silentMillis()).isEqualTo(Long.MAX_VALUE);
+    assertThat(view.peers(0).get("a").silentMillis()).as("never heard").isZero();
 
     assertThat(receive(new PeerMessage("mallory", seq(WALL), Set.of("198.18.0.100"), Map.of()), 0))
         .isEqualTo(PeerView.Verdict.STRANGER);
@@ -118,7 +134,7 @@ class PeerViewTest {
   void aRecordedMessageCannotBeReplayedToAReceiverThatRestarted() {
     var old = new PeerMessage("a", seq(WALL), Set.of(), Map.of());
     var restarted = new PeerView("b", Duration.ofMillis(200));
-    restarted.members(Set.of("a", "b", "c"));
+    restarted.members(Set.of("a", "b", "c"), 0);
     byte[] data = codec.encode(old);
     long later = WALL + PeerView.MAX_SKEW.toMillis() + 1;
     assertThat(restarted.receive(data, data.length, codec, 0, later)).isEqualTo(PeerView.Verdict.REPLAY);

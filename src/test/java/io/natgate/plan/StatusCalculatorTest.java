@@ -135,6 +135,13 @@ class StatusCalculatorTest {
       assertThat(e.message()).contains("198.18.0.100", "from node e1 to node e2", "e1 is not ready");
     });
     assertThat(StatusEvents.between(after, after, plan)).isEmpty();
+    // Its Node object deleted (it still matched the selector by its labels): said so.
+    GatewayPlan deleted = GatewayPlanner.plan(gw, cluster(both.subList(1, 2), List.of(), List.of(gw)), T0);
+    assertThat(StatusEvents.between(before, StatusCalculator.compute(gw, deleted, Map.of(), T0), deleted))
+        .singleElement().satisfies(e -> assertThat(e.message()).endsWith("from node e1 to node e2: e1 was deleted"));
+    GatewayPlan none = GatewayPlanner.plan(gw, cluster(List.of(), List.of(), List.of(gw)), T0);
+    assertThat(StatusEvents.between(before, StatusCalculator.compute(gw, none, Map.of(), T0), none))
+        .singleElement().satisfies(e -> assertThat(e.message()).contains("left node e1 (e1 was deleted)"));
   }
 
   @Test

@@ -6,6 +6,7 @@ import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.natgate.Defaults;
 import io.natgate.agent.Heartbeat;
 import java.time.Duration;
@@ -65,16 +66,28 @@ public final class Cluster implements AutoCloseable {
     List.copyOf(agents.keySet()).forEach(this::stopAgent);
   }
 
-  /** The status a kubelet reports: Ready (or not) and the node's InternalIP. */
+  /**
+   * The status a kubelet reports: Ready (or not) and the node's InternalIP. Read and written again on a conflict: a
+   * running operator labels a node it has just seen created.
+   */
   public Node setReady(String name, String internalIP, boolean ready) {
-    Node node = admin.nodes().withName(name).get();
-    node.setStatus(new io.fabric8.kubernetes.api.model.NodeStatusBuilder()
-        .addNewCondition().withType("Ready").withStatus(ready ? "True" : "False")
-        .withReason(ready ? "KubeletReady" : "NodeStatusUnknown")
-        .withLastHeartbeatTime(Instant.now().toString()).withLastTransitionTime(Instant.now().toString()).endCondition()
-        .addNewAddress().withType("InternalIP").withAddress(internalIP).endAddress()
-        .build());
-    return admin.nodes().resource(node).updateStatus();
+    for (int attempt = 1; ; attempt++) {
+      Node node = admin.nodes().withName(name).get();
+      node.setStatus(new io.fabric8.kubernetes.api.model.NodeStatusBuilder()
+          .addNewCondition().withType("Ready").withStatus(ready ? "True" : "False")
+          .withReason(ready ? "KubeletReady" : "NodeStatusUnknown")
+          .withLastHeartbeatTime(Instant.now().toString()).withLastTransitionTime(Instant.now().toString())
+          .endCondition()
+          .addNewAddress().withType("InternalIP").withAddress(internalIP).endAddress()
+          .build());
+      try {
+        return admin.nodes().resource(node).updateStatus();
+      } catch (KubernetesClientException e) {
+        if (e.getCode() != 409 || attempt == 5) {
+          throw e;
+        }
+      }
+    }
   }
 
   /** {@code kubectl cordon} ({@code true}) or {@code uncordon}: spec.unschedulable. */
