@@ -33,6 +33,21 @@ public record KernelPlan(SortedMap<String, IpSet> sets, Map<Hook, List<String>> 
     return rules.isEmpty() && sets.isEmpty() && held.isEmpty() && routes.isEmpty() && markRules.isEmpty() && !tunnel;
   }
 
+  /** This plan with {@code hook}'s rules replaced by {@code hookRules}. */
+  public KernelPlan withRules(Hook hook, List<String> hookRules) {
+    var all = new EnumMap<Hook, List<String>>(Hook.class);
+    all.putAll(rules);
+    all.put(hook, List.copyOf(hookRules));
+    return new KernelPlan(sets, all, held, routes, markRules, tunnel, sysctls);
+  }
+
+  /** This plan with {@code set} added (or replacing the set of its name). */
+  public KernelPlan withSet(IpSet set) {
+    var all = new TreeMap<>(sets);
+    all.put(set.name(), set);
+    return new KernelPlan(all, rules, held, routes, markRules, tunnel, sysctls);
+  }
+
   public int ruleCount() {
     return rules.values().stream().mapToInt(List::size).sum();
   }

@@ -271,14 +271,10 @@ public final class Renderer {
     if (handedOver.isEmpty()) {
       return plan;
     }
-    var rules = new EnumMap<Hook, List<String>>(Hook.class);
-    rules.putAll(plan.rules());
     var mangle = new ArrayList<String>();
     new TreeSet<>(handedOver).forEach(ip -> unknownArrivals(ip, s).forEach(unknown -> mangle.add(unknown + "DROP")));
     mangle.addAll(plan.rules().getOrDefault(Hook.MANGLE_PREROUTING, List.of()));
-    rules.put(Hook.MANGLE_PREROUTING, List.copyOf(mangle));
-    return new KernelPlan(plan.sets(), rules, plan.held(), plan.routes(), plan.markRules(), plan.tunnel(),
-        plan.sysctls());
+    return plan.withRules(Hook.MANGLE_PREROUTING, mangle);
   }
 
   /**

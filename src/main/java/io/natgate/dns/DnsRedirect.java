@@ -3,10 +3,8 @@ package io.natgate.dns;
 import io.natgate.api.v1alpha1.NodeGatewayState;
 import io.natgate.dataplane.Hook;
 import io.natgate.dataplane.KernelPlan;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * The kernel's part of the DNS path, rendered as text (pure): the queries (UDP and TCP port 53, to any resolver) of
@@ -43,11 +41,7 @@ public final class DnsRedirect {
     if (pods.isEmpty()) {
       return plan;
     }
-    var sets = new TreeMap<>(plan.sets());
-    sets.put(SET, new KernelPlan.IpSet(SET, "hash:ip", pods));
-    var rules = new EnumMap<Hook, List<String>>(Hook.class);
-    rules.putAll(plan.rules());
-    rules.put(Hook.NAT_PREROUTING, rules(nodeIP, proxyPort, tunnelDevice));
-    return new KernelPlan(sets, rules, plan.held(), plan.routes(), plan.markRules(), plan.tunnel(), plan.sysctls());
+    return plan.withSet(new KernelPlan.IpSet(SET, "hash:ip", pods))
+        .withRules(Hook.NAT_PREROUTING, rules(nodeIP, proxyPort, tunnelDevice));
   }
 }
