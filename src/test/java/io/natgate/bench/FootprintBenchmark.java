@@ -30,16 +30,26 @@ import java.util.concurrent.TimeUnit;
  * {@code bench.logs} (a directory), each container's output is kept there (e.g. of an image that logs class loading).
  * The operator runs on the host network (the API server listens on every address); the agent in a Docker network of
  * its own (its kernel changes stay in its container's network namespace), privileged there so that it can write its
- * namespace's /proc/sys as it writes the node's in a DaemonSet.
+ * namespace's /proc/sys as it writes the node's in a DaemonSet. Each gets its credentials as a pod does, not from a
+ * kubeconfig (which would load YAML classes a pod never loads): KUBERNETES_SERVICE_HOST/PORT, and a token of its
+ * ServiceAccount issued by the API server's TokenRequest (the agent's bound to a pod on its node), the CA and the
+ * namespace mounted where the kubelet mounts them. Any failure (a container that stops, an Error) ends the run with
+ * the reason and exit code 1, its containers and network removed.
  */
 public final class FootprintBenchmark {
-  static final String NETWORK = "natgate-footprint";
-  static final String SUBNET = "198.18.219.0/24";
-  static final String NODE_IP = "198.18.219.10";
+  /** This run's names: runs at once (the machine is shared) each have their own containers and network. */
+  static final String RUN = String.valueOf(ProcessHandle.current().pid());
+  static final String NETWORK = "natgate-footprint-" + RUN;
   static final String NODE = "footprint-node";
   static final String EGRESS_IP = "198.18.219.100";
   /** USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on every Linux architecture Docker runs on. */
   static final long CLOCK_TICKS = 100;
+  static final String OPERATOR = "natgate-footprint-operator-" + RUN;
+  static final String AGENT = "natgate-footprint-agent-" + RUN;
+  /** Where the kubelet mounts a pod's ServiceAccount token, CA and namespace (fabric8 reads them there). */
+  static final String SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
+  /** A name of the API server's certificate (kube-api-test's names the Service kubernetes.default.svc...). */
+  static final String API_SERVER_NAME = "kubernetes.default.svc";
 
   private final ControlPlane cp;
   private final KubernetesClient admin;
@@ -47,20 +57,60 @@ public final class FootprintBenchmark {
   private final int idleSeconds = Integer.getInteger("bench.idle-seconds", 20);
   private final String logs = System.getProperty("bench.logs");
   private int rounds;
+  /** The agent network's first three octets ("198.18.219."), a /24 no other run's network holds: see main. */
+  private static String subnet;
 
   FootprintBenchmark(ControlPlane cp) {
     this.cp = cp;
     this.admin = cp.admin();
   }
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) {
+    int status = 1;
+    // Also when the run is interrupted (Ctrl-C, timeout): System.exit and SIGTERM run shutdown hooks.
+    Runtime.getRuntime().addShutdownHook(new Thread(FootprintBenchmark::removeContainersAndNetwork));
+    try {
+      subnet = createNetwork();
+      run();
+      status = 0;
+    } catch (Throwable e) { // an Error too (NoClassDefFoundError...): exec:java would otherwise wait for ever
+      e.printStackTrace();
+      System.out.println("bench-footprint failed: " + e);
+    } finally {
+      System.exit(status);
+    }
+  }
+
+  /** The agent's network, in the first of 198.18.219-212.0/24 that no other Docker network (another run's) holds. */
+  private static String createNetwork() throws IOException {
+    for (int octet = 219; ; octet--) {
+      String prefix = "198.18." + octet + ".";
+      try {
+        docker("network", "create", "--subnet", prefix + "0/24", NETWORK);
+        return prefix;
+      } catch (IOException e) {
+        if (octet == 212 || !e.getMessage().contains("overlap")) {
+          throw e;
+        }
+      }
+    }
+  }
+
+  private static void removeContainersAndNetwork() {
+    try {
+      docker("rm", "-f", OPERATOR, AGENT);
+      docker("network", "rm", NETWORK);
+    } catch (IOException e) {
+      System.out.println("could not remove " + OPERATOR + ", " + AGENT + " or " + NETWORK + ": " + e.getMessage());
+    }
+  }
+
+  private static void run() throws Exception {
     List<String[]> images = new ArrayList<>();
     for (String pair : System.getProperty("bench.images").split(",")) {
       images.add(pair.split("="));
     }
     int rounds = Integer.getInteger("bench.rounds", 2);
-    int status = 0;
-    docker("network", "create", "--subnet", SUBNET, NETWORK);
     try (ControlPlane cp = new ControlPlane()) {
       var bench = new FootprintBenchmark(cp);
       Map<String, List<long[]>> results = new LinkedHashMap<>();
@@ -79,13 +129,7 @@ public final class FootprintBenchmark {
             column(r, 5));
       }
       System.out.printf("load average at the end: %s%n", load());
-    } catch (Exception e) {
-      e.printStackTrace();
-      status = 1;
-    } finally {
-      docker("network", "rm", NETWORK);
     }
-    System.exit(status);
   }
 
   /**
@@ -94,53 +138,43 @@ public final class FootprintBenchmark {
    */
   long[] round(String operatorImage, String agentImage) throws Exception {
     Path dir = Files.createTempDirectory("natgate-footprint");
-    String operator = "natgate-footprint-operator";
-    String agent = "natgate-footprint-agent";
+    String operator = OPERATOR;
+    String agent = AGENT;
     try {
-      Path operatorConfig = Files.move(cp.kubeconfigFor(ControlPlane.OPERATOR_NAMESPACE,
-          ControlPlane.OPERATOR_SERVICE_ACCOUNT), dir.resolve("operator.kubeconfig"));
-      Files.writeString(operatorConfig, Files.readString(operatorConfig).replace(
-          admin.getConfiguration().getCaCertFile(), "/ca.crt"));
-      readableByAll(operatorConfig);
-      // The images' users are not root: their copies of the kubeconfig and the CA are readable by all.
-      Path ca = Files.copy(Path.of(admin.getConfiguration().getCaCertFile()), dir.resolve("ca.crt"));
-      readableByAll(ca);
       int port = freePort();
       admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE)
           .addToLabels("node-role.kubernetes.io/egress", "").endMetadata().withNewSpec().endSpec().build()).create();
-      new io.natgate.testing.Cluster(admin).setReady(NODE, NODE_IP, true);
+      String nodeIp = subnet + "10";
+      new io.natgate.testing.Cluster(admin).setReady(NODE, nodeIp, true);
       try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
         EgressGateway gw = admin.resources(EgressGateway.class).load(sample).item();
         gw.getSpec().egressIPs = List.of(EGRESS_IP);
         admin.resource(gw).create();
       }
+      String apiPort = String.valueOf(URI.create(admin.getConfiguration().getMasterUrl()).getPort());
 
       long start = System.nanoTime();
-      docker("run", "-d", "--name", operator, "--network", "host", "--memory", "512m",
-          "-v", operatorConfig + ":/kubeconfig:ro", "-v", ca + ":/ca.crt:ro", "-e", "KUBECONFIG=/kubeconfig",
-          "-e", "QUARKUS_HTTP_PORT=" + port, "-e", "NATGATE_LEADER_ELECTION_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE,
-          operatorImage);
-      await("operator ready", () -> ok("http://127.0.0.1:" + port + "/q/health/ready"));
+      // On the host network the API server answers on 127.0.0.1, an address its certificate names.
+      docker(concat(List.of("run", "-d", "--name", operator, "--network", "host", "--memory", "512m"),
+          serviceAccount(dir.resolve("operator"), cp.token(ControlPlane.OPERATOR_NAMESPACE,
+              ControlPlane.OPERATOR_SERVICE_ACCOUNT), "127.0.0.1", apiPort),
+          List.of("-e", "QUARKUS_HTTP_PORT=" + port,
+              "-e", "NATGATE_LEADER_ELECTION_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE, operatorImage)));
+      await("operator ready", operator, () -> ok("http://127.0.0.1:" + port + "/q/health/ready"));
       long operatorReady = (System.nanoTime() - start) / 1_000_000;
       long operatorCpu = cpuMs(operator);
 
-      Path agentConfig = dir.resolve("agent.kubeconfig");
-      Files.writeString(agentConfig, """
-          apiVersion: v1
-          kind: Config
-          clusters: [{name: c, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
-          users: [{name: agent, user: {token: %s}}]
-          contexts: [{name: c, context: {cluster: c, user: agent}}]
-          current-context: c
-          """.formatted(SUBNET.replace("0/24", "1"), URI.create(admin.getConfiguration().getMasterUrl()).getPort(),
-          cp.agentToken(NODE)));
       start = System.nanoTime();
-      docker("run", "-d", "--name", agent, "--network", NETWORK, "--ip", NODE_IP, "--memory", "300m", "--privileged",
-          "-v", agentConfig + ":/kubeconfig:ro", "-e", "KUBECONFIG=/kubeconfig", "-e", "NATGATE_AGENT_NODE_NAME=" + NODE,
-          "-e", "NATGATE_AGENT_NODE_IP=" + NODE_IP, "-e", "NATGATE_HEARTBEAT_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE,
-          "-e", "QUARKUS_HTTP_PORT=9741", agentImage);
-      await("agent applied its node's state", () -> admin.resources(EgressNodeState.class).list().getItems().stream()
-          .anyMatch(s -> NODE.equals(s.getSpec().nodeName) && s.getStatus() != null
+      // From the agent's network the API server is the host's address there (its gateway), which the certificate
+      // does not name: the agent reaches it by a name the certificate has, as a pod reaches the Service's address.
+      docker(concat(List.of("run", "-d", "--name", agent, "--network", NETWORK, "--ip", nodeIp, "--memory", "300m",
+          "--privileged", "--add-host", API_SERVER_NAME + ":" + subnet + "1"),
+          serviceAccount(dir.resolve("agent"), cp.agentToken(NODE), API_SERVER_NAME, apiPort),
+          List.of("-e", "NATGATE_AGENT_NODE_NAME=" + NODE, "-e", "NATGATE_AGENT_NODE_IP=" + nodeIp,
+              "-e", "NATGATE_HEARTBEAT_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE, "-e", "QUARKUS_HTTP_PORT=9741",
+              agentImage)));
+      await("agent applied its node's state", agent, () -> admin.resources(EgressNodeState.class).list().getItems()
+          .stream().anyMatch(s -> NODE.equals(s.getSpec().nodeName) && s.getStatus() != null
               && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration)));
       long agentApplied = (System.nanoTime() - start) / 1_000_000;
       long agentCpu = cpuMs(agent);
@@ -152,7 +186,7 @@ public final class FootprintBenchmark {
       System.out.printf("  RSS MiB by mapping, operator %s; agent %s%n", rssParts(operator), rssParts(agent));
       // Deleted while the operator runs, so that its finalizer is honoured.
       admin.resources(EgressGateway.class).withName("payments").delete();
-      await("gateway deleted", () -> admin.resources(EgressGateway.class).list().getItems().isEmpty());
+      await("gateway deleted", operator, () -> admin.resources(EgressGateway.class).list().getItems().isEmpty());
       return result;
     } finally {
       rounds++;
@@ -176,8 +210,8 @@ public final class FootprintBenchmark {
     }
   }
 
-  private static void readableByAll(Path file) throws IOException {
-    Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+  private static Path readableByAll(Path file) throws IOException {
+    return Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
   }
 
   private boolean ok(String url) {
@@ -196,14 +230,44 @@ public final class FootprintBenchmark {
     boolean done() throws Exception;
   }
 
-  private static void await(String what, Check check) throws Exception {
+  /** Waits for {@code check}, failing at once, with the container's last output, when the container has stopped. */
+  private static void await(String what, String container, Check check) throws Exception {
     long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
-    while (!check.done()) {
+    for (int polls = 0; !check.done(); polls++) {
+      if (polls % 50 != 49) { // a docker inspect about once a second: it costs more CPU than the check itself
+        Thread.sleep(20);
+        continue;
+      }
+      String state = docker("inspect", "-f", "{{.State.Status}} (exit code {{.State.ExitCode}})", container).trim();
+      if (!state.startsWith("running")) {
+        throw new IllegalStateException(container + " " + state + " before " + what + "; its last output:\n"
+            + docker("logs", "--tail", "30", container));
+      }
       if (System.nanoTime() > deadline) {
         throw new IllegalStateException("timed out waiting for: " + what);
       }
       Thread.sleep(20);
     }
+  }
+
+  /**
+   * The docker run options that give a container the credentials a pod of {@code token}'s ServiceAccount has: the
+   * token, the API server's CA and the namespace where the kubelet mounts them (readable by the image's user, as the
+   * kubelet's default mode 0644 makes them), and the API server's address in KUBERNETES_SERVICE_HOST/PORT.
+   */
+  private List<String> serviceAccount(Path dir, String token, String host, String port) throws IOException {
+    Files.createDirectories(dir);
+    readableByAll(Files.writeString(dir.resolve("token"), token));
+    readableByAll(Files.copy(Path.of(admin.getConfiguration().getCaCertFile()), dir.resolve("ca.crt")));
+    readableByAll(Files.writeString(dir.resolve("namespace"), ControlPlane.OPERATOR_NAMESPACE));
+    Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    return List.of("-v", dir + ":" + SERVICE_ACCOUNT_MOUNT + ":ro", "-e", "KUBERNETES_SERVICE_HOST=" + host,
+        "-e", "KUBERNETES_SERVICE_PORT=" + port);
+  }
+
+  @SafeVarargs
+  private static String[] concat(List<String>... parts) {
+    return java.util.Arrays.stream(parts).flatMap(List::stream).toArray(String[]::new);
   }
 
   /** The host's process ID of the container's main process (the JVM). */
