@@ -121,12 +121,12 @@ public final class FootprintBenchmark {
         }
       }
       System.out.printf("%n| images | size operator / agent | operator start → ready | operator RSS | agent start → "
-          + "applied | agent RSS | CPU to ready / to applied |%n|---|---|---|---|---|---|---|%n");
+          + "applied | agent RSS | CPU to ready / to applied | classes operator / agent |%n|---|---|---|---|---|---|---|---|%n");
       for (String[] pair : images) {
         List<long[]> r = results.get(pair[0] + " + " + pair[1]);
-        System.out.printf("| %s + %s | %s / %s | %s ms | %s MiB | %s ms | %s MiB | %s / %s ms |%n", pair[0], pair[1],
-            size(pair[0]), size(pair[1]), column(r, 0), column(r, 1), column(r, 2), column(r, 3), column(r, 4),
-            column(r, 5));
+        System.out.printf("| %s + %s | %s / %s | %s ms | %s MiB | %s ms | %s MiB | %s / %s ms | %s / %s |%n", pair[0],
+            pair[1], size(pair[0]), size(pair[1]), column(r, 0), column(r, 1), column(r, 2), column(r, 3), column(r, 4),
+            column(r, 5), column(r, 6), column(r, 7));
       }
       System.out.printf("load average at the end: %s%n", load());
     }
@@ -180,9 +180,12 @@ public final class FootprintBenchmark {
       long agentCpu = cpuMs(agent);
 
       Thread.sleep(idleSeconds * 1000L);
-      long[] result = {operatorReady, rssMiB(operator), agentApplied, rssMiB(agent), operatorCpu, agentCpu};
-      System.out.printf("operator ready %d ms (CPU %d ms), RSS %d MiB; agent applied %d ms (CPU %d ms), RSS %d MiB%n",
-          result[0], result[4], result[1], result[2], result[5], result[3]);
+      long[] result = {operatorReady, rssMiB(operator), agentApplied, rssMiB(agent), operatorCpu, agentCpu, 0, 0};
+      result[6] = classes(operator); // after the RSS: attaching starts a thread in the JVM
+      result[7] = classes(agent);
+      System.out.printf("operator ready %d ms (CPU %d ms), RSS %d MiB, %d classes; agent applied %d ms (CPU %d ms), "
+          + "RSS %d MiB, %d classes%n", result[0], result[4], result[1], result[6], result[2], result[5], result[3],
+          result[7]);
       System.out.printf("  RSS MiB by mapping, operator %s; agent %s%n", rssParts(operator), rssParts(agent));
       // Deleted while the operator runs, so that its finalizer is honoured.
       admin.resources(EgressGateway.class).withName("payments").delete();
@@ -293,6 +296,24 @@ public final class FootprintBenchmark {
       }
     }
     throw new IllegalStateException("no VmRSS for " + container);
+  }
+
+  /**
+   * Classes the container's JVM has loaded (every class loader's), as this JDK's jcmd counts them from the host; -1
+   * when it cannot attach (another Java major version).
+   */
+  private static long classes(String container) throws IOException {
+    Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+    Process p = new ProcessBuilder(jcmd.toString(), pid(container), "VM.classloader_stats").redirectErrorStream(true)
+        .start();
+    String out = new String(p.getInputStream().readAllBytes());
+    for (String line : out.split("\n")) {
+      if (line.startsWith("Total = ")) { // Total = <class loaders> <classes> <chunk bytes> <block bytes>
+        return Long.parseLong(line.trim().split("\\s+")[3]);
+      }
+    }
+    System.out.println("no class count of " + container + ": " + out.strip());
+    return -1;
   }
 
   /**
