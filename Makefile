@@ -56,7 +56,7 @@ bench-footprint: controlplane ## (root, Docker) The images as their manifests ru
 HEARTBEAT_MS ?= 900
 bench-controlplane: controlplane build ## The packaged operator with 100 gateways, 5,000 pods, 50 nodes on a real API server [HEARTBEAT_MS=900]
 	$(MVN) -q test-compile exec:java -Dexec.mainClass=io.natgate.bench.ControlPlaneBenchmark -Dexec.classpathScope=test \
-	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dbench.heartbeat-timeout-ms=$(HEARTBEAT_MS)
+	  -Dnatgate.kube.version=$(KUBE_VERSION) -Dbench.heartbeat-timeout-ms=$(HEARTBEAT_MS) $(BENCH_OPTS)
 
 ##@ Test
 .PHONY: test

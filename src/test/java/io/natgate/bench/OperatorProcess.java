@@ -23,7 +23,8 @@ final class OperatorProcess implements AutoCloseable {
 
   /**
    * Starts the operator with the heap it gets in its Deployment (the image's -XX:MaxRAMPercentage=75 of
-   * config/manager's 512 MiB limit) and its log in {@code log}.
+   * config/manager's 512 MiB limit) and its log in {@code log}; more JVM options, space-separated, in the system
+   * property {@code bench.operator-jvm-options} (e.g. the image's, to compare collectors or generation sizes).
    *
    * @param properties more system properties (natgate.* settings)
    */
@@ -34,6 +35,10 @@ final class OperatorProcess implements AutoCloseable {
     }
     List<String> command = new ArrayList<>(List.of("java", "-Xmx384m", "-Dquarkus.http.port=" + port,
         "-Dnatgate.leader-election.namespace=" + leaderNamespace));
+    String jvmOptions = System.getProperty("bench.operator-jvm-options", "").strip();
+    if (!jvmOptions.isEmpty()) {
+      command.addAll(1, List.of(jvmOptions.split("\\s+")));
+    }
     properties.forEach((k, v) -> command.add("-D" + k + "=" + v));
     command.addAll(List.of("-jar", jar.toString()));
     var builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
