@@ -41,7 +41,6 @@ public final class FootprintBenchmark {
   static final String RUN = String.valueOf(ProcessHandle.current().pid());
   static final String NETWORK = "natgate-footprint-" + RUN;
   static final String NODE = "footprint-node";
-  static final String EGRESS_IP = "198.18.219.100";
   /** USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on every Linux architecture Docker runs on. */
   static final long CLOCK_TICKS = 100;
   static final String OPERATOR = "natgate-footprint-operator-" + RUN;
@@ -148,7 +147,7 @@ public final class FootprintBenchmark {
       new io.natgate.testing.Cluster(admin).setReady(NODE, nodeIp, true);
       try (InputStream sample = Files.newInputStream(ControlPlane.repo().resolve("config/samples/egressgateway.yaml"))) {
         EgressGateway gw = admin.resources(EgressGateway.class).load(sample).item();
-        gw.getSpec().egressIPs = List.of(EGRESS_IP);
+        gw.getSpec().egressIPs = List.of(subnet + "100");
         admin.resource(gw).create();
       }
       String apiPort = String.valueOf(URI.create(admin.getConfiguration().getMasterUrl()).getPort());
