@@ -52,10 +52,22 @@ final class AgentProcess {
 
   /** natgate's configuration as Quarkus would read it, with {@link NatgateConfig} mapped. */
   static SmallRyeConfig config() {
+    return sources().withMapping(NatgateConfig.class).withValidateUnknown(false).build();
+  }
+
+  /**
+   * Whether natgate.mode is agent, without mapping the rest (the operator's start: about half of the classes that
+   * mapping it would load before Quarkus starts).
+   */
+  static boolean agentMode() {
+    return sources().build().getOptionalValue("natgate.mode", String.class).filter("agent"::equals).isPresent();
+  }
+
+  /** application.properties with the active profiles (quarkus.profile), environment variables, system properties. */
+  private static SmallRyeConfigBuilder sources() {
     String profiles = System.getProperty("quarkus.profile", System.getenv().getOrDefault("QUARKUS_PROFILE", "prod"));
     var builder = new SmallRyeConfigBuilder().withProfiles(Arrays.asList(profiles.split(",")))
-        .addDefaultSources().withConverter(Duration.class, 100, new DurationConverter())
-        .withMapping(NatgateConfig.class).withValidateUnknown(false);
+        .addDefaultSources().withConverter(Duration.class, 100, new DurationConverter());
     try {
       var resources = Main.class.getClassLoader().getResources("application.properties");
       while (resources.hasMoreElements()) {
@@ -64,14 +76,11 @@ final class AgentProcess {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
-    return builder.build();
+    return builder;
   }
 
-  static boolean isAgent(SmallRyeConfig config) {
-    return "agent".equals(config.getConfigMapping(NatgateConfig.class).mode());
-  }
-
-  static void run(SmallRyeConfig config) {
+  static void run() {
+    var config = config();
     configureLogging(config);
     Logger log = Logger.getLogger(AgentProcess.class);
     try {

@@ -15,9 +15,8 @@ public final class Main {
   }
 
   public static void main(String[] args) {
-    var config = AgentProcess.config();
-    if (AgentProcess.isAgent(config)) {
-      AgentProcess.run(config);
+    if (AgentProcess.agentMode()) {
+      AgentProcess.run();
     } else {
       Quarkus.run(args);
     }

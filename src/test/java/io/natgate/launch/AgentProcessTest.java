@@ -20,15 +20,17 @@ class AgentProcessTest {
     System.setProperty("quarkus.profile", "agent");
     System.setProperty("natgate.heartbeat.fence-after", "2s");
     try {
+      assertThat(AgentProcess.agentMode()).isTrue();
       var config = AgentProcess.config();
-      assertThat(AgentProcess.isAgent(config)).isTrue();
+      assertThat(config.getConfigMapping(NatgateConfig.class).mode()).isEqualTo("agent");
       assertThat(config.getValue("quarkus.http.port", Integer.class)).isEqualTo(9741);
       assertThat(config.getConfigMapping(NatgateConfig.class).heartbeat().fenceAfter()).isEqualTo(Duration.ofSeconds(2));
     } finally {
       System.clearProperty("quarkus.profile");
       System.clearProperty("natgate.heartbeat.fence-after");
     }
-    assertThat(AgentProcess.isAgent(AgentProcess.config())).isFalse();
+    assertThat(AgentProcess.agentMode()).isFalse();
+    assertThat(AgentProcess.config().getConfigMapping(NatgateConfig.class).mode()).isEqualTo("operator");
   }
 
   @Test
