@@ -55,10 +55,7 @@ final class AgentProcess {
     return sources().withMapping(NatgateConfig.class).withValidateUnknown(false).build();
   }
 
-  /**
-   * Whether natgate.mode is agent, without mapping the rest (the operator's start: about half of the classes that
-   * mapping it would load before Quarkus starts).
-   */
+  /** Whether natgate.mode is agent; without mapping the rest, which the operator's Quarkus does again. */
   static boolean agentMode() {
     return sources().build().getOptionalValue("natgate.mode", String.class).filter("agent"::equals).isPresent();
   }
