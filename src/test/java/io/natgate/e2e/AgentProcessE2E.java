@@ -84,8 +84,8 @@ class AgentProcessE2E {
   void answersTheProbesAndPrometheusAsBefore() throws Exception {
     LabNode n = lab.node(1);
     // Applied its node's (empty) state: ready.
-    await().atMost(Duration.ofSeconds(60)).until(() -> get(n, "/q/health/group/agent").startsWith("200 "));
-    JsonNode ready = json(get(n, "/q/health/group/agent"));
+    JsonNode ready = json(await().atMost(Duration.ofSeconds(60)).until(() -> get(n, "/q/health/group/agent"),
+        r -> r.startsWith("200 ")));
     assertThat(ready.get("status").asText()).isEqualTo("UP");
     assertThat(ready.get("checks").get(0).get("name").asText()).isEqualTo("natgate-agent");
     assertThat(ready.get("checks").get(0).get("data").get("mode").asText()).isEqualTo("agent");
