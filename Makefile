@@ -153,10 +153,13 @@ $(BUNDLE_VALIDATE): src/tools/bundlevalidate/go.mod src/tools/bundlevalidate/go.
 
 ##@ Images (need Docker or Podman: CONTAINER_TOOL=podman)
 .PHONY: docker-build
-docker-build: build $(CNI_PLUGIN) ## Build the operator image $(IMG) and the agent image $(AGENT_IMG)
+docker-build: build $(CNI_PLUGIN) ## Build the operator image $(IMG) and the agent image $(AGENT_IMG) (on $(IMG)-application)
 	cp $(CNI_PLUGIN) target/natgate-cni
 	$(CONTAINER_TOOL) build --force-rm -f src/main/docker/Dockerfile.operator --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
-	$(CONTAINER_TOOL) build --force-rm -f src/main/docker/Dockerfile.agent --build-arg OPERATOR_IMAGE=$(IMG) -t $(AGENT_IMG) .
+	$(CONTAINER_TOOL) build --force-rm -f src/main/docker/Dockerfile.operator --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  --target application -t $(IMG)-application .
+	$(CONTAINER_TOOL) build --force-rm -f src/main/docker/Dockerfile.agent --build-arg APPLICATION_IMAGE=$(IMG)-application \
+	  -t $(AGENT_IMG) .
 
 .PHONY: docker-engine
 docker-engine: ## (root) Install and start Docker when missing (docker.io from Debian; addresses in 198.18.128.0/17)

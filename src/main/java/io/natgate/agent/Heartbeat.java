@@ -7,6 +7,8 @@ import io.fabric8.kubernetes.client.ConfigBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.http.HttpClient;
+import io.fabric8.kubernetes.client.utils.HttpClientUtils;
 import io.natgate.plan.NodeReadiness;
 import java.time.Duration;
 import java.time.ZoneOffset;
@@ -60,10 +62,15 @@ public final class Heartbeat implements AutoCloseable {
    * A client for renewals: requests time out after {@code fenceAfter} and are not retried, because a renewal that
    * arrives later than that is worth nothing (the agent has fenced itself by then).
    */
-  public static KubernetesClient client(Config config, Duration fenceAfter) {
+  public static KubernetesClient client(Config config, Duration fenceAfter, HttpClient.Factory factory) {
     int ms = (int) fenceAfter.toMillis();
-    return new KubernetesClientBuilder().withConfig(new ConfigBuilder(config).withRequestTimeout(ms)
-        .withConnectionTimeout(ms).withRequestRetryBackoffLimit(0).build()).build();
+    return new KubernetesClientBuilder().withHttpClientFactory(factory).withConfig(new ConfigBuilder(config)
+        .withRequestTimeout(ms).withConnectionTimeout(ms).withRequestRetryBackoffLimit(0).build()).build();
+  }
+
+  /** {@link #client(Config, Duration, HttpClient.Factory)} on the HTTP client found on the class path. */
+  public static KubernetesClient client(Config config, Duration fenceAfter) {
+    return client(config, fenceAfter, HttpClientUtils.getHttpClientFactory());
   }
 
   public static String leaseName(String node) {

@@ -1,178 +1,29 @@
 package io.natgate.config;
 
-import io.fabric8.kubernetes.client.KubernetesClient;
-import io.micrometer.core.instrument.MeterRegistry;
-import io.natgate.Defaults;
-import io.natgate.agent.Agent;
-import io.natgate.agent.Heartbeat;
-import io.natgate.cni.CniInstallation;
-import io.natgate.connlog.ConnectionLog;
-import io.natgate.dataplane.Kernel;
-import io.natgate.dataplane.SnatPorts;
-import io.natgate.dns.DnsPath;
-import io.natgate.peers.PeerLiveness;
+import io.javaoperatorsdk.operator.Operator;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
-import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Inject;
-import java.net.InetSocketAddress;
-import java.nio.file.Path;
-import java.util.List;
-import org.eclipse.microprofile.health.HealthCheck;
-import org.eclipse.microprofile.health.HealthCheckResponse;
-import org.eclipse.microprofile.health.Liveness;
-import io.javaoperatorsdk.operator.Operator;
-import io.smallrye.health.api.HealthGroup;
-import org.jboss.logging.Logger;
 
 /**
- * Starts the node agent when the application runs in agent mode ({@code QUARKUS_PROFILE=agent}), the operator
- * otherwise. The agent's readiness ({@code /q/health/group/agent}): it has applied its node's current state; its
- * liveness ({@code /q/health/live}) is DOWN while it cannot watch that state.
+ * Starts and stops the operator. Quarkus runs only in operator mode: agent mode ({@code QUARKUS_PROFILE=agent}) starts
+ * without it ({@link io.natgate.launch.Main}).
  */
 @ApplicationScoped
-@HealthGroup("agent")
-public class ModeLauncher implements HealthCheck {
-  private static final Logger LOG = Logger.getLogger(ModeLauncher.class);
-  @Inject
-  NatgateConfig config;
-  @Inject
-  KubernetesClient client;
-  @Inject
-  MeterRegistry metrics;
+public class ModeLauncher {
   @Inject
   Operator operator;
   @Inject
   LeaderLease leaderLease;
-  private volatile Agent agent;
-  private CniInstallation cniInstallation;
 
   void start(@Observes StartupEvent event) {
-    if (!"agent".equals(config.mode())) {
-      operator.start(); // leader election, informers, reconciler: as the operator SDK would have started it
-      return;
-    }
-    var a = config.agent();
-    var h = config.heartbeat();
-    var p = config.peers();
-    String node = a.nodeName().orElseThrow(() -> new IllegalStateException(
-        "natgate.agent.node-name (NATGATE_AGENT_NODE_NAME, from spec.nodeName) is required in agent mode"));
-    KubernetesClient heartbeatClient = Heartbeat.client(client.getConfiguration(), h.fenceAfter());
-    var settings = new Agent.Settings(node, a.nodeIp().orElse(null), a.uplink().orElse(null), h.namespace(),
-        h.renewInterval(), h.timeout(), h.fenceAfter(), a.repairInterval(), a.tunnelPort(),
-        Defaults.markMask(a.markMask()), a.tableBase(), a.rulePriority(),
-        new PeerLiveness.Settings(p.port(), p.interval(), p.timeout(), p.takeoverMargin()));
-    var log = a.connectionLog();
-    var logSettings = new ConnectionLog.Settings(log.file().map(Path::of).orElse(null), log.maxFileBytes(),
-        log.keepFiles(), log.queueSize(), log.socketBufferBytes());
-    var created = new Agent(client, heartbeatClient, settings, new Kernel(List.of(), Kernel.DEFAULT_TIMEOUT, a.procSys()), metrics)
-        .withConnectionLog(logSettings);
-    a.snatPorts().ifPresent(range -> created.withSnatPorts(SnatPorts.parse(range)));
-    a.cniSocket().ifPresent(socket -> created.withCni(Path.of(socket), config.clusterCidrs().orElse(List.of())));
-    if (a.dns().enabled()) {
-      try {
-        created.withDns(dnsSettings(a.dns()));
-      } catch (RuntimeException e) {
-        // No upstream to ask: names in allow lists allow nothing here (their pods' queries are not redirected).
-        LOG.errorf("no DNS path: %s", e.getMessage());
-      }
-    }
-    agent = created.start();
-    if (a.cniSocket().isPresent() && a.cniBinDir().isPresent() && a.cniConfDir().isPresent()) {
-      cniInstallation = new CniInstallation(Path.of(a.cniPlugin()), Path.of(a.cniBinDir().get()),
-          Path.of(a.cniConfDir().get()), a.cniSocket().get()).start();
-    }
-  }
-
-  private static DnsPath.Settings dnsSettings(NatgateConfig.Dns d) {
-    InetSocketAddress upstream = d.upstream().map(ModeLauncher::hostPort)
-        .orElseGet(() -> DnsPath.nameserverOf(Path.of("/etc/resolv.conf")));
-    return new DnsPath.Settings(d.proxyPort(), d.pairPort(), upstream, d.grace(), d.confirmTimeout());
-  }
-
-  /** host or host:port (53). */
-  private static InetSocketAddress hostPort(String text) {
-    int colon = text.lastIndexOf(':');
-    return colon < 0 ? new InetSocketAddress(text, 53)
-        : new InetSocketAddress(text.substring(0, colon), Integer.parseInt(text.substring(colon + 1)));
+    operator.start(); // leader election, informers, reconciler: as the operator SDK would have started it
   }
 
   void stop(@Observes ShutdownEvent event) {
-    if (agent != null) {
-      if (uninstalling()) {
-        if (cniInstallation != null) {
-          cniInstallation.uninstall(); // first: no new pod waits for an agent that is going away
-        }
-        agent.uninstall();
-      } else {
-        if (cniInstallation != null) {
-          cniInstallation.close(); // stays chained: pods starting meanwhile wait for the next agent
-        }
-        agent.leave(); // a standby takes the egress IPs over at once; this node's pods go through it meanwhile
-      }
-      agent.close(); // otherwise the kernel state stays: traffic keeps flowing while a new agent starts
-    } else {
-      leaderLease.stopping();
-      operator.stop(); // the reconciler, the informers, then the Lease, which a replacement takes at once
-    }
-  }
-
-  /** Agent mode: DOWN while the agent cannot watch its node's states (403, API server refusing): it applies nothing. */
-  @Produces
-  @Liveness
-  HealthCheck watching() {
-    return () -> {
-      var response = HealthCheckResponse.named("natgate-agent-watch");
-      Agent a = agent;
-      String error = a == null ? null : a.watchError();
-      response.status(error == null);
-      if (error != null) {
-        response.withData("error", error);
-      }
-      return response.build();
-    };
-  }
-
-  /**
-   * Whether the agent's DaemonSet is gone or being deleted, as the API server says now. Anything else is a restart,
-   * whose kernel state must stay: the DaemonSet there, the API server unreachable, or this agent's credentials
-   * refused (401/403), which is no evidence of an uninstall: the token of a Pod deleted with {@code --force} (or
-   * removed with its Node) is refused from that moment, while its replacement is starting.
-   */
-  private boolean uninstalling() {
-    var name = config.agent().daemonSet();
-    if (name.isEmpty()) {
-      return false;
-    }
-    String namespace = config.heartbeat().namespace();
-    try {
-      // Untyped: the typed DaemonSet (its pod template) costs seconds of class loading on a loaded node, at a moment
-      // when the kubelet counts down the grace period.
-      var ds = client.genericKubernetesResources("apps/v1", "DaemonSet").inNamespace(namespace).withName(name.get())
-          .get();
-      return ds == null || ds.getMetadata().getDeletionTimestamp() != null;
-    } catch (RuntimeException e) {
-      LOG.warnf("stopping without knowing whether DaemonSet %s/%s is being deleted (%s): keeping natgate's kernel "
-          + "state and natgate-cni, as on a restart (uninstall: delete the DaemonSet first, README)", namespace,
-          name.get(), e.getMessage());
-      return false;
-    }
-  }
-
-  @Override
-  public HealthCheckResponse call() {
-    var response = HealthCheckResponse.named("natgate-agent");
-    if (!"agent".equals(config.mode())) {
-      return response.up().withData("mode", "operator").build();
-    }
-    Agent a = agent;
-    boolean ready = a != null && a.ready();
-    response.status(ready).withData("mode", "agent");
-    if (a != null && a.lastError() != null) {
-      response.withData("error", a.lastError());
-    }
-    return response.build();
+    leaderLease.stopping();
+    operator.stop(); // the reconciler, the informers, then the Lease, which a replacement takes at once
   }
 }

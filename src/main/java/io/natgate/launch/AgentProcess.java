@@ -1,0 +1,165 @@
+package io.natgate.launch;
+
+import io.fabric8.kubernetes.client.Config;
+import io.fabric8.kubernetes.client.ConfigBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.fabric8.kubernetes.client.jdkhttp.JdkHttpClientFactory;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmHeapPressureMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.FileDescriptorMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheus.PrometheusConfig;
+import io.micrometer.prometheus.PrometheusMeterRegistry;
+import io.natgate.config.NatgateConfig;
+import io.quarkus.bootstrap.logging.InitialConfigurator;
+import io.quarkus.runtime.configuration.DurationConverter;
+import io.smallrye.config.PropertiesConfigSource;
+import io.smallrye.config.SmallRyeConfig;
+import io.smallrye.config.SmallRyeConfigBuilder;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CountDownLatch;
+import java.util.regex.Pattern;
+import java.util.logging.Handler;
+import org.jboss.logging.Logger;
+import org.jboss.logmanager.LogContext;
+import org.jboss.logmanager.formatters.PatternFormatter;
+import org.jboss.logmanager.handlers.ConsoleHandler;
+
+/**
+ * The node agent as a plain Java process: the configuration Quarkus would read (application.properties with the
+ * active profiles, environment variables, system properties), its console log format, the Kubernetes client on the
+ * JDK's HTTP client, and health and metrics on the same port and paths ({@link AgentEndpoints}).
+ */
+final class AgentProcess {
+  private static final String CLIENT = "quarkus.kubernetes-client.";
+  private static final Pattern CATEGORY = Pattern.compile("quarkus\\.log\\.category\\.\"?([^\"]+?)\"?\\.level");
+  private static final Pattern CATEGORY_ENV = Pattern.compile("QUARKUS_LOG_CATEGORY__(.+)__LEVEL");
+
+  private AgentProcess() {
+  }
+
+  /** natgate's configuration as Quarkus would read it, with {@link NatgateConfig} mapped. */
+  static SmallRyeConfig config() {
+    return sources().withMapping(NatgateConfig.class).withValidateUnknown(false).build();
+  }
+
+  /** Whether natgate.mode is agent; without mapping the rest, which the operator's Quarkus does again. */
+  static boolean agentMode() {
+    return sources().build().getOptionalValue("natgate.mode", String.class).filter("agent"::equals).isPresent();
+  }
+
+  /** application.properties with the active profiles (quarkus.profile), environment variables, system properties. */
+  private static SmallRyeConfigBuilder sources() {
+    String profiles = System.getProperty("quarkus.profile", System.getenv().getOrDefault("QUARKUS_PROFILE", "prod"));
+    var builder = new SmallRyeConfigBuilder().withProfiles(Arrays.asList(profiles.split(",")))
+        .addDefaultSources().withConverter(Duration.class, 100, new DurationConverter());
+    try {
+      var resources = Main.class.getClassLoader().getResources("application.properties");
+      while (resources.hasMoreElements()) {
+        builder.withSources(new PropertiesConfigSource(resources.nextElement(), 250));
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return builder;
+  }
+
+  static void run() {
+    var config = config();
+    configureLogging(config);
+    Logger log = Logger.getLogger(AgentProcess.class);
+    try {
+      var factory = new JdkHttpClientFactory();
+      KubernetesClient client = new KubernetesClientBuilder().withHttpClientFactory(factory)
+          .withConfig(clientConfig(config)).build();
+      var metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      List.of(new ClassLoaderMetrics(), new JvmMemoryMetrics(), new JvmGcMetrics(), new JvmThreadMetrics(),
+          new JvmHeapPressureMetrics(), new ProcessorMetrics(), new UptimeMetrics(), new FileDescriptorMetrics())
+          .forEach(binder -> binder.bindTo(metrics));
+      var launcher = new AgentLauncher(config.getConfigMapping(NatgateConfig.class), client);
+      int port = config.getValue("quarkus.http.port", Integer.class);
+      var endpoints = new AgentEndpoints(new InetSocketAddress(port), launcher, metrics).start();
+      var stopped = new CountDownLatch(1);
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        launcher.stop();
+        endpoints.stop();
+        client.close();
+        stopped.countDown();
+      }, "natgate-agent-stop"));
+      log.infof("natgate-agent listening on port %d", port);
+      launcher.start(factory, metrics);
+      stopped.await(); // runs until SIGTERM, as Quarkus.run did
+    } catch (RuntimeException e) {
+      log.error("natgate-agent failed to start", e);
+      System.exit(1);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * Quarkus's kubernetes-client settings over the client's own discovery (in-cluster service account, KUBECONFIG,
+   * ~/.kube/config), as its extension applies them.
+   */
+  private static Config clientConfig(SmallRyeConfig config) {
+    var b = new ConfigBuilder(Config.autoConfigure(null));
+    config.getOptionalValue(CLIENT + "api-server-url", String.class)
+        .or(() -> config.getOptionalValue(CLIENT + "master-url", String.class)).ifPresent(b::withMasterUrl);
+    config.getOptionalValue(CLIENT + "trust-certs", Boolean.class).ifPresent(b::withTrustCerts);
+    config.getOptionalValue(CLIENT + "namespace", String.class).ifPresent(b::withNamespace);
+    config.getOptionalValue(CLIENT + "token", String.class).ifPresent(b::withOauthToken);
+    config.getOptionalValue(CLIENT + "ca-cert-file", String.class).ifPresent(b::withCaCertFile);
+    config.getOptionalValue(CLIENT + "connection-timeout", Duration.class)
+        .ifPresent(d -> b.withConnectionTimeout((int) d.toMillis()));
+    config.getOptionalValue(CLIENT + "request-timeout", Duration.class)
+        .ifPresent(d -> b.withRequestTimeout((int) d.toMillis()));
+    return b.build();
+  }
+
+  /**
+   * The console handler Quarkus would install ({@code quarkus.log.console.format}), the root level
+   * ({@code quarkus.log.level}, INFO) and the categories' ({@code quarkus.log.category."NAME".level}, also as
+   * QUARKUS_LOG_CATEGORY__NAME__LEVEL).
+   */
+  private static void configureLogging(SmallRyeConfig config) {
+    var context = LogContext.getLogContext();
+    context.getLogger("").setLevel(context.getLevelForName(
+        config.getOptionalValue("quarkus.log.level", String.class).orElse("INFO")));
+    logCategories(config.getPropertyNames()).forEach(category -> config
+        .getOptionalValue("quarkus.log.category.\"" + category + "\".level", String.class)
+        .ifPresent(level -> context.getLogger(category).setLevel(context.getLevelForName(level))));
+    var console = new ConsoleHandler(new PatternFormatter(config.getValue("quarkus.log.console.format", String.class)));
+    // Records logged so far wait in Quarkus's start-up handler (the jar's log manager set-up): handed over here.
+    InitialConfigurator.DELAYED_HANDLER.setHandlers(new Handler[] {console});
+  }
+
+  /**
+   * The log categories named in configuration: {@code quarkus.log.category."io.natgate".level}, or as an environment
+   * variable QUARKUS_LOG_CATEGORY__IO_NATGATE__LEVEL (read back with dots, as Quarkus does).
+   */
+  static Set<String> logCategories(Iterable<String> propertyNames) {
+    Set<String> categories = new TreeSet<>();
+    for (String name : propertyNames) {
+      var dotted = CATEGORY.matcher(name);
+      var env = CATEGORY_ENV.matcher(name);
+      if (dotted.matches()) {
+        categories.add(dotted.group(1));
+      } else if (env.matches()) {
+        categories.add(env.group(1).toLowerCase(java.util.Locale.ROOT).replace('_', '.'));
+      }
+    }
+    return categories;
+  }
+}

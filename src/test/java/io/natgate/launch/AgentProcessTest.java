@@ -1,0 +1,43 @@
+package io.natgate.launch;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.natgate.config.NatgateConfig;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class AgentProcessTest {
+  @Test
+  void logCategoriesComeFromPropertiesAndEnvironmentVariables() {
+    assertThat(AgentProcess.logCategories(List.of("quarkus.log.category.\"io.fabric8\".level",
+        "QUARKUS_LOG_CATEGORY__IO_NATGATE__LEVEL", "quarkus.log.level", "natgate.agent.node-name",
+        "quarkus.log.category.\"io.natgate\".min-level"))).containsExactly("io.fabric8", "io.natgate");
+  }
+
+  @Test
+  void theAgentProfileSelectsAgentModeAndItsPortWithQuarkusDurations() {
+    System.setProperty("quarkus.profile", "agent");
+    System.setProperty("natgate.heartbeat.fence-after", "2s");
+    try {
+      assertThat(AgentProcess.agentMode()).isTrue();
+      var config = AgentProcess.config();
+      assertThat(config.getConfigMapping(NatgateConfig.class).mode()).isEqualTo("agent");
+      assertThat(config.getValue("quarkus.http.port", Integer.class)).isEqualTo(9741);
+      assertThat(config.getConfigMapping(NatgateConfig.class).heartbeat().fenceAfter()).isEqualTo(Duration.ofSeconds(2));
+    } finally {
+      System.clearProperty("quarkus.profile");
+      System.clearProperty("natgate.heartbeat.fence-after");
+    }
+    assertThat(AgentProcess.agentMode()).isFalse();
+    assertThat(AgentProcess.config().getConfigMapping(NatgateConfig.class).mode()).isEqualTo("operator");
+  }
+
+  @Test
+  void healthBodiesAreSmallRyeHealthsShape() {
+    assertThat(AgentEndpoints.body(false, List.of(new AgentLauncher.Health("natgate-agent", false, "403 \"no\""))))
+        .isEqualToIgnoringWhitespace("""
+            {"status": "DOWN", "checks": [{"name": "natgate-agent", "status": "DOWN",
+             "data": {"mode": "agent", "error": "403 \\"no\\""}}]}""");
+  }
+}
