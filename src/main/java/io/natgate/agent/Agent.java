@@ -271,7 +271,8 @@ public final class Agent implements AutoCloseable {
     }
     synced = true;
     peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
-        () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get).start();
+        () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get);
+    peers.start(); // once assigned: its first decision comes back to onHoldingChanged, which reads it
     applyLater(); // also when there is no state: the base goes in, and what an earlier run left beyond it goes
     long repair = settings.repairInterval().toMillis();
     worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);

@@ -21,6 +21,10 @@ import io.natgate.testing.FakeKernel;
 import io.natgate.testing.LabAgent;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -51,14 +55,7 @@ class AgentIT {
         .endMetadata().withNewRoleRef("rbac.authorization.k8s.io", "Role", "natgate-agent-heartbeat")
         .addNewSubject().withKind("ServiceAccount").withName(ACCOUNT).withNamespace(NS).endSubject().build())
         .serverSideApply();
-    var gw = new NodeGatewayState();
-    gw.failurePolicy = FailurePolicy.Drop;
-    gw.cidrs = List.of("0.0.0.0/0");
-    gw.snat.add(new NodeGatewayState.Snat(EGRESS_IP, true, List.of("198.19.1.11")));
-    var state = new EgressNodeState();
-    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("payments", NODE)).build());
-    state.setSpec(new EgressNodeStateSpec(NODE, "payments", gw));
-    EgressNodeState created = admin.resource(state).create();
+    EgressNodeState created = admin.resource(state(NODE, EGRESS_IP)).create();
 
     var kernel = new FakeKernel("eth0");
     KubernetesClient client = controlPlane.clientFor(NS, ACCOUNT);
@@ -107,6 +104,69 @@ class AgentIT {
       admin.rbac().roleBindings().inNamespace(NS).withName(ACCOUNT).delete();
       admin.serviceAccounts().inNamespace(NS).withName(ACCOUNT).delete();
     }
+  }
+
+  /**
+   * The first holding decision, which PeerLiveness takes as it starts, is carried out like any later one: it used to
+   * reach the agent before the agent had assigned its PeerLiveness, failed there (a NullPointerException, logged as
+   * "deciding which egress IPs to hold failed") and was lost.
+   */
+  @Test
+  void theFirstHoldingDecisionIsCarriedOutWithoutError() throws Exception {
+    KubernetesClient admin = controlPlane.admin();
+    String node = "agent-it-start";
+    EgressNodeState created = admin.resource(state(node, "198.18.0.131")).create();
+    List<LogRecord> errors = new CopyOnWriteArrayList<>();
+    Handler handler = new Handler() {
+      @Override
+      public void publish(LogRecord record) {
+        if (record.getLevel().intValue() >= Level.SEVERE.intValue()) {
+          errors.add(record);
+        }
+      }
+
+      @Override
+      public void flush() {
+      }
+
+      @Override
+      public void close() {
+      }
+    };
+    java.util.logging.Logger peers = java.util.logging.Logger.getLogger("io.natgate.peers");
+    java.util.logging.Logger agents = java.util.logging.Logger.getLogger("io.natgate.agent");
+    peers.addHandler(handler);
+    agents.addHandler(handler);
+    var kernel = new FakeKernel("eth0");
+    KubernetesClient client = controlPlane.agentClient(node);
+    try (Agent agent = new Agent(client, Heartbeat.client(client.getConfiguration(), LabAgent.FENCE_AFTER),
+        Agent.Settings.defaults(node, null, "eth0"), kernel, new SimpleMeterRegistry()).start()) {
+      await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+        var s = admin.resource(created).get().getStatus();
+        assertThat(s).isNotNull();
+        assertThat(s.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
+        assertThat(s.held).containsExactly("198.18.0.131");
+      });
+      assertThat(kernel.addresses()).contains("198.18.0.131");
+      assertThat(errors).extracting(r -> r.getMessage() + " " + r.getThrown()).isEmpty();
+    } finally {
+      peers.removeHandler(handler);
+      agents.removeHandler(handler);
+      admin.resource(created).delete();
+      admin.leases().inNamespace(NS).withName(Heartbeat.leaseName(node)).delete();
+    }
+  }
+
+  /** {@code node}'s part in gateway payments: it alone, holding {@code egressIP} (the Lease rule: no peer group). */
+  private static EgressNodeState state(String node, String egressIP) {
+    var gw = new NodeGatewayState();
+    gw.failurePolicy = FailurePolicy.Drop;
+    gw.cidrs = List.of("0.0.0.0/0");
+    gw.snat.add(new NodeGatewayState.Snat(egressIP, true, List.of("198.19.1.11")));
+    var state = new EgressNodeState();
+    state.setMetadata(new ObjectMetaBuilder().withName(EgressNodeState.nameFor("payments", node)).build());
+    state.setSpec(new EgressNodeStateSpec(node, "payments", gw));
+    return state;
   }
 
   private void grant(String name, String resource, List<String> verbs) {
