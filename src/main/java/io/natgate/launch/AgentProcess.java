@@ -18,6 +18,7 @@ import io.micrometer.prometheus.PrometheusMeterRegistry;
 import io.natgate.config.NatgateConfig;
 import io.quarkus.bootstrap.logging.InitialConfigurator;
 import io.quarkus.runtime.configuration.DurationConverter;
+import io.smallrye.config.ConfigMappings;
 import io.smallrye.config.PropertiesConfigSource;
 import io.smallrye.config.SmallRyeConfig;
 import io.smallrye.config.SmallRyeConfigBuilder;
@@ -50,14 +51,23 @@ final class AgentProcess {
   private AgentProcess() {
   }
 
-  /** natgate's configuration as Quarkus would read it, with {@link NatgateConfig} mapped. */
+  /**
+   * natgate's configuration as Quarkus would read it, with {@link NatgateConfig} not mapped yet: the operator's Quarkus
+   * reads it again, the agent maps it once it knows its mode ({@link #run}).
+   */
   static SmallRyeConfig config() {
-    return sources().withMapping(NatgateConfig.class).withValidateUnknown(false).build();
+    return sources().withValidateUnknown(false).build();
   }
 
-  /** Whether natgate.mode is agent; without mapping the rest, which the operator's Quarkus does again. */
-  static boolean agentMode() {
-    return sources().build().getOptionalValue("natgate.mode", String.class).filter("agent"::equals).isPresent();
+  /** Whether natgate.mode is agent in {@code config}. */
+  static boolean agentMode(SmallRyeConfig config) {
+    return config.getOptionalValue("natgate.mode", String.class).filter("agent"::equals).isPresent();
+  }
+
+  /** {@link NatgateConfig} mapped on {@code config} (built once: reading the sources again cost tens of ms at start). */
+  static NatgateConfig natgate(SmallRyeConfig config) {
+    ConfigMappings.registerConfigMappings(config, Set.of(ConfigMappings.ConfigClass.configClass(NatgateConfig.class)));
+    return config.getConfigMapping(NatgateConfig.class);
   }
 
   /** application.properties with the active profiles (quarkus.profile), environment variables, system properties. */
@@ -76,8 +86,7 @@ final class AgentProcess {
     return builder;
   }
 
-  static void run() {
-    var config = config();
+  static void run(SmallRyeConfig config) {
     configureLogging(config);
     Logger log = Logger.getLogger(AgentProcess.class);
     try {
@@ -85,10 +94,7 @@ final class AgentProcess {
       KubernetesClient client = new KubernetesClientBuilder().withHttpClientFactory(factory)
           .withConfig(clientConfig(config)).build();
       var metrics = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-      List.of(new ClassLoaderMetrics(), new JvmMemoryMetrics(), new JvmGcMetrics(), new JvmThreadMetrics(),
-          new JvmHeapPressureMetrics(), new ProcessorMetrics(), new UptimeMetrics(), new FileDescriptorMetrics())
-          .forEach(binder -> binder.bindTo(metrics));
-      var launcher = new AgentLauncher(config.getConfigMapping(NatgateConfig.class), client);
+      var launcher = new AgentLauncher(natgate(config), client);
       int port = config.getValue("quarkus.http.port", Integer.class);
       var endpoints = new AgentEndpoints(new InetSocketAddress(port), launcher, metrics).start();
       var stopped = new CountDownLatch(1);
@@ -100,6 +106,10 @@ final class AgentProcess {
       }, "natgate-agent-stop"));
       log.infof("natgate-agent listening on port %d", port);
       launcher.start(factory, metrics);
+      // The JVM's and the process's meters after the agent's start (tens of ms), which its first renewal overlaps.
+      List.of(new ClassLoaderMetrics(), new JvmMemoryMetrics(), new JvmGcMetrics(), new JvmThreadMetrics(),
+          new JvmHeapPressureMetrics(), new ProcessorMetrics(), new UptimeMetrics(), new FileDescriptorMetrics())
+          .forEach(binder -> binder.bindTo(metrics));
       stopped.await(); // runs until SIGTERM, as Quarkus.run did
     } catch (RuntimeException e) {
       log.error("natgate-agent failed to start", e);

@@ -15,8 +15,9 @@ public final class Main {
   }
 
   public static void main(String[] args) {
-    if (AgentProcess.agentMode()) {
-      AgentProcess.run();
+    var config = AgentProcess.config();
+    if (AgentProcess.agentMode(config)) {
+      AgentProcess.run(config);
     } else {
       Quarkus.run(args);
     }

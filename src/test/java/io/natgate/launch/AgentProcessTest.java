@@ -20,17 +20,18 @@ class AgentProcessTest {
     System.setProperty("quarkus.profile", "agent");
     System.setProperty("natgate.heartbeat.fence-after", "2s");
     try {
-      assertThat(AgentProcess.agentMode()).isTrue();
       var config = AgentProcess.config();
-      assertThat(config.getConfigMapping(NatgateConfig.class).mode()).isEqualTo("agent");
+      assertThat(AgentProcess.agentMode(config)).isTrue();
+      assertThat(AgentProcess.natgate(config).mode()).isEqualTo("agent");
       assertThat(config.getValue("quarkus.http.port", Integer.class)).isEqualTo(9741);
-      assertThat(config.getConfigMapping(NatgateConfig.class).heartbeat().fenceAfter()).isEqualTo(Duration.ofSeconds(2));
+      assertThat(AgentProcess.natgate(config).heartbeat().fenceAfter()).isEqualTo(Duration.ofSeconds(2));
     } finally {
       System.clearProperty("quarkus.profile");
       System.clearProperty("natgate.heartbeat.fence-after");
     }
-    assertThat(AgentProcess.agentMode()).isFalse();
-    assertThat(AgentProcess.config().getConfigMapping(NatgateConfig.class).mode()).isEqualTo("operator");
+    var operator = AgentProcess.config();
+    assertThat(AgentProcess.agentMode(operator)).isFalse();
+    assertThat(AgentProcess.natgate(operator).mode()).isEqualTo("operator");
   }
 
   @Test
