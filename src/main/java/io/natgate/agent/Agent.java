@@ -48,6 +48,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -134,8 +135,10 @@ public final class Agent implements AutoCloseable {
   /** Egress IPs the kernel may hold now: peers are told of them until they are gone there, not just decided. */
   private final AtomicReference<Set<String>> inKernel = new AtomicReference<>(Set.of());
   private volatile SharedIndexInformer<EgressNodeState> informer;
-  /** Waits for the first renewal, then retries watching until it can; stopped by {@link #close()}. */
+  /** Watches until it can, waits for the first renewal and the kernel's probes, then applies; see {@link #close()}. */
   private Thread connector;
+  /** Counted down once {@link #start} has probed the kernel and built the data plane. */
+  private final CountDownLatch probed = new CountDownLatch(1);
   private volatile boolean synced;
   private Timer applyTimer;
   private Counter applyErrors;
@@ -188,9 +191,36 @@ public final class Agent implements AutoCloseable {
     return this;
   }
 
-  /** Starts the heartbeat now, and watching the node state once the first renewal succeeded (in the background). */
+  /**
+   * Starts the heartbeat and the watch of the node's states now (in the background), then probes the kernel: the first
+   * renewal, the states' list and the probes overlap (each took a few hundred ms of a start, one after the other).
+   * Nothing is applied, and no egress IP held, before the first renewal succeeded.
+   */
   public Agent start() {
+    // The uplink first: a node whose uplink cannot be found fails here, before its Lease tells the operator it lives.
     String uplink = settings.uplink() != null ? settings.uplink() : uplinkHolding(settings.nodeIP());
+    // Whether to hold is decided by PeerLiveness (which reads the Lease's freshness for groups too small for a
+    // quorum); a renewal after an outage re-reports what was held meanwhile.
+    heartbeat = new Heartbeat(heartbeatClient, settings.leaseNamespace(), settings.nodeName(),
+        settings.renewInterval(), settings.heartbeatTimeout(), settings.fenceAfter(),
+        () -> { }, this::applyLater, () -> { }).start();
+    connector = new Thread(this::connect, "natgate-agent-connect");
+    connector.setDaemon(true);
+    connector.start();
+    try {
+      probe(uplink);
+    } catch (RuntimeException e) {
+      close(); // no Lease renewed for an agent that failed to start
+      throw e;
+    }
+    long refresh = settings.renewInterval().toMillis();
+    refresher.scheduleWithFixedDelay(this::refreshLater, refresh, refresh, TimeUnit.MILLISECONDS);
+    probed.countDown();
+    return this;
+  }
+
+  /** The kernel's iptables backend and set types, the data plane, the connection log and the DNS path, the meters. */
+  private void probe(String uplink) {
     // Egress IPs outlive a dead agent by at most this (whole seconds: the kernel's granularity).
     int lifetime = (int) Math.max(1, (settings.heartbeatTimeout().toMillis() + 999) / 1000);
     DataplaneSettings dp = new DataplaneSettings(uplink, Defaults.TUNNEL_DEVICE, settings.tunnelPort(),
@@ -221,25 +251,38 @@ public final class Agent implements AutoCloseable {
     registerMetrics();
     LOG.infof("natgate agent for node %s: uplink %s, tunnel natgate0 (VXLAN-GPE, UDP %d)", settings.nodeName(),
         uplink, settings.tunnelPort());
-
-    // Whether to hold is decided by PeerLiveness (which reads the Lease's freshness for groups too small for a
-    // quorum); a renewal after an outage re-reports what was held meanwhile.
-    heartbeat = new Heartbeat(heartbeatClient, settings.leaseNamespace(), settings.nodeName(),
-        settings.renewInterval(), settings.heartbeatTimeout(), settings.fenceAfter(),
-        () -> { }, this::applyLater, () -> { }).start();
-    long refresh = settings.renewInterval().toMillis();
-    refresher.scheduleWithFixedDelay(this::refreshLater, refresh, refresh, TimeUnit.MILLISECONDS);
-    connector = new Thread(this::connect, "natgate-agent-connect");
-    connector.setDaemon(true);
-    connector.start();
-    return this;
   }
 
+  /**
+   * Lists and watches the node's states (and natgate-cni's pods) while the first renewal is in flight; then, once it
+   * succeeded and the kernel is probed, starts deciding what to hold and applies.
+   */
   private void connect() {
     try {
+      watch();
       while (!heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))) {
         LOG.warn("no Lease renewal yet: waiting for the API server before taking any egress IP");
       }
+      probed.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
+    }
+    synced = true;
+    peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
+        () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get);
+    peers.start(); // once assigned: its first decision comes back to onHoldingChanged, which reads it
+    applyLater(); // also when there is no state: the base goes in, and what an earlier run left beyond it goes
+    long repair = settings.repairInterval().toMillis();
+    worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
+    long count = Defaults.NAME_COUNT_INTERVAL_S;
+    reporter.scheduleWithFixedDelay(this::countNames, count, count, TimeUnit.SECONDS);
+    listenToPeers();
+  }
+
+  /** Starts natgate-cni's pods' informers and the states', retrying until the API server lets it. */
+  private void watch() throws InterruptedException {
+    try {
       if (cniSocket != null) {
         // Listed before the states: the first apply already keeps the pods a previous run added early.
         localPods = new LocalPods(client, settings.nodeName(), clusterCidrs, this::applyLater, this::applyNow,
@@ -260,25 +303,12 @@ public final class Agent implements AutoCloseable {
           Thread.sleep(wait.toMillis());
         }
       }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return;
     } catch (IOException e) {
       throw new UncheckedIOException("CNI endpoint at " + cniSocket, e);
     }
     if (watchError.getAndSet(null) != null) {
       LOG.info("watching this node's EgressNodeStates now");
     }
-    synced = true;
-    peers = new PeerLiveness(settings.nodeName(), settings.nodeIP(), settings.peers(), metrics, this::currentStates,
-        () -> !heartbeat.lost(), this::onHoldingChanged, inKernel::get);
-    peers.start(); // once assigned: its first decision comes back to onHoldingChanged, which reads it
-    applyLater(); // also when there is no state: the base goes in, and what an earlier run left beyond it goes
-    long repair = settings.repairInterval().toMillis();
-    worker.scheduleWithFixedDelay(this::repair, repair, repair, TimeUnit.MILLISECONDS);
-    long count = Defaults.NAME_COUNT_INTERVAL_S;
-    reporter.scheduleWithFixedDelay(this::countNames, count, count, TimeUnit.SECONDS);
-    listenToPeers();
   }
 
   /** Reads the peer key, waiting for the operator to create it, and starts the heartbeats with it. */
@@ -486,8 +516,8 @@ public final class Agent implements AutoCloseable {
     if (stopped) {
       return false;
     }
-    if (informer == null) {
-      return false; // events of the initial list, before inform() returned: connect() applies right after
+    if (peers == null) {
+      return false; // events of the initial list, renewals before connect() is done: it applies right after
     }
     List<EgressNodeState> states = ownStates();
     Set<String> holding = holding();

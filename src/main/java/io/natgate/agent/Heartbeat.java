@@ -117,7 +117,12 @@ public final class Heartbeat implements AutoCloseable {
         lease = client.leases().inNamespace(namespace).resource(lease).update();
       }
       lastRenewStarted = started;
-      firstRenewal.countDown();
+      if (firstRenewal.getCount() > 0) {
+        firstRenewal.countDown();
+        // A cold process's first renewal is slow (its TLS handshake, its classes: 0.5 s on a loaded node), and the next
+        // would start a renewal interval after its end: together past fenceAfter, a release right after the start.
+        renewer.execute(this::renew);
+      }
       if (lost) {
         lost = false;
         LOG.infof("Lease %s renewed again after %.1f s", leaseName(node),

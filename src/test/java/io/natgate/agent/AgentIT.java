@@ -19,6 +19,8 @@ import io.natgate.testing.ControlPlane;
 import io.natgate.testing.ControlPlaneExtension;
 import io.natgate.testing.FakeKernel;
 import io.natgate.testing.LabAgent;
+import io.natgate.testing.TcpProxy;
+import java.net.URI;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -49,12 +51,7 @@ class AgentIT {
   @Test
   void watchRefusedIsReportedAndRetriedAndAFailedStatusReportIsRetriedUntilItSticks() throws Exception {
     KubernetesClient admin = controlPlane.admin();
-    admin.serviceAccounts().inNamespace(NS).resource(new ServiceAccountBuilder().withNewMetadata().withName(ACCOUNT)
-        .endMetadata().build()).serverSideApply();
-    admin.rbac().roleBindings().inNamespace(NS).resource(new RoleBindingBuilder().withNewMetadata().withName(ACCOUNT)
-        .endMetadata().withNewRoleRef("rbac.authorization.k8s.io", "Role", "natgate-agent-heartbeat")
-        .addNewSubject().withKind("ServiceAccount").withName(ACCOUNT).withNamespace(NS).endSubject().build())
-        .serverSideApply();
+    createAccountWithHeartbeatOnly();
     EgressNodeState created = admin.resource(state(NODE, EGRESS_IP)).create();
 
     var kernel = new FakeKernel("eth0");
@@ -95,15 +92,94 @@ class AgentIT {
         assertThat(s.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
       });
     } finally {
-      admin.resource(created).delete();
-      admin.leases().inNamespace(NS).withName(Heartbeat.leaseName(NODE)).delete();
-      admin.rbac().clusterRoleBindings().withName("natgate-agent-it-read").delete();
-      admin.rbac().clusterRoleBindings().withName("natgate-agent-it-status").delete();
-      admin.rbac().clusterRoles().withName("natgate-agent-it-read").delete();
-      admin.rbac().clusterRoles().withName("natgate-agent-it-status").delete();
-      admin.rbac().roleBindings().inNamespace(NS).withName(ACCOUNT).delete();
-      admin.serviceAccounts().inNamespace(NS).withName(ACCOUNT).delete();
+      deleteAccountAndState(NODE, created);
     }
+  }
+
+  /**
+   * The agent lists and watches its node's states while its first Lease renewal is pending (it used to wait for the
+   * renewal first, a few hundred ms of every start), and applies nothing before the renewal succeeded. Here its
+   * heartbeat cannot reach the API server at first, and its watch is refused: said at once, retried, then watching;
+   * nothing applied until the heartbeat gets through.
+   */
+  @Test
+  void theWatchStartsWhileTheFirstRenewalIsPendingAndNothingIsAppliedBeforeIt() throws Exception {
+    KubernetesClient admin = controlPlane.admin();
+    String node = "agent-it-early";
+    createAccountWithHeartbeatOnly();
+    EgressNodeState created = admin.resource(state(node, "198.18.0.132")).create();
+    var kernel = new FakeKernel("eth0");
+    KubernetesClient client = controlPlane.clientFor(NS, ACCOUNT);
+    URI api = URI.create(client.getConfiguration().getMasterUrl());
+    try (var heartbeatPath = new TcpProxy(api.getHost(), api.getPort())) {
+      heartbeatPath.cut();
+      try (Agent agent = new Agent(client, Heartbeat.client(new ConfigBuilder(client.getConfiguration())
+          .withMasterUrl("https://127.0.0.1:" + heartbeatPath.port()).build(), LabAgent.FENCE_AFTER),
+          Agent.Settings.defaults(node, null, "eth0"), kernel, new SimpleMeterRegistry()).start()) {
+        await().atMost(Duration.ofSeconds(15)).until(() -> agent.watchError() != null);
+        assertThat(agent.watchError()).contains("403");
+
+        grant("natgate-agent-it-read", "egressnodestates", List.of("get", "list", "watch"));
+        grant("natgate-agent-it-status", "egressnodestates/status", List.of("get", "patch"));
+        await().atMost(Duration.ofSeconds(40)).until(() -> agent.watchError() == null);
+        Thread.sleep(500); // the initial list's events reach the apply path
+        assertThat(kernel.commands()).as("applied before the first renewal")
+            .noneMatch(c -> c.contains("restore") || c.contains("-batch"));
+        assertThat(agent.ready()).isFalse();
+
+        heartbeatPath.restore();
+        await().atMost(Duration.ofSeconds(30)).untilAsserted(() -> {
+          var st = admin.resource(created).get().getStatus();
+          assertThat(st).isNotNull();
+          assertThat(st.appliedGeneration).isEqualTo(created.getMetadata().getGeneration());
+          assertThat(st.held).containsExactly("198.18.0.132");
+        });
+      }
+    } finally {
+      deleteAccountAndState(node, created);
+    }
+  }
+
+  /**
+   * A cold agent's first renewal is slow (hundreds of ms under load), and the next one started a renewal interval after
+   * it ended: together past the fence deadline, a release right after the start. The second follows the first at once.
+   */
+  @Test
+  void theFirstRenewalIsFollowedByAnotherAtOnce() throws Exception {
+    String node = "agent-it-renewals";
+    var renewals = new java.util.concurrent.atomic.AtomicInteger();
+    KubernetesClient client = controlPlane.agentClient(node);
+    try (var heartbeat = new Heartbeat(Heartbeat.client(client.getConfiguration(), Duration.ofSeconds(5)), NS, node,
+        Duration.ofSeconds(30), Duration.ofSeconds(60), Duration.ofSeconds(40), () -> { }, () -> { },
+        renewals::incrementAndGet).start()) {
+      assertThat(heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))).isTrue();
+      await().atMost(Duration.ofSeconds(10)).until(() -> renewals.get() >= 2);
+    } finally {
+      controlPlane.admin().leases().inNamespace(NS).withName(Heartbeat.leaseName(node)).delete();
+    }
+  }
+
+  /** ServiceAccount {@link #ACCOUNT} with the agent's heartbeat Role and nothing else. */
+  private void createAccountWithHeartbeatOnly() {
+    KubernetesClient admin = controlPlane.admin();
+    admin.serviceAccounts().inNamespace(NS).resource(new ServiceAccountBuilder().withNewMetadata().withName(ACCOUNT)
+        .endMetadata().build()).serverSideApply();
+    admin.rbac().roleBindings().inNamespace(NS).resource(new RoleBindingBuilder().withNewMetadata().withName(ACCOUNT)
+        .endMetadata().withNewRoleRef("rbac.authorization.k8s.io", "Role", "natgate-agent-heartbeat")
+        .addNewSubject().withKind("ServiceAccount").withName(ACCOUNT).withNamespace(NS).endSubject().build())
+        .serverSideApply();
+  }
+
+  private void deleteAccountAndState(String node, EgressNodeState state) {
+    KubernetesClient admin = controlPlane.admin();
+    admin.resource(state).delete();
+    admin.leases().inNamespace(NS).withName(Heartbeat.leaseName(node)).delete();
+    admin.rbac().clusterRoleBindings().withName("natgate-agent-it-read").delete();
+    admin.rbac().clusterRoleBindings().withName("natgate-agent-it-status").delete();
+    admin.rbac().clusterRoles().withName("natgate-agent-it-read").delete();
+    admin.rbac().clusterRoles().withName("natgate-agent-it-status").delete();
+    admin.rbac().roleBindings().inNamespace(NS).withName(ACCOUNT).delete();
+    admin.serviceAccounts().inNamespace(NS).withName(ACCOUNT).delete();
   }
 
   /**

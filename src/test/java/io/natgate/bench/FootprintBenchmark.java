@@ -172,9 +172,11 @@ public final class FootprintBenchmark {
           List.of("-e", "NATGATE_AGENT_NODE_NAME=" + NODE, "-e", "NATGATE_AGENT_NODE_IP=" + nodeIp,
               "-e", "NATGATE_HEARTBEAT_NAMESPACE=" + ControlPlane.OPERATOR_NAMESPACE, "-e", "QUARKUS_HTTP_PORT=9741",
               agentImage)));
+      // Applied with the egress IP held: an apply before the agent decided to hold it is not the first apply asked for.
       await("agent applied its node's state", agent, () -> admin.resources(EgressNodeState.class).list().getItems()
           .stream().anyMatch(s -> NODE.equals(s.getSpec().nodeName) && s.getStatus() != null
-              && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration)));
+              && s.getMetadata().getGeneration().equals(s.getStatus().appliedGeneration)
+              && s.getStatus().held != null && s.getStatus().held.contains(subnet + "100")));
       long agentApplied = (System.nanoTime() - start) / 1_000_000;
       long agentCpu = cpuMs(agent);
 
