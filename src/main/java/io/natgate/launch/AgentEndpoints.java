@@ -75,8 +75,8 @@ final class AgentEndpoints {
       check.put("name", h.name());
       check.put("status", h.up() ? "UP" : "DOWN");
       Map<String, Object> data = new LinkedHashMap<>();
-      if (h.name().equals("natgate-agent")) {
-        data.put("mode", "agent");
+      if (h.mode() != null) {
+        data.put("mode", h.mode());
       }
       if (h.error() != null) {
         data.put("error", h.error());

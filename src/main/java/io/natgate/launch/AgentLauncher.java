@@ -130,17 +130,17 @@ public final class AgentLauncher {
   /** Readiness ({@code /q/health/group/agent}): the node's current state applied; else why not, or null. */
   public Health ready() {
     Agent a = agent;
-    return new Health("natgate-agent", a != null && a.ready(), a == null ? null : a.lastError());
+    return new Health("natgate-agent", a != null && a.ready(), "agent", a == null ? null : a.lastError());
   }
 
   /** Liveness ({@code /q/health/live}): DOWN while the agent cannot watch its node's states (403, API server refusing). */
   public Health watching() {
     Agent a = agent;
     String error = a == null ? null : a.watchError();
-    return new Health("natgate-agent-watch", error == null, error);
+    return new Health("natgate-agent-watch", error == null, null, error);
   }
 
-  /** One health check's answer. */
-  public record Health(String name, boolean up, String error) {
+  /** One health check's answer; {@code mode} and {@code error} (either may be null) are its data. */
+  public record Health(String name, boolean up, String mode, String error) {
   }
 }

@@ -48,6 +48,15 @@ final class AgentProcess {
   private static final Pattern CATEGORY = Pattern.compile("quarkus\\.log\\.category\\.\"?([^\"]+?)\"?\\.level");
   private static final Pattern CATEGORY_ENV = Pattern.compile("QUARKUS_LOG_CATEGORY__(.+)__LEVEL");
 
+  /**
+   * The quarkus.* settings the agent reads (with the log categories' levels, {@link #CATEGORY}); Quarkus's others
+   * (its HTTP server's, the client's proxy...) mean nothing to it.
+   */
+  private static final Set<String> READ = Set.of("quarkus.profile", "quarkus.http.port", "quarkus.log.level",
+      "quarkus.log.console.format", CLIENT + "api-server-url", CLIENT + "master-url", CLIENT + "trust-certs",
+      CLIENT + "namespace", CLIENT + "token", CLIENT + "ca-cert-file", CLIENT + "connection-timeout",
+      CLIENT + "request-timeout");
+
   private AgentProcess() {
   }
 
@@ -89,6 +98,11 @@ final class AgentProcess {
   static void run(SmallRyeConfig config) {
     configureLogging(config);
     Logger log = Logger.getLogger(AgentProcess.class);
+    var ignored = ignoredQuarkusSettings(System.getProperties().stringPropertyNames(), System.getenv().keySet());
+    if (!ignored.isEmpty()) {
+      log.warnf("ignored in agent mode (it reads quarkus.http.port, quarkus.log.level, quarkus.log.category.\"NAME\""
+          + ".level, quarkus.log.console.format and quarkus.kubernetes-client's connection settings): %s", ignored);
+    }
     try {
       var factory = new JdkHttpClientFactory();
       KubernetesClient client = new KubernetesClientBuilder().withHttpClientFactory(factory)
@@ -153,6 +167,27 @@ final class AgentProcess {
     var console = new ConsoleHandler(new PatternFormatter(config.getValue("quarkus.log.console.format", String.class)));
     // Records logged so far wait in Quarkus's start-up handler (the jar's log manager set-up): handed over here.
     InitialConfigurator.DELAYED_HANDLER.setHandlers(new Handler[] {console});
+  }
+
+  /**
+   * Of the system properties and environment variables set, the quarkus.* settings (QUARKUS_* variables) the agent
+   * does not read: a user who sets one expects an effect. (application.properties has the operator's too.)
+   */
+  static List<String> ignoredQuarkusSettings(Iterable<String> systemProperties, Iterable<String> environment) {
+    Set<String> readAsVariables = new TreeSet<>();
+    READ.forEach(name -> readAsVariables.add(name.replaceAll("[^A-Za-z0-9]", "_").toUpperCase(java.util.Locale.ROOT)));
+    Set<String> ignored = new TreeSet<>();
+    systemProperties.forEach(name -> {
+      if (name.startsWith("quarkus.") && !READ.contains(name) && !CATEGORY.matcher(name).matches()) {
+        ignored.add(name);
+      }
+    });
+    environment.forEach(name -> {
+      if (name.startsWith("QUARKUS_") && !readAsVariables.contains(name) && !CATEGORY_ENV.matcher(name).matches()) {
+        ignored.add(name);
+      }
+    });
+    return List.copyOf(ignored);
   }
 
   /**

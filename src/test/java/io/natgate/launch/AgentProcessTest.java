@@ -36,9 +36,25 @@ class AgentProcessTest {
 
   @Test
   void healthBodiesAreSmallRyeHealthsShape() {
-    assertThat(AgentEndpoints.body(false, List.of(new AgentLauncher.Health("natgate-agent", false, "403 \"no\""))))
+    assertThat(AgentEndpoints.body(false,
+        List.of(new AgentLauncher.Health("natgate-agent", false, "agent", "403 \"no\""))))
         .isEqualToIgnoringWhitespace("""
             {"status": "DOWN", "checks": [{"name": "natgate-agent", "status": "DOWN",
              "data": {"mode": "agent", "error": "403 \\"no\\""}}]}""");
+    assertThat(AgentEndpoints.body(true, List.of(new AgentLauncher.Health("natgate-agent-watch", true, null, null))))
+        .isEqualToIgnoringWhitespace("""
+            {"status": "UP", "checks": [{"name": "natgate-agent-watch", "status": "UP"}]}""");
+  }
+
+  @Test
+  void quarkusSettingsTheAgentDoesNotReadAreNamed() {
+    assertThat(AgentProcess.ignoredQuarkusSettings(
+        List.of("quarkus.http.port", "quarkus.log.category.\"io.natgate\".level", "quarkus.http.host",
+            "quarkus.kubernetes-client.trust-certs", "quarkus.kubernetes-client.proxy", "natgate.mode", "java.home"),
+        List.of("QUARKUS_PROFILE", "QUARKUS_LOG_LEVEL", "QUARKUS_LOG_CATEGORY__IO_FABRIC8__LEVEL",
+            "QUARKUS_KUBERNETES_CLIENT_API_SERVER_URL", "QUARKUS_LOG_CONSOLE_JSON", "QUARKUS_HTTP_ROOT_PATH",
+            "NATGATE_AGENT_NODE_NAME", "PATH")))
+        .containsExactly("QUARKUS_HTTP_ROOT_PATH", "QUARKUS_LOG_CONSOLE_JSON", "quarkus.http.host",
+            "quarkus.kubernetes-client.proxy");
   }
 }
