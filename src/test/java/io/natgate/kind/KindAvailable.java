@@ -35,7 +35,7 @@ final class KindAvailable implements ExecutionCondition {
     if (cluster != null) {
       return cluster;
     }
-    String images = Images.whyUnavailable(KindE2E.operatorImage(), KindE2E.agentImage(),
+    String images = Images.whyUnavailable(Images.operator(), Images.agent(),
         System.getProperty("natgate.kind.test-image"));
     return images == null ? "" : images;
   }

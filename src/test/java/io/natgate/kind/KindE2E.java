@@ -54,8 +54,8 @@ class KindE2E {
 
   @BeforeAll
   void clusterWithNatgate() throws Exception {
-    String operator = operatorImage();
-    String agent = agentImage();
+    String operator = Images.operator();
+    String agent = Images.agent();
     kind = new KindCluster();
     kind.stage(NODE_BOOT, kind::boot);
     egressIp = kind.nodeNetworkAddress(100);
@@ -77,15 +77,6 @@ class KindE2E {
           "--ip", externalIp, testImage, "socat", "-d", "-d", "TCP-LISTEN:" + ECHO_PORT + ",fork,reuseaddr",
           "SYSTEM:echo $SOCAT_PEERADDR");
     });
-  }
-
-  /** The operator image to install: natgate.kind.operator-image, or the manifests'. */
-  static String operatorImage() {
-    return System.getProperty("natgate.kind.operator-image", Images.of("config/manager/manager.yaml"));
-  }
-
-  static String agentImage() {
-    return System.getProperty("natgate.kind.agent-image", Images.of("config/agent/daemonset.yaml"));
   }
 
   @AfterAll
@@ -639,12 +630,12 @@ class KindE2E {
       try {
         Files.writeString(manifests, io.natgate.packaging.OlmInstall.manifests(
             io.natgate.testing.ControlPlane.repo().resolve("bundle"), "natgate-system",
-            Map.of(csvImage(), operatorImage())));
+            Map.of(csvImage(), Images.operator())));
         kind.kubectl("apply", "--server-side", "--force-conflicts", "-f", manifests.toString());
       } finally {
         Files.delete(manifests);
       }
-      kind.kubectl("apply", "--server-side", "-k", kind.withImages("config/agent", operatorImage(), agentImage())
+      kind.kubectl("apply", "--server-side", "-k", kind.withImages("config/agent", Images.operator(), Images.agent())
           .toString());
       kind.kubectl("-n", "natgate-system", "rollout", "status", "deployment/natgate-operator", "--timeout=180s");
       kind.kubectl("-n", "natgate-system", "rollout", "status", "daemonset/natgate-agent", "--timeout=180s");

@@ -11,11 +11,11 @@ import org.junit.jupiter.api.Test;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.startupcheck.OneShotStartupCheckStrategy;
 
-/** The built agent image (make docker-build) has every tool the agent may run on the node. */
+/** The built agent image (the one make test builds, else make docker-build's) has every tool the agent may run. */
 class AgentImageIT {
   @Test
   void everyToolTheAgentRunsIsInTheAgentImage() {
-    String image = Images.of("config/agent/daemonset.yaml");
+    String image = Images.agent();
     String why = Images.whyUnavailable(image);
     Assumptions.assumeTrue(why == null, why);
     String script = "for t in " + String.join(" ", new TreeSet<>(Kernel.TOOLS.keySet()))

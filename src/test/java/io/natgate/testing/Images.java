@@ -23,6 +23,16 @@ public final class Images {
     }
   }
 
+  /** The operator image tests run: natgate.kind.operator-image (the one make test builds first), else the manifest's. */
+  public static String operator() {
+    return System.getProperty("natgate.kind.operator-image", of("config/manager/manager.yaml"));
+  }
+
+  /** The agent image tests run: natgate.kind.agent-image (the one make test builds first), else the manifest's. */
+  public static String agent() {
+    return System.getProperty("natgate.kind.agent-image", of("config/agent/daemonset.yaml"));
+  }
+
   /** Why a test that needs these local images cannot run, or null when Docker is there and has them all. */
   public static String whyUnavailable(String... images) {
     if (!DockerClientFactory.instance().isDockerAvailable()) {
