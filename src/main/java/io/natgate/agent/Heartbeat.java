@@ -123,11 +123,12 @@ public final class Heartbeat implements AutoCloseable {
         // would start a renewal interval after its end: together past fenceAfter, a release right after the start.
         renewer.execute(this::renew);
       }
-      if (lost) {
-        lost = false;
-        LOG.infof("Lease %s renewed again after %.1f s", leaseName(node),
-            (System.nanoTime() - started) / 1e9);
-        onRegained.run();
+      if (System.nanoTime() - started > fenceAfter.toNanos()) {
+        // Done past the fence deadline (a slow request): the Lease is already that old, so it proves nothing about
+        // now. Fence at once, as the watchdog would at its next tick, rather than count the Lease as regained.
+        checkFence();
+      } else {
+        regained(started);
       }
       onRenewed.run();
     } catch (KubernetesClientException e) {
@@ -139,7 +140,15 @@ public final class Heartbeat implements AutoCloseable {
     }
   }
 
-  private void checkFence() {
+  private synchronized void regained(long started) {
+    if (lost) {
+      lost = false;
+      LOG.infof("Lease %s renewed again after %.1f s", leaseName(node), (System.nanoTime() - started) / 1e9);
+      onRegained.run();
+    }
+  }
+
+  private synchronized void checkFence() {
     if (!lost && System.nanoTime() - lastRenewStarted > fenceAfter.toNanos()) {
       lost = true;
       LOG.warnf("Lease %s not renewed for %d ms (gateways whose group is too small for a quorum release their IPs)",

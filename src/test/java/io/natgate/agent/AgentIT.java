@@ -159,6 +159,36 @@ class AgentIT {
     }
   }
 
+  /**
+   * A renewal that ends past the fence deadline says nothing about now (the Lease it wrote is already that old): the
+   * heartbeat fences at once instead of counting the Lease as live until its watchdog's next tick, and regains with
+   * the next renewal in time. Here the first connection is held 1.5 s, the deadline is 0.4 s and the watchdog ticks
+   * every 7.5 s.
+   */
+  @Test
+  void aRenewalEndingPastTheFenceDeadlineFencesAtOnce() throws Exception {
+    String node = "agent-it-slow-renewal";
+    var lostCount = new java.util.concurrent.atomic.AtomicInteger();
+    var regainedCount = new java.util.concurrent.atomic.AtomicInteger();
+    KubernetesClient client = controlPlane.agentClient(node);
+    URI api = URI.create(client.getConfiguration().getMasterUrl());
+    try (var path = new TcpProxy(api.getHost(), api.getPort())) {
+      path.delayNewConnections(Duration.ofMillis(1500));
+      var config = new ConfigBuilder(client.getConfiguration()).withMasterUrl("https://127.0.0.1:" + path.port()).build();
+      try (var heartbeat = new Heartbeat(Heartbeat.client(config, Duration.ofSeconds(5)), NS, node,
+          Duration.ofSeconds(30), Duration.ofSeconds(60), Duration.ofMillis(400), lostCount::incrementAndGet,
+          regainedCount::incrementAndGet, () -> { }).start()) {
+        assertThat(heartbeat.awaitFirstRenewal(Duration.ofSeconds(10))).isTrue();
+        path.delayNewConnections(Duration.ZERO);
+        await().atMost(Duration.ofSeconds(3)).until(() -> lostCount.get() == 1);
+        // The renewal that follows the first at once reuses the connection: in time, so the Lease is live again.
+        await().atMost(Duration.ofSeconds(5)).until(() -> regainedCount.get() == 1 && !heartbeat.lost());
+      }
+    } finally {
+      controlPlane.admin().leases().inNamespace(NS).withName(Heartbeat.leaseName(node)).delete();
+    }
+  }
+
   /** ServiceAccount {@link #ACCOUNT} with the agent's heartbeat Role and nothing else. */
   private void createAccountWithHeartbeatOnly() {
     KubernetesClient admin = controlPlane.admin();

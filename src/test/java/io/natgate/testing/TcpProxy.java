@@ -6,6 +6,7 @@ import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -19,6 +20,7 @@ public final class TcpProxy implements AutoCloseable {
   private final int targetPort;
   private final Set<Socket> open = ConcurrentHashMap.newKeySet();
   private volatile boolean cut;
+  private volatile long delayMs;
 
   public TcpProxy(String targetHost, int targetPort) throws IOException {
     this.targetHost = targetHost;
@@ -43,6 +45,11 @@ public final class TcpProxy implements AutoCloseable {
     cut = false;
   }
 
+  /** New connections wait this long before they are passed on (a slow first request); 0 passes them at once. */
+  public void delayNewConnections(Duration delay) {
+    delayMs = delay.toMillis();
+  }
+
   private void acceptLoop() {
     while (!server.isClosed()) {
       try {
@@ -51,6 +58,9 @@ public final class TcpProxy implements AutoCloseable {
           closeQuietly(client);
           continue;
         }
+        if (delayMs > 0) {
+          Thread.sleep(delayMs);
+        }
         Socket upstream = new Socket(targetHost, targetPort);
         open.add(client);
         open.add(upstream);
@@ -58,6 +68,9 @@ public final class TcpProxy implements AutoCloseable {
         pump(upstream, client);
       } catch (IOException e) {
         // closed, or the upstream refused: the client sees its connection drop
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
       }
     }
   }
