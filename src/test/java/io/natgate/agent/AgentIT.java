@@ -24,6 +24,7 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Handler;
 import java.util.logging.Level;
 import java.util.logging.LogRecord;
@@ -147,7 +148,7 @@ class AgentIT {
   @Test
   void theFirstRenewalIsFollowedByAnotherAtOnce() throws Exception {
     String node = "agent-it-renewals";
-    var renewals = new java.util.concurrent.atomic.AtomicInteger();
+    var renewals = new AtomicInteger();
     KubernetesClient client = controlPlane.agentClient(node);
     try (var heartbeat = new Heartbeat(Heartbeat.client(client.getConfiguration(), Duration.ofSeconds(5)), NS, node,
         Duration.ofSeconds(30), Duration.ofSeconds(60), Duration.ofSeconds(40), () -> { }, () -> { },
@@ -168,8 +169,8 @@ class AgentIT {
   @Test
   void aRenewalEndingPastTheFenceDeadlineFencesAtOnce() throws Exception {
     String node = "agent-it-slow-renewal";
-    var lostCount = new java.util.concurrent.atomic.AtomicInteger();
-    var regainedCount = new java.util.concurrent.atomic.AtomicInteger();
+    var lostCount = new AtomicInteger();
+    var regainedCount = new AtomicInteger();
     KubernetesClient client = controlPlane.agentClient(node);
     URI api = URI.create(client.getConfiguration().getMasterUrl());
     try (var path = new TcpProxy(api.getHost(), api.getPort())) {
