@@ -22,12 +22,14 @@ import io.smallrye.config.ConfigMappings;
 import io.smallrye.config.PropertiesConfigSource;
 import io.smallrye.config.SmallRyeConfig;
 import io.smallrye.config.SmallRyeConfigBuilder;
+import io.smallrye.config.common.utils.StringUtil;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CountDownLatch;
@@ -175,7 +177,9 @@ final class AgentProcess {
    */
   static List<String> ignoredQuarkusSettings(Iterable<String> systemProperties, Iterable<String> environment) {
     Set<String> readAsVariables = new TreeSet<>();
-    READ.forEach(name -> readAsVariables.add(name.replaceAll("[^A-Za-z0-9]", "_").toUpperCase(java.util.Locale.ROOT)));
+    // The environment variable of each, named as SmallRye Config's environment source reads it.
+    READ.forEach(name -> readAsVariables.add(StringUtil.replaceNonAlphanumericByUnderscores(name)
+        .toUpperCase(Locale.ROOT)));
     Set<String> ignored = new TreeSet<>();
     systemProperties.forEach(name -> {
       if (name.startsWith("quarkus.") && !READ.contains(name) && !CATEGORY.matcher(name).matches()) {
